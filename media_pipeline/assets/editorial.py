@@ -1,0 +1,419 @@
+"""The editorial asset graph, one partition per cut version.
+
+cut_timeline -> cut_shots -> shot_thumbnails -> contact_sheet
+
+Shot-level work happens inside the cut's partition (Dagster cannot express "the shots of this
+cut" as sub-partitions); per-shot results live in the domain database and in metadata.
+"""
+
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from PIL import Image
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render, RenderStatus, Shot
+from media_pipeline.editorial.ingest import store_shots, store_timeline
+from media_pipeline.editorial.media import MediaResolver
+from media_pipeline.editorial.thumbnails import (
+    FrameChoiceError,
+    SheetCell,
+    ThumbnailPlan,
+    parse_frame_choice,
+    plan_thumbnail,
+    render_contact_sheet,
+    render_thumbnail,
+)
+from media_pipeline.editorial.timeline import TimelineError
+from media_pipeline.partitions import cut_versions
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
+
+GROUP = "editorial"
+
+
+class ThumbnailConfig(dg.Config):
+    frame: str = Field(
+        default="middle",
+        description="'first', 'middle' (first + duration // 2), 'last', or a frame offset from the shot's first frame",
+    )
+    width: int = Field(default=480, description="Thumbnail width in pixels; height follows the display aspect")
+    force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
+    shot_ids: list[int] = Field(default=[], description="Only these shots (domain ids); empty: every shot")
+    shot_names: list[str] = Field(default=[], description="Only shots with these names; empty: every shot")
+
+
+def load_cut(session: Session, partition_key: str) -> CutVersion:
+    cut = session.scalar(sa.select(CutVersion).where(CutVersion.partition_key == partition_key))
+    if cut is None:
+        raise dg.Failure(
+            description=f"cut version {partition_key!r} is not in the domain database; publish it through the "
+            "API or a watch folder instead of adding the partition by hand",
+            allow_retries=False,
+        )
+    return cut
+
+
+@contextmanager
+def failing_cut(database: DatabaseResource, partition_key: str) -> Iterator[None]:
+    """Turn a user-facing error into a failed cut version and a Dagster failure with the reason."""
+    try:
+        yield
+    except (TimelineError, FrameChoiceError) as exc:
+        with database.session() as session:
+            cut = load_cut(session, partition_key)
+            cut.status = CutStatus.FAILED
+            cut.error = str(exc)
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
+def preview_markdown(path: Path, width: int = 640) -> dg.MetadataValue:
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((width, width * 4))
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=80)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return dg.MetadataValue.md(f"![preview](data:image/jpeg;base64,{data})")
+
+
+@dg.asset(
+    partitions_def=cut_versions,
+    group_name=GROUP,
+    kinds={"otio"},
+    description="The cut's timeline file, read with its adapter and stored as OTIO JSON.",
+)
+def cut_timeline(
+    context: dg.AssetExecutionContext, database: DatabaseResource, artifacts: ArtifactStore
+) -> dg.MaterializeResult:
+    key = context.partition_key
+    output = artifacts.cut_dir(key) / "timeline.otio"
+    with failing_cut(database, key), database.session() as session:
+        cut = load_cut(session, key)
+        report = store_timeline(cut, output)
+        cut.rate = report.rate
+        source = {"path": cut.source_path, "sha256": cut.source_sha256, "filename": cut.source_filename}
+    for warning in report.warnings:
+        context.log.warning(warning)
+    return dg.MaterializeResult(
+        metadata={
+            "timeline": dg.MetadataValue.path(str(output)),
+            "source_file": dg.MetadataValue.path(source["path"]),
+            "source_sha256": source["sha256"],
+            "adapter": report.adapter,
+            "rate": report.rate,
+            "warnings": dg.MetadataValue.json(report.warnings),
+        },
+        data_version=dg.DataVersion(source["sha256"]),
+    )
+
+
+@dg.asset(
+    partitions_def=cut_versions,
+    group_name=GROUP,
+    deps=[cut_timeline],
+    kinds={"otio", "sqlite"},
+    description="The cut's shots with frame-accurate record and source ranges and resolved media.",
+)
+def cut_shots(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    artifacts: ArtifactStore,
+    media_search: MediaSearchResource,
+) -> dg.MaterializeResult:
+    key = context.partition_key
+    cut_dir = artifacts.cut_dir(key)
+    with failing_cut(database, key), database.session() as session:
+        cut = load_cut(session, key)
+        origin = cut.options.get("origin_dir")
+        resolver = MediaResolver(media_search.roots(cut.options.get("media_roots", [])), Path(origin) if origin else None)
+        report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
+        rows = [shot_row(shot) for shot in report.shots]
+        missing = [f"{shot.name}: {(shot.notes or ['missing'])[-1]}" for shot in report.missing]
+        generators = sum(1 for shot in report.shots if shot.media_status == MediaStatus.GENERATOR)
+    shots_json = cut_dir / "shots.json"
+    shots_json.write_text(json.dumps(rows, indent=2))
+    for warning in report.shot_list.warnings:
+        context.log.warning(warning)
+    for line in missing:
+        context.log.warning(f"missing media: {line}")
+    return dg.MaterializeResult(
+        metadata={
+            "shot_count": len(rows),
+            "missing_media_count": len(missing),
+            "generator_count": generators,
+            "rate": str(report.shot_list.rate),
+            "duration_frames": report.shot_list.duration,
+            "missing_media": dg.MetadataValue.md("\n".join(f"- {line}" for line in missing) or "none"),
+            "shots": dg.MetadataValue.md(shots_table(rows)),
+            "shots_json": dg.MetadataValue.path(str(shots_json)),
+        }
+    )
+
+
+def shot_row(shot: Shot) -> dict[str, Any]:
+    return {
+        "id": shot.id,
+        "index": shot.index,
+        "name": shot.name,
+        "record_start": shot.record_start,
+        "record_duration": shot.record_duration,
+        "source_start": shot.source_start,
+        "source_duration": shot.source_duration,
+        "source_rate": shot.source_rate,
+        "media_status": shot.media_status,
+        "media_path": shot.media_path,
+        "media_frame": shot.media_frame,
+        "notes": shot.notes,
+    }
+
+
+def shots_table(rows: list[dict[str, Any]], limit: int = 100) -> str:
+    lines = ["| # | shot | record | source | media frame | media |", "|---|---|---|---|---|---|"]
+    for row in rows[:limit]:
+        lines.append(
+            f"| {row['index']} | {_md(row['name'])} | {row['record_start']}+{row['record_duration']} "
+            f"| {row['source_start']}+{row['source_duration']} | {row['media_frame']} | {row['media_status']} |"
+        )
+    if len(rows) > limit:
+        lines.append(f"| ... | {len(rows) - limit} more in shots.json | | | | |")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def thumbnail_path(cut_dir: Path, plan: ThumbnailPlan, cache_key: str) -> Path:
+    # The cache key in the name keeps every distinct render a distinct file, so an earlier
+    # render that a later version reuses is never overwritten under it.
+    name = _UNSAFE_NAME.sub("_", plan.name).strip("_")[:60] or "shot"
+    return cut_dir / "thumbnails" / f"{plan.index:04d}_{name}_{cache_key[:10]}.jpg"
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+@dg.asset(
+    partitions_def=cut_versions,
+    group_name=GROUP,
+    deps=[cut_shots],
+    pool="ffmpeg",
+    kinds={"ffmpeg", "jpeg"},
+    description="One thumbnail per shot, of exactly the frame asked for; unchanged shots reuse earlier renders.",
+)
+def shot_thumbnails(
+    context: dg.AssetExecutionContext,
+    config: ThumbnailConfig,
+    database: DatabaseResource,
+    artifacts: ArtifactStore,
+    ffmpeg: FFmpegResource,
+) -> dg.MaterializeResult:
+    key = context.partition_key
+    cut_dir = artifacts.cut_dir(key)
+    with failing_cut(database, key):
+        choice = parse_frame_choice(config.frame)
+    if config.width < 16 or config.width > 4096:
+        raise dg.Failure(description=f"width must be between 16 and 4096 pixels, not {config.width}")
+    run_id = context.run.run_id
+    todo: list[tuple[ThumbnailPlan, str, Path]] = []
+    reused = 0
+    results: list[dict[str, Any]] = []
+    with database.session() as session:
+        cut = load_cut(session, key)
+        shots = select_shots(session, cut, config)
+        for shot in shots:
+            try:
+                plan = plan_thumbnail(shot, choice, config.width)
+            except FrameChoiceError as exc:
+                plan = plan_thumbnail(shot, "first", config.width)
+                plan.slate = ["FRAME OUTSIDE SHOT", shot.name, str(exc)]
+            cache_key = plan.cache_key()
+            output = thumbnail_path(cut_dir, plan, cache_key)
+            earlier = None if config.force else reusable_render(session, artifacts, cache_key)
+            if earlier is not None:
+                link_or_copy(artifacts.path(earlier.output_path or ""), output)
+                session.add(render_row(cut, plan, cache_key, artifacts.relative(output), run_id, earlier.id))
+                reused += 1
+                results.append({**plan.metadata(), "reused": True, "path": artifacts.relative(output)})
+            else:
+                todo.append((plan, cache_key, output))
+    context.log.info(f"{len(shots)} shot(s): {reused} reused, {len(todo)} to render")
+
+    failures: list[str] = []
+    done = reused
+
+    def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
+        nonlocal done
+        plan, cache_key, output = item
+        done += 1
+        with database.session() as session:
+            cut = load_cut(session, key)
+            row = render_row(cut, plan, cache_key, artifacts.relative(output), run_id, None)
+            if isinstance(outcome, BaseException):
+                row.status, row.error, row.output_path = RenderStatus.FAILED, str(outcome), None
+                failures.append(f"{plan.name}: {outcome}")
+            session.add(row)
+        results.append({**plan.metadata(), "reused": False, "path": artifacts.relative(output)})
+        # One line per shot: the job API turns these into progress.
+        context.log.info(f"thumbnail {done}/{len(shots)} {plan.name!r} source frame {plan.source_frame}")
+
+    ffmpeg.map_parallel(lambda item: render_thumbnail(item[0], item[2]), todo, finished)
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} thumbnail(s) failed; the others are saved and will be reused on re-run",
+            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
+        )
+    results.sort(key=lambda row: row["index"])
+    metadata: dict[str, Any] = {
+        "shots": len(results),
+        "rendered": len(todo),
+        "reused": reused,
+        "slates": sum(1 for row in results if row["slate"]),
+        "frame": config.frame,
+        "width": config.width,
+        "folder": dg.MetadataValue.path(str(cut_dir / "thumbnails")),
+        "frames": dg.MetadataValue.md(frames_table(results)),
+    }
+    if results:
+        metadata["preview"] = preview_markdown(artifacts.path(results[0]["path"]), width=320)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def select_shots(session: Session, cut: CutVersion, config: ThumbnailConfig) -> list[Shot]:
+    query = sa.select(Shot).where(Shot.cut_version_id == cut.id).order_by(Shot.index)
+    if config.shot_ids:
+        query = query.where(Shot.id.in_(config.shot_ids))
+    if config.shot_names:
+        query = query.where(Shot.name.in_(config.shot_names))
+    shots = list(session.scalars(query))
+    if (config.shot_ids or config.shot_names) and not shots:
+        raise dg.Failure(description=f"no shot of {cut.partition_key} matches {config.shot_ids or config.shot_names}")
+    return shots
+
+
+def reusable_render(session: Session, artifacts: ArtifactStore, cache_key: str) -> Render | None:
+    candidates = session.scalars(
+        sa.select(Render)
+        .where(Render.cache_key == cache_key, Render.status == RenderStatus.SUCCEEDED)
+        .order_by(Render.id.desc())
+        .limit(5)
+    )
+    for render in candidates:
+        if render.output_path and artifacts.path(render.output_path).is_file():
+            return render
+    return None
+
+
+def render_row(
+    cut: CutVersion, plan: ThumbnailPlan, cache_key: str, output: str, run_id: str, reused_from: int | None
+) -> Render:
+    return Render(
+        shot_id=plan.shot_id,
+        cut_version_id=cut.id,
+        kind="thumbnail",
+        options={"width": plan.width},
+        cache_key=cache_key,
+        output_path=output,
+        status=RenderStatus.SUCCEEDED,
+        reused_from=reused_from,
+        run_id=run_id,
+        details=plan.metadata(),
+    )
+
+
+def frames_table(rows: list[dict[str, Any]], limit: int = 100) -> str:
+    lines = ["| # | shot | source frame | media frame | |", "|---|---|---|---|---|"]
+    for row in rows[:limit]:
+        state = "slate" if row["slate"] else ("reused" if row["reused"] else "rendered")
+        lines.append(f"| {row['index']} | {_md(row['name'])} | {row['source_frame']} | {row['media_frame']} | {state} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    partitions_def=cut_versions,
+    group_name=GROUP,
+    deps=[shot_thumbnails],
+    kinds={"jpeg"},
+    description="All of the cut's latest thumbnails on one sheet, in timeline order.",
+)
+def contact_sheet(
+    context: dg.AssetExecutionContext, database: DatabaseResource, artifacts: ArtifactStore
+) -> dg.MaterializeResult:
+    key = context.partition_key
+    with database.session() as session:
+        cut = load_cut(session, key)
+        latest = latest_thumbnails(session, cut.id)
+        shots = list(session.scalars(sa.select(Shot).where(Shot.cut_version_id == cut.id).order_by(Shot.index)))
+        cells = [
+            SheetCell(
+                image=artifacts.path(latest[shot.id].output_path or ""),
+                caption=f"{shot.index + 1:03d}  {shot.name}",
+                detail=f"src {shot.source_start}+{shot.source_duration} @ {shot.source_rate}",
+            )
+            for shot in shots
+            if shot.id in latest
+        ]
+        title = f"{cut.project.name} / {cut.name} v{cut.version:03d}"
+        cut_id = cut.id
+    if not cells:
+        raise dg.Failure(description=f"{key} has no thumbnails yet; materialize shot_thumbnails first")
+    output = artifacts.cut_dir(key) / "contact_sheet.jpg"
+    size = render_contact_sheet(cells, output, title)
+    with database.session() as session:
+        session.add(
+            Render(
+                cut_version_id=cut_id,
+                kind="contact_sheet",
+                cache_key=f"contact_sheet:{key}",
+                output_path=artifacts.relative(output),
+                status=RenderStatus.SUCCEEDED,
+                run_id=context.run.run_id,
+                details={"shots": len(cells)},
+            )
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(output)),
+            "shots": len(cells),
+            "size": f"{size[0]}x{size[1]}",
+            "preview": preview_markdown(output),
+        }
+    )
+
+
+def latest_thumbnails(session: Session, cut_version_id: int) -> dict[int, Render]:
+    renders = session.scalars(
+        sa.select(Render)
+        .where(
+            Render.cut_version_id == cut_version_id,
+            Render.kind == "thumbnail",
+            Render.status == RenderStatus.SUCCEEDED,
+        )
+        .order_by(Render.id)
+    )
+    return {render.shot_id: render for render in renders if render.shot_id is not None}
+
+
+editorial_assets = [cut_timeline, cut_shots, shot_thumbnails, contact_sheet]

@@ -1,0 +1,153 @@
+"""The domain database: what was published, what it contains, what was made from it.
+
+Every table carries the `mp_` prefix so the domain database can share one Postgres database with
+Dagster's own storage (which already owns `runs`, `jobs`, `alembic_version`, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+
+
+class Timestamped:
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Project(Timestamped, Base):
+    __tablename__ = "mp_projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+
+    cut_versions: Mapped[list[CutVersion]] = relationship(back_populates="project")
+
+
+class CutStatus:
+    PUBLISHED = "published"  # stored, not yet ingested
+    INGESTED = "ingested"  # shots extracted
+    FAILED = "failed"
+
+
+class CutVersion(Timestamped, Base):
+    __tablename__ = "mp_cut_versions"
+    __table_args__ = (sa.UniqueConstraint("project_id", "name", "version", name="uq_mp_cut_versions_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_projects.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    version: Mapped[int]
+    partition_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    source_path: Mapped[str] = mapped_column(sa.Text)  # the stored copy under the artifact root
+    source_filename: Mapped[str] = mapped_column(sa.String(255))  # as the user named it
+    source_sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    # Exact rational frame rate, "24000/1001"; set at publish for EDLs, at ingest otherwise.
+    rate: Mapped[str | None] = mapped_column(sa.String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # adapter options, media roots
+    status: Mapped[str] = mapped_column(sa.String(20), default=CutStatus.PUBLISHED)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    shot_count: Mapped[int | None]
+    missing_count: Mapped[int | None]
+
+    project: Mapped[Project] = relationship(back_populates="cut_versions")
+    shots: Mapped[list[Shot]] = relationship(back_populates="cut_version", order_by="Shot.index")
+
+
+class MediaStatus:
+    LINKED = "linked"
+    MISSING = "missing"
+    GENERATOR = "generator"
+
+
+class Shot(Base):
+    __tablename__ = "mp_shots"
+    __table_args__ = (sa.UniqueConstraint("cut_version_id", "index", name="uq_mp_shots_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cut_version_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_cut_versions.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int]  # 0-based, timeline order
+    name: Mapped[str] = mapped_column(sa.String(255))
+    track: Mapped[str] = mapped_column(sa.String(255), default="")
+    # Record range: frames at the timeline rate, counted from the timeline's start.
+    record_start: Mapped[int]
+    record_duration: Mapped[int]
+    # Source range: frames at the source rate, as the timeline names them (timecode frames).
+    source_start: Mapped[int]
+    source_duration: Mapped[int]
+    source_rate: Mapped[str] = mapped_column(sa.String(32))
+    media_path: Mapped[str | None] = mapped_column(sa.Text)
+    media_url: Mapped[str | None] = mapped_column(sa.Text)  # as recorded in the timeline
+    media_status: Mapped[str] = mapped_column(sa.String(20))
+    media_kind: Mapped[str | None] = mapped_column(sa.String(20))  # movie | sequence | still | generator
+    # Frame of the shot's first source frame inside the media: a decode index for movies, a
+    # file number for image sequences. Null when the media is missing.
+    media_frame: Mapped[int | None]
+    media_rate: Mapped[str | None] = mapped_column(sa.String(32))
+    media_frame_count: Mapped[int | None]
+    # Everything worth telling a user about this shot: relinked from, missing because, ...
+    notes: Mapped[list[Any]] = mapped_column(default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # effects, transitions, generator kind
+
+    cut_version: Mapped[CutVersion] = relationship(back_populates="shots")
+
+
+class RenderStatus:
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Render(Timestamped, Base):
+    __tablename__ = "mp_renders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shot_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_shots.id", ondelete="CASCADE"), index=True)
+    cut_version_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_cut_versions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))  # thumbnail | contact_sheet | slate ...
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Hash of everything that determines the output (media identity, frame, options): two
+    # renders with the same key produce the same file, which is what makes reuse safe.
+    cache_key: Mapped[str] = mapped_column(sa.String(64), index=True)
+    output_path: Mapped[str | None] = mapped_column(sa.Text)  # relative to the artifact root
+    status: Mapped[str] = mapped_column(sa.String(20), default=RenderStatus.RUNNING)
+    reused_from: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Job(Timestamped, Base):
+    __tablename__ = "mp_jobs"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(40), index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="queued", index=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    cut_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_cut_versions.id"), index=True)
+    shot_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_shots.id"))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    outputs: Mapped[list[Any]] = mapped_column(default=list)

@@ -1,0 +1,217 @@
+"""Finding each shot's media on this machine and the shot's first frame inside it.
+
+The frame rule: a shot's first frame in its media is the clip's source start minus the media's
+start, where the media's start is the reference's `available_range` start, or, when the timeline
+records none, the start timecode embedded in the file, or else zero. All of it is exact rational
+time (23.976 is 24000/1001), converted to a whole frame at the media's own rate only at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import opentimelineio as otio
+
+from media_pipeline import ffmpeg
+from media_pipeline.db.models import MediaStatus
+from media_pipeline.editorial.shots import ClipShot, seconds, to_frames
+from media_pipeline.ffmpeg import MediaError, MediaInfo, exact_rate
+
+IMAGE_SUFFIXES = {".exr", ".dpx", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".tga", ".bmp", ".webp"}
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | {".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm", ".mpg", ".mts", ".r3d"}
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
+@dataclass
+class ResolvedMedia:
+    status: str
+    kind: str | None = None  # movie | sequence | still | generator
+    path: str | None = None  # for sequences, a printf pattern ffmpeg reads: name.%04d.exr
+    url: str | None = None
+    frame: int | None = None  # decode index (movie) or file number (sequence) of the first frame
+    rate: Fraction | None = None
+    frame_count: int | None = None
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def url_to_path(url: str) -> str:
+    """A media URL or path as recorded, as a path string (possibly another machine's)."""
+    if url.startswith("file:"):
+        path = unquote(urlparse(url).path)
+        if re.match(r"^/[A-Za-z]:[\\/]", path):  # file://localhost/D%3a/media -> D:/media
+            path = path[1:]
+        return path
+    return url
+
+
+def file_name(path: str) -> str:
+    return PureWindowsPath(path).name if _WINDOWS_PATH.match(path) else PurePosixPath(path).name
+
+
+class MediaResolver:
+    """Resolves media for one cut: relinks by file name under search roots, probes once per file."""
+
+    def __init__(self, search_roots: list[Path], origin_dir: Path | None = None):
+        self.search_roots = [root for root in search_roots if root.is_dir()]
+        self.origin_dir = origin_dir
+        self._index: dict[str, Path] | None = None
+        self._probes: dict[str, MediaInfo | MediaError] = {}
+
+    # -- locating files ---------------------------------------------------------------------
+    def locate(self, recorded: str) -> tuple[Path | None, str | None]:
+        """Path of the recorded file on this machine, and a note if it had to be relinked."""
+        if not _WINDOWS_PATH.match(recorded):
+            candidate = Path(recorded)
+            if not candidate.is_absolute() and self.origin_dir is not None:
+                candidate = self.origin_dir / candidate
+            if candidate.is_file():
+                return candidate, None
+        name = file_name(recorded)
+        found = self.name_index().get(name) if name else None
+        if found is not None:
+            return found, f"relinked: {recorded} was not found; using {found}"
+        return None, None
+
+    def name_index(self) -> dict[str, Path]:
+        if self._index is None:
+            index: dict[str, Path] = {}
+            roots = [*self.search_roots, *([self.origin_dir] if self.origin_dir else [])]
+            for root in roots:
+                for folder, dirs, files in os.walk(root):
+                    dirs.sort()
+                    for name in sorted(files):
+                        index.setdefault(name, Path(folder) / name)
+            self._index = index
+        return self._index
+
+    def probe(self, path: Path) -> MediaInfo:
+        key = str(path)
+        if key not in self._probes:
+            try:
+                self._probes[key] = ffmpeg.probe(path)
+            except MediaError as exc:
+                self._probes[key] = exc
+        result = self._probes[key]
+        if isinstance(result, MediaError):
+            raise result
+        return result
+
+    def missing_hint(self, recorded: str) -> str:
+        roots = ", ".join(str(r) for r in self.search_roots) or "none configured"
+        return (
+            f"media not found: {recorded} does not exist here and no file named {file_name(recorded)!r} "
+            f"is under the search roots ({roots}); add the folder that holds it to the cut's media roots "
+            "or MEDIA_PIPELINE_MEDIA_ROOTS and re-run"
+        )
+
+    # -- resolving one shot -----------------------------------------------------------------
+    def resolve(self, shot: ClipShot) -> ResolvedMedia:
+        ref = shot.clip.media_reference
+        if isinstance(ref, otio.schema.GeneratorReference):
+            return ResolvedMedia(
+                status=MediaStatus.GENERATOR,
+                kind="generator",
+                notes=[f"generator clip ({ref.generator_kind or 'unknown kind'}): no media to read"],
+                details={"generator_kind": ref.generator_kind, "parameters": dict(ref.parameters)},
+            )
+        if isinstance(ref, otio.schema.ImageSequenceReference):
+            return self._sequence(shot, ref)
+        if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+            return self._file(shot, ref.target_url, ref.available_range)
+        # MissingReference: some exporters name the media only in the clip name.
+        if file_name(shot.name) and Path(shot.name).suffix.lower() in MEDIA_SUFFIXES:
+            resolved = self._file(shot, shot.name, None)
+            if resolved.status == MediaStatus.LINKED:
+                return resolved
+        return ResolvedMedia(
+            status=MediaStatus.MISSING,
+            notes=["the timeline records no media for this clip (offline / missing reference)"],
+        )
+
+    def _file(self, shot: ClipShot, url: str, available: otio.opentime.TimeRange | None) -> ResolvedMedia:
+        recorded = url_to_path(url)
+        path, note = self.locate(recorded)
+        notes = [note] if note else []
+        if path is None:
+            return ResolvedMedia(status=MediaStatus.MISSING, url=url, notes=[self.missing_hint(recorded)])
+        try:
+            info = self.probe(path)
+        except MediaError as exc:
+            return ResolvedMedia(
+                status=MediaStatus.MISSING, url=url, path=str(path), notes=[*notes, f"unreadable media: {exc}"]
+            )
+        if path.suffix.lower() in IMAGE_SUFFIXES and info.frame_count <= 1:
+            # One picture held for the whole shot (animatic frames, title cards).
+            return ResolvedMedia(
+                status=MediaStatus.LINKED, kind="still", path=str(path), url=url, frame=0, rate=info.rate,
+                frame_count=1, notes=notes, details=_info_details(info),
+            )
+        media_start = _media_start(available, info)
+        offset = seconds(shot.clip.trimmed_range().start_time) - media_start
+        frame = round(offset * info.rate)
+        if info.rate != shot.source_rate:
+            notes.append(
+                f"frame rate differs: the timeline names source frames at {float(shot.source_rate):.3f} fps, "
+                f"the media runs at {float(info.rate):.3f} fps; frames were matched by time"
+            )
+        last = frame + round(Fraction(shot.source_duration) / shot.source_rate * info.rate) - 1
+        if frame < 0 or last >= info.frame_count:
+            notes.append(
+                f"source range outside the media: the shot needs media frames {frame}..{last}, "
+                f"the file has 0..{info.frame_count - 1} (check the source timecode / available range)"
+            )
+        return ResolvedMedia(
+            status=MediaStatus.LINKED, kind="movie", path=str(path), url=url, frame=frame, rate=info.rate,
+            frame_count=info.frame_count, notes=notes,
+            details={**_info_details(info), "media_start_seconds": str(media_start)},
+        )
+
+    def _sequence(self, shot: ClipShot, ref: otio.schema.ImageSequenceReference) -> ResolvedMedia:
+        rate = exact_rate(ref.rate)
+        available = ref.available_range
+        source_start = shot.clip.trimmed_range().start_time
+        start_offset = source_start - available.start_time if available else source_start
+        first_number = ref.start_frame + to_frames(start_offset, rate) * max(1, ref.frame_step)
+        folder = url_to_path(ref.target_url_base)
+        padding = ref.frame_zero_padding
+        first_name = f"{ref.name_prefix}{first_number:0{padding}d}{ref.name_suffix}"
+        recorded_first = (folder.rstrip("/\\") + "/" + first_name) if folder else first_name
+        path, note = self.locate(recorded_first)
+        url = ref.target_url_base + ref.name_prefix
+        if path is None:
+            return ResolvedMedia(status=MediaStatus.MISSING, url=url, notes=[self.missing_hint(recorded_first)])
+        pattern = path.parent / f"{ref.name_prefix}%0{padding}d{ref.name_suffix}" if padding else None
+        if pattern is None:
+            pattern = path.parent / f"{ref.name_prefix}%d{ref.name_suffix}"
+        return ResolvedMedia(
+            status=MediaStatus.LINKED, kind="sequence", path=str(pattern), url=url, frame=first_number,
+            rate=rate, frame_count=ref.number_of_images_in_sequence(), notes=[note] if note else [],
+            details={"start_frame": ref.start_frame, "frame_step": ref.frame_step, "padding": padding},
+        )
+
+
+def _media_start(available: otio.opentime.TimeRange | None, info: MediaInfo) -> Fraction:
+    if available is not None:
+        return seconds(available.start_time)
+    if info.start_timecode:
+        rate = info.rate
+        timecode = otio.opentime.from_timecode(info.start_timecode, float(rate))
+        return Fraction(round(timecode.value)) / rate
+    return Fraction(0)
+
+
+def _info_details(info: MediaInfo) -> dict[str, Any]:
+    return {
+        "width": info.width,
+        "height": info.height,
+        "codec": info.codec,
+        "start_timecode": info.start_timecode,
+        "display_aspect": str(info.display_aspect),
+    }

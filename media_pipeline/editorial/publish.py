@@ -1,0 +1,93 @@
+"""Publishing a timeline file as a new cut version."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from media_pipeline.db.models import CutVersion, Project
+from media_pipeline.editorial.shots import rate_text
+from media_pipeline.editorial.timeline import EDL_ADAPTER, ReadOptions, adapter_for
+from media_pipeline.ffmpeg import exact_rate
+from media_pipeline.files import atomic_path, sha256_file
+from media_pipeline.partitions import partition_key_for
+
+
+@dataclass
+class Published:
+    cut: CutVersion
+    created: bool  # False: the same content was already published in this project
+
+
+def get_or_create_project(session: Session, name: str) -> Project:
+    project = session.scalar(sa.select(Project).where(Project.name == name))
+    if project is None:
+        project = Project(name=name)
+        session.add(project)
+        session.flush()
+    return project
+
+
+def publish_cut(
+    session: Session,
+    artifact_root: Path,
+    *,
+    project: str,
+    name: str,
+    source: Path,
+    filename: str | None = None,
+    read_options: ReadOptions = ReadOptions(),
+    media_roots: list[str] | None = None,
+    origin_dir: str | None = None,
+    dedupe: bool = False,
+) -> Published:
+    """Store `source` under the artifact root and record a new version of cut `name`.
+
+    With `dedupe`, a file whose content (sha-256) was already published in the project returns
+    that earlier cut version instead of a new one.
+    """
+    filename = filename or source.name
+    adapter = adapter_for(Path(filename))  # an unreadable format fails here, before anything is stored
+    digest = sha256_file(source)
+    owner = get_or_create_project(session, project)
+    if dedupe:
+        earlier = session.scalar(
+            sa.select(CutVersion)
+            .where(CutVersion.project_id == owner.id, CutVersion.source_sha256 == digest)
+            .order_by(CutVersion.id)
+            .limit(1)
+        )
+        if earlier is not None:
+            return Published(cut=earlier, created=False)
+    latest = session.scalar(
+        sa.select(sa.func.max(CutVersion.version)).where(CutVersion.project_id == owner.id, CutVersion.name == name)
+    )
+    version = (latest or 0) + 1
+    key = partition_key_for(project, name, version)
+    while session.scalar(sa.select(CutVersion.id).where(CutVersion.partition_key == key)) is not None:
+        key = f"{key}-{digest[:6]}"
+    stored = artifact_root / "cuts" / key / "source" / Path(filename).name
+    with atomic_path(stored) as tmp:
+        shutil.copyfile(source, tmp)
+    options: dict[str, Any] = {**read_options.as_dict(), "media_roots": list(media_roots or [])}
+    if origin_dir:
+        options["origin_dir"] = origin_dir
+    cut = CutVersion(
+        project_id=owner.id,
+        name=name,
+        version=version,
+        partition_key=key,
+        source_path=str(stored),
+        source_filename=filename,
+        source_sha256=digest,
+        rate=rate_text(exact_rate(read_options.rate or 24)) if adapter == EDL_ADAPTER else None,
+        options=options,
+    )
+    session.add(cut)
+    session.flush()
+    return Published(cut=cut, created=True)

@@ -1,0 +1,22 @@
+import dagster as dg
+
+from media_pipeline.assets.editorial import contact_sheet, cut_shots, cut_timeline, shot_thumbnails
+from media_pipeline.partitions import cut_versions
+
+# Shots are rendered in parallel threads inside one step, so the steps themselves run in one
+# process: a multiprocess executor would only add seconds of start-up per step.
+ingest_cut_job = dg.define_asset_job(
+    "ingest_cut",
+    selection=dg.AssetSelection.assets(cut_timeline, cut_shots, shot_thumbnails, contact_sheet),
+    partitions_def=cut_versions,
+    executor_def=dg.in_process_executor,
+    description="Read a published cut, extract its shots, render thumbnails and the contact sheet.",
+)
+
+thumbnails_job = dg.define_asset_job(
+    "render_thumbnails",
+    selection=dg.AssetSelection.assets(shot_thumbnails, contact_sheet),
+    partitions_def=cut_versions,
+    executor_def=dg.in_process_executor,
+    description="Re-render thumbnails (all shots or some, see the shot_thumbnails config) and the contact sheet.",
+)

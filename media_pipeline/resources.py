@@ -1,0 +1,81 @@
+"""External systems as Dagster resources: the domain database, the artifact store, ffmpeg."""
+
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import dagster as dg
+from sqlalchemy.orm import Session
+
+from media_pipeline import db
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class DatabaseResource(dg.ConfigurableResource):
+    """The domain database (projects, cuts, shots, renders, jobs); migrated on first use."""
+
+    url: str
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        db.migrate(self.url)
+        with db.session_scope(self.url) as session:
+            yield session
+
+
+class PathOutsideRoot(ValueError):
+    pass
+
+
+class ArtifactStore(dg.ConfigurableResource):
+    """Every produced file lives under `root`; paths handed out never escape it."""
+
+    root: str
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser().resolve()
+
+    def path(self, relative: str | Path) -> Path:
+        candidate = (self.root_path / relative).resolve()
+        if not candidate.is_relative_to(self.root_path):
+            raise PathOutsideRoot(f"{relative} is outside the artifact root")
+        return candidate
+
+    def relative(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root_path).as_posix()
+
+    def cut_dir(self, partition_key: str) -> Path:
+        return self.path(f"cuts/{partition_key}")
+
+
+class FFmpegResource(dg.ConfigurableResource):
+    """How many ffmpeg processes one step may run at once."""
+
+    concurrency: int = 2
+
+    def map_parallel(
+        self, fn: Callable[[T], R], items: Iterable[T], on_done: Callable[[T, R | BaseException], None]
+    ) -> None:
+        """Run `fn` over `items` in at most `concurrency` threads (each drives one ffmpeg)."""
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            futures = {pool.submit(fn, item): item for item in items}
+            for future in as_completed(futures):
+                error = future.exception()
+                on_done(futures[future], error if error is not None else future.result())
+
+
+class MediaSearchResource(dg.ConfigurableResource):
+    """Folders searched by file name for media whose recorded path does not exist here."""
+
+    media_roots: str = ""
+
+    def roots(self, extra: Iterable[str] = ()) -> list[Path]:
+        listed = [p for p in self.media_roots.split(os.pathsep) if p.strip()]
+        return [Path(p).expanduser().resolve() for p in [*listed, *extra]]

@@ -1,0 +1,88 @@
+"""Generated media whose every frame shows its own index, for the demo, tests and benches.
+
+Each frame carries its index as 16 black/white bars (least significant bit on the left), wide
+enough to survive scaling and H.264 compression, so any thumbnail or conformed frame can be
+decoded back to the exact source frame it came from.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from PIL import Image
+
+from media_pipeline import ffmpeg
+
+BITS = 16
+_GEQ = f"geq=lum='255*mod(floor(N/pow(2\\,floor(X*{BITS}/W)))\\,2)':cb=128:cr=128"
+
+
+def rate_arg(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+def make_indexed_movie(
+    path: Path,
+    *,
+    frames: int,
+    rate: Fraction = Fraction(24),
+    size: tuple[int, int] = (320, 180),
+    start_timecode: str | None = None,
+    gop: int = 48,
+    audio: bool = False,
+) -> Path:
+    """An H.264 movie of `frames` frames; frame N shows N (first frame is 0).
+
+    The bars are drawn at 160x90 and scaled up with nearest-neighbour, which keeps generating
+    a 1080p source as cheap as a tiny one.
+    """
+    width, height = size
+    source = f"nullsrc=size=160x90:rate={rate_arg(rate)},format=gray,{_GEQ},scale={width}:{height}:flags=neighbor"
+    args = ["-f", "lavfi", "-i", source]
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
+    args += ["-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    args += ["-g", str(gop), "-r", rate_arg(rate)]
+    if audio:
+        args += ["-c:a", "aac", "-shortest"]
+    if start_timecode:
+        args += ["-timecode", start_timecode]
+    ffmpeg.run(args, path, what=f"generating {path.name}")
+    return path
+
+
+def make_indexed_sequence(
+    folder: Path, *, prefix: str, start: int, frames: int, padding: int = 4, suffix: str = ".png"
+) -> list[Path]:
+    """Numbered image files `prefix<start..start+frames-1><suffix>`; file N shows N."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(start, start + frames):
+        image = Image.new("L", (160, 90))
+        draw_index(image, number)
+        path = folder / f"{prefix}{number:0{padding}d}{suffix}"
+        image.convert("RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+def draw_index(image: Image.Image, index: int) -> None:
+    width, height = image.size
+    for bit in range(BITS):
+        value = 255 if (index >> bit) & 1 else 0
+        x0, x1 = bit * width // BITS, (bit + 1) * width // BITS
+        image.paste(value, (x0, 0, x1, height))
+
+
+def read_index(image: Image.Image) -> int:
+    """Decode the frame index drawn by `make_indexed_movie` / `draw_index`."""
+    gray = image.convert("L")
+    width, height = gray.size
+    index = 0
+    for bit in range(BITS):
+        x = int((bit + 0.5) * width / BITS)
+        samples = [gray.getpixel((x + dx, height // 2 + dy)) for dx in (-1, 0, 1) for dy in (-2, 0, 2)]
+        if sum(samples) / len(samples) > 127:
+            index |= 1 << bit
+    return index

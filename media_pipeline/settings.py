@@ -1,0 +1,147 @@
+"""Every setting the pipeline reads, in one place.
+
+Configuration is environment variables only, so the Dagster code location, the daemon, the
+API and the CLI all see the same values. Each has a default that makes an embedded,
+single-workstation setup work with nothing installed: SQLite databases and an artifact folder
+under the home folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "MEDIA_PIPELINE_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    doc: str
+
+
+# The README's configuration table is generated from (and tested against) this list.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MEDIA_PIPELINE_HOME", "./.media_pipeline", "Home folder: databases, artifacts, watch folder, Dagster home."),
+    Setting(
+        "MEDIA_PIPELINE_DATABASE_URL",
+        "sqlite:///{home}/media_pipeline.db",
+        "Domain database (SQLAlchemy URL). `postgresql+psycopg://user@host/db` for Postgres.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_DAGSTER_POSTGRES_URL",
+        "",
+        "Dagster instance storage on Postgres. Empty: SQLite files under `{home}/dagster`.",
+    ),
+    Setting("MEDIA_PIPELINE_ARTIFACT_ROOT", "{home}/artifacts", "Where every produced file is written."),
+    Setting(
+        "MEDIA_PIPELINE_WATCH_DIRS",
+        "{home}/watch",
+        "Watched folders, separated by `" + os.pathsep + "`; one sensor each. Empty: no sensors.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_MEDIA_ROOTS",
+        "",
+        "Folders searched by file name for media whose recorded path does not exist, `" + os.pathsep + "`-separated.",
+    ),
+    Setting("MEDIA_PIPELINE_EDL_RATE", "24", "Frame rate for EDLs dropped into watch folders without a `watch.json`."),
+    Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
+    Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
+    Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
+    Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
+    Setting(
+        "MEDIA_PIPELINE_FFMPEG_CONCURRENCY",
+        "{cpus}",
+        "ffmpeg processes one run may start at once (thumbnails are rendered in parallel inside one run).",
+    ),
+    Setting("MEDIA_PIPELINE_MAX_CONCURRENT_RUNS", "4", "Runs the queued run coordinator starts at once."),
+    Setting("MEDIA_PIPELINE_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024), "Largest timeline upload the API accepts."),
+    Setting("MEDIA_PIPELINE_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS. Empty: no CORS headers."),
+    Setting("MEDIA_PIPELINE_SENSOR_INTERVAL", "5", "Seconds between watch-folder sensor evaluations."),
+    Setting(
+        "MEDIA_PIPELINE_SETTLE_SECONDS",
+        "2",
+        "A dropped file is ingested once its size and mtime are unchanged for this long (copy still running).",
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _raw(name: str, env: dict[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    value = env.get(name)
+    if value is not None and value != "":
+        return value
+    default = _BY_NAME[name].default
+    home = str(Path(env.get("MEDIA_PIPELINE_HOME") or _BY_NAME["MEDIA_PIPELINE_HOME"].default).resolve())
+    return default.format(home=home, cpus=os.cpu_count() or 2)
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    dagster_postgres_url: str
+    artifact_root: Path
+    watch_dirs: tuple[Path, ...]
+    media_roots: tuple[Path, ...]
+    edl_rate: float
+    api_token: str
+    ui_port: int
+    api_port: int
+    host: str
+    ffmpeg_concurrency: int
+    max_concurrent_runs: int
+    max_upload_bytes: int
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    sensor_interval: int = 5
+    settle_seconds: float = 2.0
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    def get(name: str) -> str:
+        return _raw(name, env)
+
+    return Settings(
+        home=Path(get("MEDIA_PIPELINE_HOME")).expanduser().resolve(),
+        database_url=get("MEDIA_PIPELINE_DATABASE_URL"),
+        dagster_postgres_url=get("MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"),
+        artifact_root=Path(get("MEDIA_PIPELINE_ARTIFACT_ROOT")).expanduser().resolve(),
+        watch_dirs=_paths(get("MEDIA_PIPELINE_WATCH_DIRS")),
+        media_roots=_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")),
+        edl_rate=float(get("MEDIA_PIPELINE_EDL_RATE")),
+        api_token=get("MEDIA_PIPELINE_API_TOKEN"),
+        ui_port=int(get("MEDIA_PIPELINE_UI_PORT")),
+        api_port=int(get("MEDIA_PIPELINE_API_PORT")),
+        host=get("MEDIA_PIPELINE_HOST"),
+        ffmpeg_concurrency=max(1, int(get("MEDIA_PIPELINE_FFMPEG_CONCURRENCY"))),
+        max_concurrent_runs=max(1, int(get("MEDIA_PIPELINE_MAX_CONCURRENT_RUNS"))),
+        max_upload_bytes=int(get("MEDIA_PIPELINE_MAX_UPLOAD_BYTES")),
+        cors_origins=tuple(o.strip() for o in get("MEDIA_PIPELINE_CORS_ORIGINS").split(",") if o.strip()),
+        sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
+        settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
+    )
+
+
+def export_defaults(env: dict[str, str] | None = None) -> None:
+    """Write every unset setting's default into the environment.
+
+    Dagster resources read their configuration through `dg.EnvVar`, which has no default of
+    its own; exporting the defaults makes `dagster dev`, `media-pipeline up` and tests resolve
+    the same values and lets the Dagster UI show where each value came from.
+    """
+    target = os.environ if env is None else env
+    for setting in SETTINGS:
+        if not target.get(setting.name):
+            target[setting.name] = _raw(setting.name, target)

@@ -1,0 +1,124 @@
+"""Shared fixtures: real databases (SQLite and Postgres), real ffmpeg media, a real Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from media_pipeline import db
+from media_pipeline.editorial.publish import publish_cut
+from media_pipeline.editorial.timeline import ReadOptions
+from media_pipeline.assets.editorial import editorial_assets
+from media_pipeline.partitions import cut_versions
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
+from media_pipeline.samples import make_indexed_movie
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus" / "timelines"
+POSTGRES_ADMIN = os.environ.get("MEDIA_PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway Postgres database for the whole test session, dropped afterwards."""
+    name = f"mp_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"Postgres at {POSTGRES_ADMIN} is not reachable ({exc}); start it (see README, Tests)")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    for engine_url, engine in list(db._engines.items()):
+        if name in engine_url:
+            engine.dispose()
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs on both databases. Postgres tests share one database, so each
+    test gets a clean schema by dropping the domain tables after it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/domain.db"
+        return
+    url = request.getfixturevalue("postgres_url")
+    db.migrate(url)
+    yield url
+    with db.engine_for(url).begin() as connection:
+        from media_pipeline.db.models import Base
+
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/domain.db"
+
+
+@pytest.fixture
+def artifact_root(tmp_path: Path) -> Path:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    return folder
+
+
+def make_resources(url: str, artifact_root: Path, media_roots: list[Path] | None = None) -> dict[str, object]:
+    return {
+        "database": DatabaseResource(url=url),
+        "artifacts": ArtifactStore(root=str(artifact_root)),
+        "ffmpeg": FFmpegResource(concurrency=2),
+        "media_search": MediaSearchResource(media_roots=os.pathsep.join(str(p) for p in media_roots or [])),
+    }
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def publish(url: str, artifact_root: Path, source: Path, *, project: str = "show", name: str | None = None,
+            rate: float | None = None, dedupe: bool = False, **options: object) -> str:
+    with DatabaseResource(url=url).session() as session:
+        published = publish_cut(
+            session, artifact_root, project=project, name=name or source.stem, source=source,
+            read_options=ReadOptions(rate=rate, ignore_timecode_mismatch=bool(options.get("ignore_timecode_mismatch"))),
+            media_roots=[str(p) for p in options.get("media_roots", [])],  # type: ignore[union-attr]
+            origin_dir=str(source.parent), dedupe=dedupe,
+        )
+        return published.cut.partition_key
+
+
+def ingest(instance: dg.DagsterInstance, key: str, resources: dict[str, object],
+           run_config: dict | None = None, raise_on_error: bool = True,
+           selection: list | None = None) -> dg.ExecuteInProcessResult:
+    """Materialize the editorial assets for one cut version on a real (test) Dagster instance."""
+    instance.add_dynamic_partitions(cut_versions.name, [key])
+    return dg.materialize(
+        selection or editorial_assets, instance=instance, partition_key=key, resources=resources,
+        run_config=run_config or {}, raise_on_error=raise_on_error,
+    )
+
+
+@pytest.fixture(scope="session")
+def indexed_movie_24(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("movies")
+    return make_indexed_movie(folder / "plate_24.mov", frames=120, rate=Fraction(24), start_timecode="01:00:00:00")
