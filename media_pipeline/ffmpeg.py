@@ -61,6 +61,8 @@ class MediaInfo:
 
     @property
     def frame_count(self) -> int:
+        """Frames in the container's duration: exact for picture-only files; an audio track
+        that runs longer makes it an over-estimate (ffmpeg -i reports no stream duration)."""
         # Containers report durations rounded to 10 ms: round, do not truncate.
         return round(self.duration * self.rate)
 

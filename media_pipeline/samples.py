@@ -86,3 +86,45 @@ def read_index(image: Image.Image) -> int:
         if sum(samples) / len(samples) > 127:
             index |= 1 << bit
     return index
+
+
+def make_sample_cut(media_folder: Path, drop_folder: Path, rate: Fraction = Fraction(24)) -> Path:
+    """A demo cut: five shots over a generated 10 s plate with timecode 01:00:00:00, one more
+    whose media is missing (it renders as a slate). Written under a hidden name and renamed,
+    like any well-behaved copy into a watch folder."""
+    import opentimelineio as otio
+
+    plate = media_folder / "A001C001.mov"
+    if not plate.exists():
+        make_indexed_movie(plate, frames=240, rate=rate, size=(640, 360), start_timecode="01:00:00:00")
+    float_rate = float(rate)
+    start = otio.opentime.from_timecode("01:00:00:00", float_rate).value
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for number, (offset, duration) in enumerate([(0, 24), (30, 36), (80, 12), (100, 48), (190, 50)]):
+        track.append(
+            otio.schema.Clip(
+                name=f"sh{(number + 1) * 10:03d}",
+                media_reference=otio.schema.ExternalReference(target_url=plate.as_uri()),
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(start + offset, float_rate),
+                    otio.opentime.RationalTime(duration, float_rate),
+                ),
+            )
+        )
+    track.append(
+        otio.schema.Clip(
+            name="sh060",
+            media_reference=otio.schema.ExternalReference(target_url="file:///Volumes/offline/B002C007.mov"),
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(start, float_rate), otio.opentime.RationalTime(24, float_rate)
+            ),
+        )
+    )
+    timeline = otio.schema.Timeline(name="sample_cut")
+    timeline.tracks.append(track)
+    drop_folder.mkdir(parents=True, exist_ok=True)
+    final = drop_folder / "sample_cut.otio"
+    hidden = drop_folder / ".sample_cut.otio.tmp"
+    otio.adapters.write_to_file(timeline, str(hidden), adapter_name="otio_json")
+    hidden.replace(final)
+    return final

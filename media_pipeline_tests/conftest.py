@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from media_pipeline import db
+from media_pipeline.assets.editorial import editorial_assets
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.timeline import ReadOptions
-from media_pipeline.assets.editorial import editorial_assets
 from media_pipeline.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 from media_pipeline.samples import make_indexed_movie

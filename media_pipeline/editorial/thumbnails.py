@@ -157,9 +157,13 @@ def render_thumbnail(plan: ThumbnailPlan, output: Path) -> None:
         seek = ffmpeg.seek_seconds(plan.media_frame, plan.media_rate)
         args += ["-ss", ffmpeg.format_seconds(seek)]
     args += ["-i", plan.input_path(), "-frames:v", "1", "-vf", scale, "-q:v", "2", "-update", "1"]
-    ffmpeg.run(args, output, what=f"thumbnail of shot {plan.name!r}", timeout=120)
-    if not output.exists():
-        raise ffmpeg.FFmpegError(f"thumbnail of shot {plan.name!r}: ffmpeg produced no frame")
+    try:
+        ffmpeg.run(args, output, what=f"thumbnail of shot {plan.name!r}", timeout=120)
+    except FileNotFoundError:
+        # ffmpeg exits cleanly with no frame when the seek lands past the last frame (the
+        # container's duration over-stated the picture's).
+        render_slate(["FRAME OUTSIDE MEDIA", plan.name, f"media frame {plan.media_frame} is past the end of the file"],
+                     output, plan.width, plan.aspect)
 
 
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -4,8 +4,8 @@
   untouched for the settle time, so a file still being copied is never read half-written.
 - Content, not name, decides duplicates: a file whose sha-256 was already published in the
   project is skipped, whatever it is called.
-- The cursor is the largest mtime of files actually handled (never the wall clock), plus the
-  names handled at exactly that mtime and the files still settling, so no file can be skipped.
+- The cursor records each handled file's (size, mtime) and the files still settling; see
+  WatchCursor for why not a bare high-water mtime. A file rewritten in place is seen again.
 
 Files directly in the folder go to the folder's project (`watch.json` "project", else
 "default"); files in a subfolder go to the project named after the subfolder. `watch.json` in
@@ -36,36 +36,36 @@ EVALUATION_BUDGET_SECONDS = 40  # Dagster times a sensor evaluation out at 60 s
 
 @dataclass
 class WatchCursor:
-    high_water_ns: int = 0
-    at_high_water: list[str] = field(default_factory=list)
-    settling: dict[str, list[int]] = field(default_factory=dict)  # path -> [size, mtime_ns]
+    """What the sensor has handled, by file identity (path, size, mtime), never by wall clock.
+
+    A bare high-water mtime would skip files copied in with an older, preserved mtime
+    (`cp -p`, `rsync -t`, unzip); recording each present file's (size, mtime) cannot skip one,
+    and stays as small as the folder (entries for removed files are dropped).
+    """
+
+    handled: dict[str, list[int]] = field(default_factory=dict)  # path -> [size, mtime_ns]
+    settling: dict[str, list[int]] = field(default_factory=dict)  # path -> [size, mtime_ns, observed_ns]
 
     @classmethod
     def parse(cls, text: str | None) -> "WatchCursor":
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(data.get("high_water_ns", 0), data.get("at_high_water", []), data.get("settling", {}))
+        return cls(data.get("handled", {}), data.get("settling", {}))
 
     def dump(self) -> str:
-        return json.dumps(
-            {"high_water_ns": self.high_water_ns, "at_high_water": self.at_high_water, "settling": self.settling},
-            sort_keys=True,
-        )
+        return json.dumps({"handled": self.handled, "settling": self.settling}, sort_keys=True)
 
-    def is_new(self, path: str, mtime_ns: int) -> bool:
-        if path in self.settling:
-            return True
-        if mtime_ns > self.high_water_ns:
-            return True
-        return mtime_ns == self.high_water_ns and path not in self.at_high_water
+    def forget_missing(self, present: dict[str, tuple[int, int]]) -> None:
+        self.handled = {path: seen for path, seen in self.handled.items() if path in present}
+        self.settling = {path: seen for path, seen in self.settling.items() if path in present}
 
-    def handled(self, path: str, mtime_ns: int) -> None:
+    def is_new(self, path: str, size: int, mtime_ns: int) -> bool:
+        return self.handled.get(path) != [size, mtime_ns]
+
+    def handle(self, path: str, size: int, mtime_ns: int) -> None:
         self.settling.pop(path, None)
-        if mtime_ns > self.high_water_ns:
-            self.high_water_ns, self.at_high_water = mtime_ns, [path]
-        elif mtime_ns == self.high_water_ns and path not in self.at_high_water:
-            self.at_high_water.append(path)
+        self.handled[path] = [size, mtime_ns]
 
 
 def scan(folder: Path) -> dict[str, tuple[int, int]]:
@@ -114,8 +114,8 @@ def evaluate(
         return dg.SkipReason(f"watch folder {folder} does not exist; create it or fix MEDIA_PIPELINE_WATCH_DIRS")
     cursor = WatchCursor.parse(context.cursor)
     files = scan(folder)
-    cursor.settling = {path: seen for path, seen in cursor.settling.items() if path in files}
-    candidates = sorted((mtime, path) for path, (_, mtime) in files.items() if cursor.is_new(path, mtime))
+    cursor.forget_missing(files)
+    candidates = sorted((mtime, path) for path, (size, mtime) in files.items() if cursor.is_new(path, size, mtime))
     deadline = time.monotonic() + EVALUATION_BUDGET_SECONDS
     run_requests: list[dg.RunRequest] = []
     new_keys: list[str] = []
@@ -125,17 +125,21 @@ def evaluate(
             context.log.info("evaluation budget used; the remaining files are handled next time")
             break
         size = files[path][0]
-        settled = cursor.settling.get(path) == [size, mtime] and now_ns - mtime >= settle_seconds * 1e9
+        # Stable means: unchanged since an observation at least `settle_seconds` ago. Measured
+        # from our own observation, not the file's mtime, so a share with a skewed clock works.
+        previous = cursor.settling.get(path)
+        settled = previous is not None and previous[:2] == [size, mtime] and now_ns - previous[2] >= settle_seconds * 1e9
         if not settled:
-            cursor.settling[path] = [size, mtime]
+            if previous is None or previous[:2] != [size, mtime]:
+                cursor.settling[path] = [size, mtime, now_ns]
             continue
         try:
             published = publish_dropped(folder, Path(path), database, artifacts, default_edl_rate)
         except Exception as exc:  # a bad watch.json or an unreadable file must not stop the folder
             context.log.error(f"{path} was not published: {exc}")
-            cursor.handled(path, mtime)
+            cursor.handle(path, size, mtime)
             continue
-        cursor.handled(path, mtime)
+        cursor.handle(path, size, mtime)
         if published is None:
             context.log.info(f"{path}: same content as an earlier cut version; skipped")
             continue

@@ -1,0 +1,181 @@
+"""`media-pipeline up`: the whole system on one machine, embedded defaults, one command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+from media_pipeline import db
+from media_pipeline.settings import Settings, export_defaults, load_settings
+
+INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="media-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the Dagster webserver, the Dagster daemon and the API")
+    up.add_argument("--home", help="home folder (default: $MEDIA_PIPELINE_HOME or ./.media_pipeline)")
+    up.add_argument("--ui-port", type=int, help="Dagster webserver port (default 3000)")
+    up.add_argument("--api-port", type=int, help="API port (default 8000)")
+    up.add_argument("--no-sample", action="store_true", help="do not drop the generated sample cut on first start")
+    commands.add_parser("migrate", help="apply domain database migrations and exit")
+    args = parser.parse_args(argv)
+
+    if args.command == "migrate":
+        export_defaults()
+        db.migrate(load_settings().database_url)
+        print("domain database is at the newest schema")
+        return 0
+    overrides = {
+        "MEDIA_PIPELINE_HOME": args.home,
+        "MEDIA_PIPELINE_UI_PORT": args.ui_port,
+        "MEDIA_PIPELINE_API_PORT": args.api_port,
+    }
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[name] = str(value)
+    return run_up(sample=not args.no_sample)
+
+
+def prepare(env: dict[str, str]) -> Settings:
+    """Resolve settings into `env`, create folders, write the Dagster instance config, migrate."""
+    export_defaults(env)
+    if not env.get("MEDIA_PIPELINE_API_TOKEN"):
+        token_file = Path(env["MEDIA_PIPELINE_HOME"]).expanduser() / "api_token"
+        if not token_file.exists():
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            token_file.write_text(secrets.token_urlsafe(24))
+            token_file.chmod(0o600)
+        env["MEDIA_PIPELINE_API_TOKEN"] = token_file.read_text().strip()
+    settings = load_settings(env)
+    for folder in (settings.home, settings.artifact_root, settings.dagster_home, *settings.watch_dirs):
+        folder.mkdir(parents=True, exist_ok=True)
+    template = "dagster.postgres.yaml" if settings.dagster_postgres_url else "dagster.yaml"
+    shutil.copyfile(INSTANCE_TEMPLATES / template, settings.dagster_home / "dagster.yaml")
+    env["DAGSTER_HOME"] = str(settings.dagster_home)
+    db.migrate(settings.database_url)
+    return settings
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def service_commands(settings: Settings) -> dict[str, list[str]]:
+    bin_dir = Path(sys.executable).parent
+    module = ["-m", "media_pipeline.definitions"]
+    return {
+        "webserver": [str(bin_dir / "dagster-webserver"), "-h", settings.host, "-p", str(settings.ui_port), *module],
+        "daemon": [str(bin_dir / "dagster-daemon"), "run", *module],
+        "api": [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host,
+                "--port", str(settings.api_port), "--log-level", "warning"],
+    }
+
+
+def run_up(sample: bool) -> int:
+    env = dict(os.environ)
+    settings = prepare(env)
+    for name, port in (("Dagster UI", settings.ui_port), ("API", settings.api_port)):
+        if not port_free(settings.host, port):
+            print(f"error: port {port} for the {name} is in use; stop what uses it or pick another port "
+                  f"(--ui-port / --api-port)", file=sys.stderr)
+            return 2
+    logs = settings.home / "logs"
+    logs.mkdir(exist_ok=True)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for name, command in service_commands(settings).items():
+            log = (logs / f"{name}.log").open("ab")
+            # Own session: Ctrl-C reaches only us, and we stop the services in order.
+            processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True)
+        print_banner(settings, env["MEDIA_PIPELINE_API_TOKEN"], logs)
+        if sample and settings.watch_dirs:
+            dropped = drop_sample(settings)
+            if dropped:
+                print(f"sample cut dropped into the watch folder: {dropped}")
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"error: the {name} exited with code {process.returncode}; see {logs / (name + '.log')}",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        shutdown(processes)
+
+
+def shutdown(processes: dict[str, subprocess.Popen[bytes]], grace: float = 15) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if processes:
+        print("stopped: webserver, daemon and API")
+
+
+def print_banner(settings: Settings, token: str, logs: Path) -> None:
+    watch = ", ".join(str(p) for p in settings.watch_dirs) or "(none)"
+    print(
+        "\n".join(
+            [
+                "media_pipeline is starting (Ctrl-C stops everything)",
+                f"  Dagster UI     http://{settings.host}:{settings.ui_port}",
+                f"  API            http://{settings.host}:{settings.api_port}  (docs at /docs)",
+                f"  API token      {token}",
+                f"  watch folders  {watch}",
+                f"  artifacts      {settings.artifact_root}",
+                f"  logs           {logs}",
+            ]
+        ),
+        flush=True,
+    )
+
+
+def drop_sample(settings: Settings) -> Path | None:
+    """On first start, generate frame-indexed media and drop a cut of it into the watch folder."""
+    marker = settings.home / ".sample_dropped"
+    if marker.exists():
+        return None
+    from media_pipeline.samples import make_sample_cut
+
+    target = settings.watch_dirs[0] / "demo"
+    path = make_sample_cut(settings.home / "samples", target, rate=Fraction(24))
+    marker.write_text(str(path))
+    return path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The domain database on SQLite and Postgres: migrations, constraints, table names."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from media_pipeline import db
+from media_pipeline.db.models import Base, CutVersion, Project, Shot
+from media_pipeline.editorial.publish import publish_cut
+from media_pipeline_tests.conftest import CORPUS
+
+
+def test_migrations_produce_exactly_the_models(db_url):
+    db.migrate(db_url)
+    with db.engine_for(db_url).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": db.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_every_table_is_prefixed_so_dagster_can_share_the_database(db_url):
+    db.migrate(db_url)
+    names = sa.inspect(db.engine_for(db_url)).get_table_names()
+    ours = [n for n in names if n.startswith("mp_")]
+    assert set(ours) >= {"mp_projects", "mp_cut_versions", "mp_shots", "mp_renders", "mp_jobs", "mp_alembic_version"}
+    assert "alembic_version" not in names  # Dagster's own version table name stays free
+
+
+def test_migrate_is_idempotent(db_url):
+    db.migrate(db_url)
+    db._migrated.clear()
+    db.migrate(db_url)
+
+
+def test_publish_numbers_versions_and_dedupes_by_content(db_url, artifact_root, tmp_path):
+    db.migrate(db_url)
+    source = tmp_path / "edit.otio"
+    source.write_bytes((CORPUS / "simple_cut.otio").read_bytes())
+    with db.session_scope(db_url) as session:
+        first = publish_cut(session, artifact_root, project="show", name="edit", source=source)
+        second = publish_cut(session, artifact_root, project="show", name="edit", source=source)
+        again = publish_cut(session, artifact_root, project="show", name="other", source=source, dedupe=True)
+        assert (first.cut.version, second.cut.version) == (1, 2)
+        assert again.created is False and again.cut.id == first.cut.id
+        assert first.cut.partition_key == "show.edit.v001"
+        assert first.cut.source_sha256 == second.cut.source_sha256
+    with db.session_scope(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(CutVersion)) == 2
+
+
+def test_shot_index_is_unique_within_a_cut(db_url, artifact_root):
+    db.migrate(db_url)
+    with db.session_scope(db_url) as session:
+        project = Project(name="p")
+        session.add(project)
+        session.flush()
+        cut = CutVersion(project_id=project.id, name="c", version=1, partition_key="p.c.v001", source_path="x",
+                         source_filename="x.otio", source_sha256="0" * 64)
+        session.add(cut)
+        session.flush()
+        cut_id = cut.id
+    with pytest.raises(sa.exc.IntegrityError), db.session_scope(db_url) as session:
+        for _ in range(2):
+            session.add(Shot(cut_version_id=cut_id, index=0, name="a", record_start=0, record_duration=1,
+                             source_start=0, source_duration=1, source_rate="24", media_status="missing"))
+        session.flush()
