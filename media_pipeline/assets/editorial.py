@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -242,6 +243,7 @@ def shot_thumbnails(
     results: list[dict[str, Any]] = []
     with database.session() as session:
         cut = load_cut(session, key)
+        cut_id = cut.id
         shots = select_shots(session, cut, config)
         for shot in shots:
             try:
@@ -254,7 +256,7 @@ def shot_thumbnails(
             earlier = None if config.force else reusable_render(session, artifacts, cache_key)
             if earlier is not None:
                 link_or_copy(artifacts.path(earlier.output_path or ""), output)
-                session.add(render_row(cut, plan, cache_key, artifacts.relative(output), run_id, earlier.id))
+                session.add(render_row(cut.id, plan, cache_key, artifacts.relative(output), run_id, earlier.id))
                 reused += 1
                 results.append({**plan.metadata(), "reused": True, "path": artifacts.relative(output)})
             else:
@@ -263,23 +265,34 @@ def shot_thumbnails(
 
     failures: list[str] = []
     done = reused
+    pending: list[Render] = []
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last_flush
+        with database.session() as session:
+            session.add_all(pending)
+        pending.clear()
+        last_flush = time.monotonic()
+        # The job API turns these lines and the rows just written into progress.
+        context.log.info(f"thumbnail {done}/{len(shots)} done")
 
     def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
         nonlocal done
         plan, cache_key, output = item
         done += 1
-        with database.session() as session:
-            cut = load_cut(session, key)
-            row = render_row(cut, plan, cache_key, artifacts.relative(output), run_id, None)
-            if isinstance(outcome, BaseException):
-                row.status, row.error, row.output_path = RenderStatus.FAILED, str(outcome), None
-                failures.append(f"{plan.name}: {outcome}")
-            session.add(row)
+        row = render_row(cut_id, plan, cache_key, artifacts.relative(output), run_id, None)
+        if isinstance(outcome, BaseException):
+            row.status, row.error, row.output_path = RenderStatus.FAILED, str(outcome), None
+            failures.append(f"{plan.name}: {outcome}")
+        pending.append(row)
         results.append({**plan.metadata(), "reused": False, "path": artifacts.relative(output)})
-        # One line per shot: the job API turns these into progress.
-        context.log.info(f"thumbnail {done}/{len(shots)} {plan.name!r} source frame {plan.source_frame}")
+        # Committing per shot would cost more than some renders: batch, at most a second stale.
+        if time.monotonic() - last_flush >= 1.0:
+            flush()
 
     ffmpeg.map_parallel(lambda item: render_thumbnail(item[0], item[2]), todo, finished)
+    flush()
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} thumbnail(s) failed; the others are saved and will be reused on re-run",
@@ -327,11 +340,11 @@ def reusable_render(session: Session, artifacts: ArtifactStore, cache_key: str) 
 
 
 def render_row(
-    cut: CutVersion, plan: ThumbnailPlan, cache_key: str, output: str, run_id: str, reused_from: int | None
+    cut_version_id: int, plan: ThumbnailPlan, cache_key: str, output: str, run_id: str, reused_from: int | None
 ) -> Render:
     return Render(
         shot_id=plan.shot_id,
-        cut_version_id=cut.id,
+        cut_version_id=cut_version_id,
         kind="thumbnail",
         options={"width": plan.width},
         cache_key=cache_key,
