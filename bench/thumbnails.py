@@ -39,19 +39,25 @@ def build(workdir: Path, shots: int) -> tuple[Path, Path, list[int]]:
     source = workdir / "source_1080p.mp4"
     if not source.exists():
         print(f"generating {shots * SPACING} frames of 1080p H.264 ...", flush=True)
-        make_indexed_movie(source, frames=shots * SPACING, rate=RATE, size=(1920, 1080),
-                           start_timecode="01:00:00:00", gop=48)
+        make_indexed_movie(
+            source, frames=shots * SPACING, rate=RATE, size=(1920, 1080), start_timecode="01:00:00:00", gop=48
+        )
     start = otio.opentime.from_timecode("01:00:00:00", float(RATE)).value
     track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
     middles = []
     for number in range(shots):
         offset, duration = number * SPACING + (number % 7), 12 + number % 17
         middles.append(offset + duration // 2)
-        track.append(otio.schema.Clip(
-            name=f"sh{number:04d}",
-            media_reference=otio.schema.ExternalReference(target_url=source.as_uri()),
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(start + offset, float(RATE)),
-                                                 otio.opentime.RationalTime(duration, float(RATE)))))
+        track.append(
+            otio.schema.Clip(
+                name=f"sh{number:04d}",
+                media_reference=otio.schema.ExternalReference(target_url=source.as_uri()),
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(start + offset, float(RATE)),
+                    otio.opentime.RationalTime(duration, float(RATE)),
+                ),
+            )
+        )
     timeline = otio.schema.Timeline(name="bench")
     timeline.tracks.append(track)
     cut = workdir / f"bench_{shots}.otio"
@@ -68,8 +74,26 @@ def baseline(source: Path, frames: list[int], out: Path, workers: int) -> float:
         seek = f"{float((Fraction(frame) - Fraction(1, 2)) / RATE):.6f}"
         import subprocess
 
-        subprocess.run([exe, "-v", "error", "-y", "-ss", seek, "-i", str(source), "-frames:v", "1",
-                        "-vf", f"scale={WIDTH}:-2", "-q:v", "2", str(out / f"{number:04d}.jpg")], check=True)
+        subprocess.run(
+            [
+                exe,
+                "-v",
+                "error",
+                "-y",
+                "-ss",
+                seek,
+                "-i",
+                str(source),
+                "-frames:v",
+                "1",
+                "-vf",
+                f"scale={WIDTH}:-2",
+                "-q:v",
+                "2",
+                str(out / f"{number:04d}.jpg"),
+            ],
+            check=True,
+        )
 
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
@@ -82,7 +106,9 @@ def pipeline(cut: Path, workdir: Path, workers: int) -> float:
     artifacts = workdir / "artifacts"
     db.migrate(url)
     with db.session_scope(url) as session:
-        key = publish_cut(session, artifacts, project="bench", name=f"run{time.time_ns()}", source=cut).cut.partition_key
+        key = publish_cut(
+            session, artifacts, project="bench", name=f"run{time.time_ns()}", source=cut
+        ).cut.partition_key
     resources = {
         "database": DatabaseResource(url=url),
         "artifacts": ArtifactStore(root=str(artifacts)),
@@ -92,8 +118,13 @@ def pipeline(cut: Path, workdir: Path, workers: int) -> float:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(cut_versions.name, [key])
         started = time.perf_counter()
-        result = dg.materialize(editorial_assets, instance=instance, partition_key=key, resources=resources,
-                                run_config={"ops": {"shot_thumbnails": {"config": {"width": WIDTH, "force": True}}}})
+        result = dg.materialize(
+            editorial_assets,
+            instance=instance,
+            partition_key=key,
+            resources=resources,
+            run_config={"ops": {"shot_thumbnails": {"config": {"width": WIDTH, "force": True}}}},
+        )
         elapsed = time.perf_counter() - started
     assert result.success
     return elapsed

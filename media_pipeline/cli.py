@@ -84,8 +84,18 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     return {
         "webserver": [str(bin_dir / "dagster-webserver"), "-h", settings.host, "-p", str(settings.ui_port), *module],
         "daemon": [str(bin_dir / "dagster-daemon"), "run", *module],
-        "api": [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host,
-                "--port", str(settings.api_port), "--log-level", "warning"],
+        "api": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.api_port),
+            "--log-level",
+            "warning",
+        ],
     }
 
 
@@ -94,8 +104,11 @@ def run_up(sample: bool) -> int:
     settings = prepare(env)
     for name, port in (("Dagster UI", settings.ui_port), ("API", settings.api_port)):
         if not port_free(settings.host, port):
-            print(f"error: port {port} for the {name} is in use; stop what uses it or pick another port "
-                  f"(--ui-port / --api-port)", file=sys.stderr)
+            print(
+                f"error: port {port} for the {name} is in use; stop what uses it or pick another port "
+                f"(--ui-port / --api-port)",
+                file=sys.stderr,
+            )
             return 2
     logs = settings.home / "logs"
     logs.mkdir(exist_ok=True)
@@ -112,8 +125,9 @@ def run_up(sample: bool) -> int:
         for name, command in service_commands(settings).items():
             log = (logs / f"{name}.log").open("ab")
             # Own session: Ctrl-C reaches only us, and we stop the services in order.
-            processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True)
+            processes[name] = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         print_banner(settings, env["MEDIA_PIPELINE_API_TOKEN"], logs)
         if sample and settings.watch_dirs:
             dropped = drop_sample(settings)
@@ -122,8 +136,10 @@ def run_up(sample: bool) -> int:
         while not stopping:
             for name, process in processes.items():
                 if process.poll() is not None:
-                    print(f"error: the {name} exited with code {process.returncode}; see {logs / (name + '.log')}",
-                          file=sys.stderr)
+                    print(
+                        f"error: the {name} exited with code {process.returncode}; see {logs / (name + '.log')}",
+                        file=sys.stderr,
+                    )
                     return 1
             time.sleep(0.5)
         return 0

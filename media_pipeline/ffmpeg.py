@@ -116,8 +116,7 @@ def probe(path: Path | str) -> MediaInfo:
         reason = next((line for line in report.splitlines() if any(m in line for m in _UNREADABLE)), "")
         if reason or "Stream #" not in report:
             raise MediaError(
-                f"{path.name} is not a readable media file (corrupt, truncated or not video); "
-                "re-export or re-copy it",
+                f"{path.name} is not a readable media file (corrupt, truncated or not video); re-export or re-copy it",
                 _tail(reason or report),
             )
         raise MediaError(f"{path.name} has no video stream", _tail(report))

@@ -1,6 +1,5 @@
 """External systems as Dagster resources: the domain database, the artifact store, ffmpeg."""
 
-
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed

@@ -24,7 +24,9 @@ class Setting:
 
 # The README's configuration table is generated from (and tested against) this list.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("MEDIA_PIPELINE_HOME", "./.media_pipeline", "Home folder: databases, artifacts, watch folder, Dagster home."),
+    Setting(
+        "MEDIA_PIPELINE_HOME", "./.media_pipeline", "Home folder: databases, artifacts, watch folder, Dagster home."
+    ),
     Setting(
         "MEDIA_PIPELINE_DATABASE_URL",
         "sqlite:///{home}/media_pipeline.db",

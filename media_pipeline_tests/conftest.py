@@ -95,26 +95,49 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield test_instance
 
 
-def publish(url: str, artifact_root: Path, source: Path, *, project: str = "show", name: str | None = None,
-            rate: float | None = None, dedupe: bool = False, **options: object) -> str:
+def publish(
+    url: str,
+    artifact_root: Path,
+    source: Path,
+    *,
+    project: str = "show",
+    name: str | None = None,
+    rate: float | None = None,
+    dedupe: bool = False,
+    **options: object,
+) -> str:
     with DatabaseResource(url=url).session() as session:
         published = publish_cut(
-            session, artifact_root, project=project, name=name or source.stem, source=source,
+            session,
+            artifact_root,
+            project=project,
+            name=name or source.stem,
+            source=source,
             read_options=ReadOptions(rate=rate, ignore_timecode_mismatch=bool(options.get("ignore_timecode_mismatch"))),
             media_roots=[str(p) for p in options.get("media_roots", [])],  # type: ignore[union-attr]
-            origin_dir=str(source.parent), dedupe=dedupe,
+            origin_dir=str(source.parent),
+            dedupe=dedupe,
         )
         return published.cut.partition_key
 
 
-def ingest(instance: dg.DagsterInstance, key: str, resources: dict[str, object],
-           run_config: dict | None = None, raise_on_error: bool = True,
-           selection: list | None = None) -> dg.ExecuteInProcessResult:
+def ingest(
+    instance: dg.DagsterInstance,
+    key: str,
+    resources: dict[str, object],
+    run_config: dict | None = None,
+    raise_on_error: bool = True,
+    selection: list | None = None,
+) -> dg.ExecuteInProcessResult:
     """Materialize the editorial assets for one cut version on a real (test) Dagster instance."""
     instance.add_dynamic_partitions(cut_versions.name, [key])
     return dg.materialize(
-        selection or editorial_assets, instance=instance, partition_key=key, resources=resources,
-        run_config=run_config or {}, raise_on_error=raise_on_error,
+        selection or editorial_assets,
+        instance=instance,
+        partition_key=key,
+        resources=resources,
+        run_config=run_config or {},
+        raise_on_error=raise_on_error,
     )
 
 

@@ -65,8 +65,12 @@ def test_corpus_file_ingests(name, tmp_path, sqlite_url, artifact_root, instance
     source = tmp_path / name
     shutil.copy(CORPUS / name, source)  # never read the shared corpus in place: publish copies anyway
     key = publish(sqlite_url, artifact_root, source, **options)
-    result = ingest(instance, key, make_resources(sqlite_url, artifact_root),
-                    run_config={"ops": {"shot_thumbnails": {"config": {"width": 96}}}})
+    result = ingest(
+        instance,
+        key,
+        make_resources(sqlite_url, artifact_root),
+        run_config={"ops": {"shot_thumbnails": {"config": {"width": 96}}}},
+    )
     assert result.success
     with DatabaseResource(url=sqlite_url).session() as session:
         cut = session.scalar(sa.select(CutVersion))

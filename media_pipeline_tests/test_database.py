@@ -56,13 +56,31 @@ def test_shot_index_is_unique_within_a_cut(db_url, artifact_root):
         project = Project(name="p")
         session.add(project)
         session.flush()
-        cut = CutVersion(project_id=project.id, name="c", version=1, partition_key="p.c.v001", source_path="x",
-                         source_filename="x.otio", source_sha256="0" * 64)
+        cut = CutVersion(
+            project_id=project.id,
+            name="c",
+            version=1,
+            partition_key="p.c.v001",
+            source_path="x",
+            source_filename="x.otio",
+            source_sha256="0" * 64,
+        )
         session.add(cut)
         session.flush()
         cut_id = cut.id
     with pytest.raises(sa.exc.IntegrityError), db.session_scope(db_url) as session:
         for _ in range(2):
-            session.add(Shot(cut_version_id=cut_id, index=0, name="a", record_start=0, record_duration=1,
-                             source_start=0, source_duration=1, source_rate="24", media_status="missing"))
+            session.add(
+                Shot(
+                    cut_version_id=cut_id,
+                    index=0,
+                    name="a",
+                    record_start=0,
+                    record_duration=1,
+                    source_start=0,
+                    source_duration=1,
+                    source_rate="24",
+                    media_status="missing",
+                )
+            )
         session.flush()

@@ -49,7 +49,9 @@ def write_cut(path: Path, clips: list[otio.schema.Clip]) -> Path:
 
 def shots_and_renders(url: str) -> list[tuple[Shot, Render]]:
     with DatabaseResource(url=url).session() as session:
-        return list(session.execute(sa.select(Shot, Render).join(Render, Render.shot_id == Shot.id).order_by(Render.id)))
+        return list(
+            session.execute(sa.select(Shot, Render).join(Render, Render.shot_id == Shot.id).order_by(Render.id))
+        )
 
 
 THUMBS = {"ops": {"shot_thumbnails": {"config": {"frame": "first", "width": 128}}}}
@@ -74,10 +76,13 @@ def test_relinks_windows_and_file_localhost_paths(tmp_path, sqlite_url, artifact
 
 
 def test_missing_media_is_a_slate_not_a_failed_run(tmp_path, sqlite_url, artifact_root, instance):
-    cut = write_cut(tmp_path / "cut.otio", [
-        clip("offline", "file:///nowhere/A001.mov", 0, 10),
-        clip("no_reference", None, 0, 10),
-    ])
+    cut = write_cut(
+        tmp_path / "cut.otio",
+        [
+            clip("offline", "file:///nowhere/A001.mov", 0, 10),
+            clip("no_reference", None, 0, 10),
+        ],
+    )
     key = publish(sqlite_url, artifact_root, cut)
     result = ingest(instance, key, make_resources(sqlite_url, artifact_root), run_config=THUMBS)
     assert result.success
@@ -117,8 +122,12 @@ def test_source_range_outside_the_media_is_slated(tmp_path, sqlite_url, artifact
 def test_unchanged_shots_are_reused_across_versions(tmp_path, db_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=200, rate=Fraction(24))
     url = movie.as_uri()
-    v1 = write_cut(tmp_path / "v1" / "edit.otio", [clip("a", url, 0, 20), clip("b", url, 40, 20), clip("c", url, 80, 20)])
-    v2 = write_cut(tmp_path / "v2" / "edit.otio", [clip("a", url, 0, 20), clip("b", url, 44, 20), clip("c", url, 80, 20)])
+    v1 = write_cut(
+        tmp_path / "v1" / "edit.otio", [clip("a", url, 0, 20), clip("b", url, 40, 20), clip("c", url, 80, 20)]
+    )
+    v2 = write_cut(
+        tmp_path / "v2" / "edit.otio", [clip("a", url, 0, 20), clip("b", url, 44, 20), clip("c", url, 80, 20)]
+    )
     resources = make_resources(db_url, artifact_root)
     ingest(instance, publish(db_url, artifact_root, v1), resources, run_config=THUMBS)
     key2 = publish(db_url, artifact_root, v2)
@@ -133,8 +142,13 @@ def test_unchanged_shots_are_reused_across_versions(tmp_path, db_url, artifact_r
     assert read_index(Image.open(artifact_root / by_name["a"].output_path)) == 0
     assert key2 in by_name["a"].output_path  # reused files appear in the new cut's own folder too
 
-    forced = ingest(instance, key2, resources, selection=None,
-                    run_config={"ops": {"shot_thumbnails": {"config": {"frame": "first", "width": 128, "force": True}}}})
+    forced = ingest(
+        instance,
+        key2,
+        resources,
+        selection=None,
+        run_config={"ops": {"shot_thumbnails": {"config": {"frame": "first", "width": 128, "force": True}}}},
+    )
     assert forced.asset_materializations_for_node("shot_thumbnails")[0].metadata["rendered"].value == 3
 
 
@@ -147,8 +161,13 @@ def test_a_single_shot_can_be_rerendered(tmp_path, sqlite_url, artifact_root, in
     key = publish(sqlite_url, artifact_root, cut)
     ingest(instance, key, resources, run_config=THUMBS)
     shot_b = next(shot for shot, _ in shots_and_renders(sqlite_url) if shot.name == "b")
-    result = ingest(instance, key, resources, selection=[shot_thumbnails, contact_sheet], run_config={
-        "ops": {"shot_thumbnails": {"config": {"frame": "last", "width": 128, "shot_ids": [shot_b.id]}}}})
+    result = ingest(
+        instance,
+        key,
+        resources,
+        selection=[shot_thumbnails, contact_sheet],
+        run_config={"ops": {"shot_thumbnails": {"config": {"frame": "last", "width": 128, "shot_ids": [shot_b.id]}}}},
+    )
     metadata = result.asset_materializations_for_node("shot_thumbnails")[0].metadata
     assert metadata["shots"].value == 1 and metadata["rendered"].value == 1
     latest = [render for shot, render in shots_and_renders(sqlite_url) if render.run_id == result.run_id]
@@ -161,15 +180,31 @@ def test_image_sequence_media(tmp_path, sqlite_url, artifact_root, instance, suf
     make_indexed_sequence(frames, prefix="sh010_comp.", start=1001, frames=48, padding=4, suffix=suffix)
     reference = otio.schema.ImageSequenceReference(
         target_url_base="/old/server/renders/sh010/",  # moved since: relinked by file name
-        name_prefix="sh010_comp.", name_suffix=suffix, start_frame=1001, frame_zero_padding=4, rate=RATE,
-        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(86400, RATE),
-                                                otio.opentime.RationalTime(48, RATE)),
+        name_prefix="sh010_comp.",
+        name_suffix=suffix,
+        start_frame=1001,
+        frame_zero_padding=4,
+        rate=RATE,
+        available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(86400, RATE), otio.opentime.RationalTime(48, RATE)
+        ),
     )
-    item = otio.schema.Clip(name="sh010", media_reference=reference, source_range=otio.opentime.TimeRange(
-        otio.opentime.RationalTime(86400 + 10, RATE), otio.opentime.RationalTime(20, RATE)))
-    key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "seq.otio", [item]), media_roots=[tmp_path / "render"])
-    ingest(instance, key, make_resources(sqlite_url, artifact_root),
-           run_config={"ops": {"shot_thumbnails": {"config": {"frame": "middle", "width": 160}}}})
+    item = otio.schema.Clip(
+        name="sh010",
+        media_reference=reference,
+        source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(86400 + 10, RATE), otio.opentime.RationalTime(20, RATE)
+        ),
+    )
+    key = publish(
+        sqlite_url, artifact_root, write_cut(tmp_path / "seq.otio", [item]), media_roots=[tmp_path / "render"]
+    )
+    ingest(
+        instance,
+        key,
+        make_resources(sqlite_url, artifact_root),
+        run_config={"ops": {"shot_thumbnails": {"config": {"frame": "middle", "width": 160}}}},
+    )
     [(shot, render)] = shots_and_renders(sqlite_url)
     assert shot.media_kind == "sequence" and shot.media_frame == 1011
     assert read_index(Image.open(artifact_root / render.output_path)) == 1021
@@ -178,8 +213,12 @@ def test_image_sequence_media(tmp_path, sqlite_url, artifact_root, instance, suf
 def test_a_frame_offset_outside_the_shot_is_a_slate_saying_so(tmp_path, sqlite_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=100, rate=Fraction(24))
     key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 0, 5)]))
-    ingest(instance, key, make_resources(sqlite_url, artifact_root),
-           run_config={"ops": {"shot_thumbnails": {"config": {"frame": "12", "width": 128}}}})
+    ingest(
+        instance,
+        key,
+        make_resources(sqlite_url, artifact_root),
+        run_config={"ops": {"shot_thumbnails": {"config": {"frame": "12", "width": 128}}}},
+    )
     [(_, render)] = shots_and_renders(sqlite_url)
     assert render.details["slate"]
 
@@ -187,8 +226,13 @@ def test_a_frame_offset_outside_the_shot_is_a_slate_saying_so(tmp_path, sqlite_u
 def test_an_invalid_frame_option_fails_the_run_with_a_sentence(tmp_path, sqlite_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=100, rate=Fraction(24))
     key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 0, 5)]))
-    result = ingest(instance, key, make_resources(sqlite_url, artifact_root), raise_on_error=False,
-                    run_config={"ops": {"shot_thumbnails": {"config": {"frame": "centre"}}}})
+    result = ingest(
+        instance,
+        key,
+        make_resources(sqlite_url, artifact_root),
+        raise_on_error=False,
+        run_config={"ops": {"shot_thumbnails": {"config": {"frame": "centre"}}}},
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "frame must be 'first', 'middle', 'last'" in failure.step_failure_data.user_failure_data.description

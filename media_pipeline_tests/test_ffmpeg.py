@@ -14,8 +14,9 @@ from media_pipeline.samples import make_indexed_movie
 
 
 def test_probe_reads_rate_size_duration_and_timecode(tmp_path):
-    movie = make_indexed_movie(tmp_path / "a.mov", frames=48, rate=Fraction(30000, 1001), size=(320, 180),
-                               start_timecode="01:02:03:04")
+    movie = make_indexed_movie(
+        tmp_path / "a.mov", frames=48, rate=Fraction(30000, 1001), size=(320, 180), start_timecode="01:02:03:04"
+    )
     info = ffmpeg.probe(movie)
     assert info.rate == Fraction(30000, 1001)
     assert (info.width, info.height) == (320, 180)
@@ -25,10 +26,13 @@ def test_probe_reads_rate_size_duration_and_timecode(tmp_path):
     assert ffmpeg.probe(make_indexed_movie(tmp_path / "b.mov", frames=10, audio=True)).has_audio
 
 
-@pytest.mark.parametrize("content, words", [
-    (b"", "not a readable media file"),
-    (b"\x00\x00\x00\x18ftypqt  " + b"x" * 100, "not a readable media file"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"", "not a readable media file"),
+        (b"\x00\x00\x00\x18ftypqt  " + b"x" * 100, "not a readable media file"),
+    ],
+)
 def test_probe_explains_unreadable_files(tmp_path, content, words):
     bad = tmp_path / "bad.mov"
     bad.write_bytes(content)
@@ -43,8 +47,22 @@ def test_probe_of_a_missing_file(tmp_path):
 
 def test_progress_is_reported_while_encoding(tmp_path):
     seen: list[ffmpeg.Progress] = []
-    ffmpeg.run(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-frames:v", "50", "-c:v", "libx264",
-                "-preset", "ultrafast"], tmp_path / "out.mp4", on_progress=seen.append)
+    ffmpeg.run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=25",
+            "-frames:v",
+            "50",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+        tmp_path / "out.mp4",
+        on_progress=seen.append,
+    )
     assert seen and seen[-1].done and seen[-1].frame == 50
     assert ffmpeg.probe(tmp_path / "out.mp4").frame_count == 50
 
@@ -64,8 +82,11 @@ def test_a_killed_encode_leaves_no_file_under_the_final_name(tmp_path):
 
     def encode() -> None:
         try:
-            ffmpeg.run(["-f", "lavfi", "-re", "-i", "testsrc2=size=160x90:rate=25", "-t", "30", "-c:v", "libx264"],
-                       output, timeout=1.0)
+            ffmpeg.run(
+                ["-f", "lavfi", "-re", "-i", "testsrc2=size=160x90:rate=25", "-t", "30", "-c:v", "libx264"],
+                output,
+                timeout=1.0,
+            )
         except BaseException as exc:
             errors.append(exc)
 
@@ -85,8 +106,16 @@ def test_seek_targets_half_a_frame_early():
     assert ffmpeg.seek_seconds(10, rate) == Fraction(19, 2) / rate
 
 
-@pytest.mark.parametrize("decimal, exact", [(23.976, Fraction(24000, 1001)), (29.97, Fraction(30000, 1001)),
-                                             ("59.94", Fraction(60000, 1001)), (25, Fraction(25)), (12.5, Fraction(25, 2))])
+@pytest.mark.parametrize(
+    "decimal, exact",
+    [
+        (23.976, Fraction(24000, 1001)),
+        (29.97, Fraction(30000, 1001)),
+        ("59.94", Fraction(60000, 1001)),
+        (25, Fraction(25)),
+        (12.5, Fraction(25, 2)),
+    ],
+)
 def test_exact_rate(decimal, exact):
     assert ffmpeg.exact_rate(decimal) == exact
 

@@ -30,9 +30,7 @@ MEDIA_FRAMES = 240
 def thumbnail_index(url: str, artifact_root: Path, key: str) -> dict[str, int]:
     with DatabaseResource(url=url).session() as session:
         rows = session.execute(
-            sa.select(Shot.name, Render.output_path)
-            .join(Render, Render.shot_id == Shot.id)
-            .order_by(Render.id)
+            sa.select(Shot.name, Render.output_path).join(Render, Render.shot_id == Shot.id).order_by(Render.id)
         ).all()
     return {name: read_index(Image.open(artifact_root / path)) for name, path in rows}
 
@@ -67,20 +65,27 @@ def build_otio(media: Path, rate: Fraction, start_tc: str, *, with_available_ran
 @pytest.mark.parametrize("frame", ["first", "middle", "last", "3"])
 def test_thumbnail_is_the_named_frame(tmp_path, instance, rate_name, available_range, frame):
     rate, start_tc = RATES[rate_name]
-    media = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=MEDIA_FRAMES, rate=rate,
-                               start_timecode=start_tc, gop=25)
+    media = make_indexed_movie(
+        tmp_path / "media" / "plate.mov", frames=MEDIA_FRAMES, rate=rate, start_timecode=start_tc, gop=25
+    )
     timeline_file = tmp_path / "cut.otio"
-    otio.adapters.write_to_file(build_otio(media, rate, start_tc, with_available_range=available_range),
-                                str(timeline_file))
+    otio.adapters.write_to_file(
+        build_otio(media, rate, start_tc, with_available_range=available_range), str(timeline_file)
+    )
     url, artifacts = f"sqlite:///{tmp_path}/d.db", tmp_path / "artifacts"
     key = publish(url, artifacts, timeline_file)
-    ingest(instance, key, make_resources(url, artifacts),
-           run_config={"ops": {"shot_thumbnails": {"config": {"frame": frame, "width": 160}}}})
+    ingest(
+        instance,
+        key,
+        make_resources(url, artifacts),
+        run_config={"ops": {"shot_thumbnails": {"config": {"frame": frame, "width": 160}}}},
+    )
 
     decoded = thumbnail_index(url, artifacts, key)
     for number, (offset, duration) in enumerate(CLIPS):
         expected = {"first": offset, "middle": offset + duration // 2, "last": offset + duration - 1}.get(
-            frame, offset + min(3, duration - 1))
+            frame, offset + min(3, duration - 1)
+        )
         if frame == "3" and duration <= 3:
             continue  # offset outside this shot: a slate, covered elsewhere
         assert decoded[f"sh{number:03d}"] == expected, f"{rate_name} shot {number} frame {frame}"
@@ -91,8 +96,7 @@ def test_edl_with_timecode_and_relinked_media(tmp_path, instance, rate_name):
     """An EDL (no rate of its own) at an NTSC rate, its media recorded on another machine."""
     rate, start_tc = RATES[rate_name]
     media_root = tmp_path / "library"
-    make_indexed_movie(media_root / "deep" / "A001C003.mov", frames=MEDIA_FRAMES, rate=rate,
-                       start_timecode=start_tc)
+    make_indexed_movie(media_root / "deep" / "A001C003.mov", frames=MEDIA_FRAMES, rate=rate, start_timecode=start_tc)
     float_rate = float(rate)
     start = otio.opentime.from_timecode(start_tc, float_rate)
 
@@ -102,8 +106,10 @@ def test_edl_with_timecode_and_relinked_media(tmp_path, instance, rate_name):
     lines, record = ["TITLE: accuracy", ""], otio.opentime.from_timecode("01:00:00:00", float_rate).value
     for number, (offset, duration) in enumerate(CLIPS):
         src_in = start.value + offset
-        lines.append(f"{number + 1:03d}  A001C003 V     C        {tc(src_in)} {tc(src_in + duration)} "
-                     f"{tc(record)} {tc(record + duration)}")
+        lines.append(
+            f"{number + 1:03d}  A001C003 V     C        {tc(src_in)} {tc(src_in + duration)} "
+            f"{tc(record)} {tc(record + duration)}"
+        )
         lines.append(f"* FROM CLIP NAME:  sh{number:03d}")
         lines.append("* FROM CLIP: D:\\Projects\\show\\A001C003.mov")
         record += duration
@@ -111,8 +117,12 @@ def test_edl_with_timecode_and_relinked_media(tmp_path, instance, rate_name):
     edl.write_text("\n".join(lines) + "\n")
     url, artifacts = f"sqlite:///{tmp_path}/d.db", tmp_path / "artifacts"
     key = publish(url, artifacts, edl, rate=float_rate, media_roots=[media_root])
-    ingest(instance, key, make_resources(url, artifacts),
-           run_config={"ops": {"shot_thumbnails": {"config": {"frame": "last", "width": 160}}}})
+    ingest(
+        instance,
+        key,
+        make_resources(url, artifacts),
+        run_config={"ops": {"shot_thumbnails": {"config": {"frame": "last", "width": 160}}}},
+    )
     decoded = thumbnail_index(url, artifacts, key)
     for number, (offset, duration) in enumerate(CLIPS):
         assert decoded[f"sh{number:03d}"] == offset + duration - 1

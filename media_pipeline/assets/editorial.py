@@ -6,7 +6,6 @@ Shot-level work happens inside the cut's partition (Dagster cannot express "the 
 cut" as sub-partitions); per-shot results live in the domain database and in metadata.
 """
 
-
 import base64
 import io
 import json
@@ -138,7 +137,9 @@ def cut_shots(
     with failing_cut(database, key), database.session() as session:
         cut = load_cut(session, key)
         origin = cut.options.get("origin_dir")
-        resolver = MediaResolver(media_search.roots(cut.options.get("media_roots", [])), Path(origin) if origin else None)
+        resolver = MediaResolver(
+            media_search.roots(cut.options.get("media_roots", [])), Path(origin) if origin else None
+        )
         report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
         rows = [shot_row(shot) for shot in report.shots]
         missing = [f"{shot.name}: {(shot.notes or ['missing'])[-1]}" for shot in report.missing]
@@ -360,7 +361,9 @@ def frames_table(rows: list[dict[str, Any]], limit: int = 100) -> str:
     lines = ["| # | shot | source frame | media frame | |", "|---|---|---|---|---|"]
     for row in rows[:limit]:
         state = "slate" if row["slate"] else ("reused" if row["reused"] else "rendered")
-        lines.append(f"| {row['index']} | {_md(row['name'])} | {row['source_frame']} | {row['media_frame']} | {state} |")
+        lines.append(
+            f"| {row['index']} | {_md(row['name'])} | {row['source_frame']} | {row['media_frame']} | {state} |"
+        )
     return "\n".join(lines)
 
 

@@ -150,8 +150,15 @@ class MediaResolver:
         if path.suffix.lower() in IMAGE_SUFFIXES and info.frame_count <= 1:
             # One picture held for the whole shot (animatic frames, title cards).
             return ResolvedMedia(
-                status=MediaStatus.LINKED, kind="still", path=str(path), url=url, frame=0, rate=info.rate,
-                frame_count=1, notes=notes, details=_info_details(info),
+                status=MediaStatus.LINKED,
+                kind="still",
+                path=str(path),
+                url=url,
+                frame=0,
+                rate=info.rate,
+                frame_count=1,
+                notes=notes,
+                details=_info_details(info),
             )
         media_start = _media_start(available, info)
         offset = seconds(shot.clip.trimmed_range().start_time) - media_start
@@ -168,8 +175,14 @@ class MediaResolver:
                 f"the file has 0..{info.frame_count - 1} (check the source timecode / available range)"
             )
         return ResolvedMedia(
-            status=MediaStatus.LINKED, kind="movie", path=str(path), url=url, frame=frame, rate=info.rate,
-            frame_count=info.frame_count, notes=notes,
+            status=MediaStatus.LINKED,
+            kind="movie",
+            path=str(path),
+            url=url,
+            frame=frame,
+            rate=info.rate,
+            frame_count=info.frame_count,
+            notes=notes,
             details={**_info_details(info), "media_start_seconds": str(media_start)},
         )
 
@@ -191,8 +204,14 @@ class MediaResolver:
         if pattern is None:
             pattern = path.parent / f"{ref.name_prefix}%d{ref.name_suffix}"
         return ResolvedMedia(
-            status=MediaStatus.LINKED, kind="sequence", path=str(pattern), url=url, frame=first_number,
-            rate=rate, frame_count=ref.number_of_images_in_sequence(), notes=[note] if note else [],
+            status=MediaStatus.LINKED,
+            kind="sequence",
+            path=str(pattern),
+            url=url,
+            frame=first_number,
+            rate=rate,
+            frame_count=ref.number_of_images_in_sequence(),
+            notes=[note] if note else [],
             details={"start_frame": ref.start_frame, "frame_step": ref.frame_step, "padding": padding},
         )
 

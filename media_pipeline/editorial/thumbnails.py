@@ -133,8 +133,10 @@ def plan_thumbnail(shot: Shot, choice: FrameChoice, width: int) -> ThumbnailPlan
     source_rate = Fraction(shot.source_rate)
     rate = plan.media_rate or source_rate
     plan.media_frame = shot.media_frame + round(Fraction(offset) / source_rate * rate)
-    if shot.media_frame_count is not None and shot.media_kind == "movie" and not (
-        0 <= plan.media_frame < shot.media_frame_count
+    if (
+        shot.media_frame_count is not None
+        and shot.media_kind == "movie"
+        and not (0 <= plan.media_frame < shot.media_frame_count)
     ):
         plan.slate = [
             "FRAME OUTSIDE MEDIA",
@@ -162,8 +164,12 @@ def render_thumbnail(plan: ThumbnailPlan, output: Path) -> None:
     except FileNotFoundError:
         # ffmpeg exits cleanly with no frame when the seek lands past the last frame (the
         # container's duration over-stated the picture's).
-        render_slate(["FRAME OUTSIDE MEDIA", plan.name, f"media frame {plan.media_frame} is past the end of the file"],
-                     output, plan.width, plan.aspect)
+        render_slate(
+            ["FRAME OUTSIDE MEDIA", plan.name, f"media frame {plan.media_frame} is past the end of the file"],
+            output,
+            plan.width,
+            plan.aspect,
+        )
 
 
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -80,7 +80,9 @@ def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema
         timelines = list(result.find_children(descended_from_type=otio.schema.Timeline))
         if timelines:
             if len(timelines) > 1:
-                warnings.append(f"{path.name} holds {len(timelines)} timelines; the first, {timelines[0].name!r}, was used")
+                warnings.append(
+                    f"{path.name} holds {len(timelines)} timelines; the first, {timelines[0].name!r}, was used"
+                )
             return timelines[0]
     raise TimelineError(f"{path.name} holds no timeline (it reads as a {type(result).__name__})")
 
@@ -101,7 +103,6 @@ def _explain(path: Path, adapter: str, kwargs: dict[str, Any], exc: Exception) -
             )
         return f"{path.name} is not a valid CMX 3600 EDL: the EDL reader failed with {type(exc).__name__}: {reason}"
     return f"{path.name} could not be read as {adapter}: {type(exc).__name__}: {reason}"
-
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:

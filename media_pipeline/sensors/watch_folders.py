@@ -13,7 +13,6 @@ the folder or subfolder may also set "rate" (for EDLs), "media_roots" and
 "ignore_timecode_mismatch".
 """
 
-
 import json
 import os
 import re
@@ -128,7 +127,9 @@ def evaluate(
         # Stable means: unchanged since an observation at least `settle_seconds` ago. Measured
         # from our own observation, not the file's mtime, so a share with a skewed clock works.
         previous = cursor.settling.get(path)
-        settled = previous is not None and previous[:2] == [size, mtime] and now_ns - previous[2] >= settle_seconds * 1e9
+        settled = (
+            previous is not None and previous[:2] == [size, mtime] and now_ns - previous[2] >= settle_seconds * 1e9
+        )
         if not settled:
             if previous is None or previous[:2] != [size, mtime]:
                 cursor.settling[path] = [size, mtime, now_ns]

@@ -1,0 +1,121 @@
+"""`media-pipeline up` for real: webserver, daemon and API processes, a dropped timeline ingested
+by the sensor through the run queue, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from media_pipeline import db
+from media_pipeline.db.models import CutVersion, Render
+
+pytestmark = pytest.mark.stack
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"media-pipeline up exited early ({process.returncode}) while waiting for {what}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    ui_port, api_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+        "MEDIA_PIPELINE_SENSOR_INTERVAL": "1",
+        "MEDIA_PIPELINE_SETTLE_SECONDS": "0.5",
+        "MEDIA_PIPELINE_API_TOKEN": "stack-test-token",
+    }
+    command = [
+        str(Path(sys.executable).parent / "media-pipeline"),
+        "up",
+        "--home",
+        str(home),
+        "--ui-port",
+        str(ui_port),
+        "--api-port",
+        str(api_port),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield process, home, ui_port, api_port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
+    process, home, ui_port, api_port = stack
+
+    def reachable(url: str) -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/server_info"), 120, "the Dagster webserver", process)
+    wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 60, "the API", process)
+    sample = home / "watch" / "demo" / "sample_cut.otio"
+    assert sample.exists()
+    # The same content dropped again under another name must not become a second cut version.
+    (home / "watch" / "demo" / "copy_of_sample.otio").write_bytes(sample.read_bytes())
+
+    url = f"sqlite:///{home}/media_pipeline.db"
+
+    def contact_sheet_done() -> bool:
+        with db.session_scope(url) as session:
+            return session.scalar(sa.select(Render.id).where(Render.kind == "contact_sheet")) is not None
+
+    wait_for(contact_sheet_done, 180, "the sample cut's contact sheet", process)
+    with db.session_scope(url) as session:
+        cuts = session.scalars(sa.select(CutVersion)).all()
+        assert [(c.partition_key, c.status, c.shot_count, c.missing_count) for c in cuts] == [
+            ("demo.sample_cut.v001", "ingested", 6, 1)
+        ]
+    thumbnails = sorted((home / "artifacts" / "cuts" / "demo.sample_cut.v001" / "thumbnails").glob("*.jpg"))
+    assert len(thumbnails) == 6
+    assert (home / "artifacts" / "cuts" / "demo.sample_cut.v001" / "contact_sheet.jpg").is_file()
+
+    # Lineage in Dagster: one successful, sensor-launched run; every asset materialized for the partition.
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": "demo.sample_cut.v001"}))
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS]
+    assert runs[0].tags.get("dagster/sensor_name", "").startswith("watch_")
+    for asset in ("cut_timeline", "cut_shots", "shot_thumbnails", "contact_sheet"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        assert event is not None and event.dagster_event.partition == "demo.sample_cut.v001"
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=40) == 0
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert "stopped: webserver, daemon and API" in output
+    for port in (ui_port, api_port):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served after Ctrl-C"
