@@ -240,3 +240,21 @@ def seek_seconds(frame: int, rate: Fraction) -> Fraction:
 def format_seconds(value: Fraction) -> str:
     # Microsecond precision: half a frame of margin dwarfs the rounding.
     return f"{float(value):.6f}"
+
+
+def filter_value(text: str) -> str:
+    """Escape `text` for use as an option value inside a filter graph string.
+
+    Two levels, as ffmpeg parses them: the filter's option parser (backslash, quote, colon)
+    and then the graph parser (backslash, quote, brackets, comma, semicolon). User text
+    (shot names and the like) is passed by file instead; this is for paths and fixed strings.
+    """
+    for special in "\\':":
+        text = text.replace(special, "\\" + special)
+    for special in "\\'[],;":
+        text = text.replace(special, "\\" + special)
+    return text
+
+
+def rate_arg(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"

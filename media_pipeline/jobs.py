@@ -20,3 +20,11 @@ thumbnails_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Re-render thumbnails (all shots or some, see the shot_thumbnails config) and the contact sheet.",
 )
+
+final_video_job = dg.define_asset_job(
+    "render_final_video",
+    selection=dg.AssetSelection.assets("final_video"),
+    partitions_def=cut_versions,
+    executor_def=dg.in_process_executor,
+    description="Conform the cut into one H.264 file (see the final_video config for encode options).",
+)

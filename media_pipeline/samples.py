@@ -15,11 +15,7 @@ from PIL import Image
 from media_pipeline import ffmpeg
 
 BITS = 16
-_GEQ = f"geq=lum='255*mod(floor(N/pow(2\\,floor(X*{BITS}/W)))\\,2)':cb=128:cr=128"
-
-
-def rate_arg(rate: Fraction) -> str:
-    return f"{rate.numerator}/{rate.denominator}"
+_GEQ = "geq=lum='255*mod(floor((N+{first})/pow(2\\,floor(X*{bits}/W)))\\,2)':cb=128:cr=128"
 
 
 def make_indexed_movie(
@@ -31,19 +27,20 @@ def make_indexed_movie(
     start_timecode: str | None = None,
     gop: int = 48,
     audio: bool = False,
+    first_index: int = 0,
 ) -> Path:
-    """An H.264 movie of `frames` frames; frame N shows N (first frame is 0).
+    """An H.264 movie of `frames` frames; frame N shows first_index + N.
 
     The bars are drawn at 160x90 and scaled up with nearest-neighbour, which keeps generating
     a 1080p source as cheap as a tiny one.
     """
     width, height = size
-    source = f"nullsrc=size=160x90:rate={rate_arg(rate)},format=gray,{_GEQ},scale={width}:{height}:flags=neighbor"
+    source = f"nullsrc=size=160x90:rate={ffmpeg.rate_arg(rate)},format=gray,{_GEQ.format(first=first_index, bits=BITS)},scale={width}:{height}:flags=neighbor"
     args = ["-f", "lavfi", "-i", source]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
     args += ["-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-    args += ["-g", str(gop), "-r", rate_arg(rate)]
+    args += ["-g", str(gop), "-r", ffmpeg.rate_arg(rate)]
     if audio:
         args += ["-c:a", "aac", "-shortest"]
     if start_timecode:

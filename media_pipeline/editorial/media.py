@@ -160,7 +160,7 @@ class MediaResolver:
                 notes=notes,
                 details=_info_details(info),
             )
-        media_start = _media_start(available, info)
+        media_start = media_start_seconds(available, info)
         offset = seconds(shot.clip.trimmed_range().start_time) - media_start
         frame = round(offset * info.rate)
         if info.rate != shot.source_rate:
@@ -216,10 +216,10 @@ class MediaResolver:
         )
 
 
-def _media_start(available: otio.opentime.TimeRange | None, info: MediaInfo) -> Fraction:
+def media_start_seconds(available: otio.opentime.TimeRange | None, info: MediaInfo | None) -> Fraction:
     if available is not None:
         return seconds(available.start_time)
-    if info.start_timecode:
+    if info is not None and info.start_timecode:
         rate = info.rate
         timecode = otio.opentime.from_timecode(info.start_timecode, float(rate))
         return Fraction(round(timecode.value)) / rate

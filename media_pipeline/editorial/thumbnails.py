@@ -151,25 +151,28 @@ def render_thumbnail(plan: ThumbnailPlan, output: Path) -> None:
     if plan.slate:
         render_slate(plan.slate, output, plan.width, plan.aspect)
         return
-    # Scale by the display aspect (anamorphic media), even height for any later video use.
-    scale = f"scale={plan.width}:trunc({plan.width}/dar/2)*2,setsar=1"
-    args: list[str] = []
-    if plan.media_kind == "movie":
-        assert plan.media_rate is not None and plan.media_frame is not None
-        seek = ffmpeg.seek_seconds(plan.media_frame, plan.media_rate)
-        args += ["-ss", ffmpeg.format_seconds(seek)]
-    args += ["-i", plan.input_path(), "-frames:v", "1", "-vf", scale, "-q:v", "2", "-update", "1"]
     try:
-        ffmpeg.run(args, output, what=f"thumbnail of shot {plan.name!r}", timeout=120)
+        if plan.media_kind == "movie":
+            assert plan.media_rate is not None and plan.media_frame is not None
+            grab_frame(Path(plan.input_path()), plan.media_rate, plan.media_frame, output, plan.width)
+        else:
+            grab_frame(Path(plan.input_path()), None, None, output, plan.width)
     except FileNotFoundError:
         # ffmpeg exits cleanly with no frame when the seek lands past the last frame (the
         # container's duration over-stated the picture's).
-        render_slate(
-            ["FRAME OUTSIDE MEDIA", plan.name, f"media frame {plan.media_frame} is past the end of the file"],
-            output,
-            plan.width,
-            plan.aspect,
-        )
+        lines = ["FRAME OUTSIDE MEDIA", plan.name, f"media frame {plan.media_frame} is past the end of the file"]
+        render_slate(lines, output, plan.width, plan.aspect)
+
+
+def grab_frame(source: Path, rate: Fraction | None, frame: int | None, output: Path, width: int) -> None:
+    """Write frame `frame` of a movie (or the only picture of an image file) as a JPEG `width` wide."""
+    # Scale by the display aspect (anamorphic media), even height for any later video use.
+    scale = f"scale={width}:trunc({width}/dar/2)*2,setsar=1"
+    args: list[str] = []
+    if rate is not None and frame is not None:
+        args += ["-ss", ffmpeg.format_seconds(ffmpeg.seek_seconds(frame, rate))]
+    args += ["-i", str(source), "-frames:v", "1", "-vf", scale, "-q:v", "2", "-update", "1"]
+    ffmpeg.run(args, output, what=f"frame {frame} of {source.name}", timeout=120)
 
 
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -1,0 +1,186 @@
+"""The cut conformed into one playable H.264 file, re-encoding only segments that changed."""
+
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import dagster as dg
+import opentimelineio as otio
+import sqlalchemy as sa
+from pydantic import Field
+
+from media_pipeline.assets.editorial import GROUP, cut_shots, load_cut, preview_markdown
+from media_pipeline.db.models import Render, RenderStatus, Shot
+from media_pipeline.editorial.conform import (
+    EncodeOptions,
+    Segment,
+    assemble,
+    encode_segment,
+    plan_conform,
+    render_audio,
+    timeline_audio,
+)
+from media_pipeline.editorial.media import MediaResolver
+from media_pipeline.editorial.thumbnails import grab_frame
+from media_pipeline.ffmpeg import exact_rate, probe, rate_arg
+from media_pipeline.partitions import cut_versions
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+class FinalVideoConfig(dg.Config):
+    width: int = Field(default=1920, description="Output width; media is scaled to fit and letterboxed")
+    height: int = Field(default=1080, description="Output height")
+    fps: str = Field(default="", description="Output frame rate, e.g. '24000/1001'; empty: the timeline's")
+    crf: int = Field(default=18, description="H.264 constant rate factor, 0-51 (lower is better)")
+    preset: str = Field(default="medium", description="x264 preset, ultrafast ... veryslow")
+    audio: bool = Field(default=True, description="Conform the timeline's audio tracks (else no audio stream)")
+
+    def options(self, timeline_rate: Fraction) -> EncodeOptions:
+        problems = []
+        if not (16 <= self.width <= 7680 and 16 <= self.height <= 4320) or self.width % 2 or self.height % 2:
+            problems.append(f"resolution must be even and between 16x16 and 7680x4320, not {self.width}x{self.height}")
+        if not 0 <= self.crf <= 51:
+            problems.append(f"crf must be between 0 and 51, not {self.crf}")
+        if self.preset not in PRESETS:
+            problems.append(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        try:
+            fps = exact_rate(self.fps) if self.fps else timeline_rate
+        except (ValueError, ZeroDivisionError):
+            problems.append(f"fps must be a number or a ratio like 24000/1001, not {self.fps!r}")
+            fps = timeline_rate
+        if problems:
+            raise dg.Failure(description="; ".join(problems), allow_retries=False)
+        return EncodeOptions(self.width, self.height, fps, self.crf, self.preset, self.audio)
+
+
+def segment_path(artifacts: ArtifactStore, key: str) -> Path:
+    # Content-addressed and shared by every cut version: a shot unchanged between versions is
+    # the same file, found and not encoded again.
+    return artifacts.path(f"segments/{key[:2]}/{key}.mp4")
+
+
+@dg.asset(
+    partitions_def=cut_versions,
+    group_name=GROUP,
+    deps=[cut_shots],
+    pool="ffmpeg",
+    kinds={"ffmpeg", "mp4"},
+    description="The cut conformed from its source media: exact frames, black gaps, slates for missing media, "
+    "dissolves, conformed audio; only changed segments are re-encoded.",
+)
+def final_video(
+    context: dg.AssetExecutionContext,
+    config: FinalVideoConfig,
+    database: DatabaseResource,
+    artifacts: ArtifactStore,
+    ffmpeg: FFmpegResource,
+    media_search: MediaSearchResource,
+) -> dg.MaterializeResult:
+    key = context.partition_key
+    cut_dir = artifacts.cut_dir(key)
+    with database.session() as session:
+        cut = load_cut(session, key)
+        shots = list(session.scalars(sa.select(Shot).where(Shot.cut_version_id == cut.id).order_by(Shot.index)))
+        total = int(cut.options.get("duration") or 0)
+        options = config.options(Fraction(cut.rate or "24"))
+        start_frame = int(cut.options.get("global_start_frame") or 0)
+        cut_id, roots, origin = cut.id, cut.options.get("media_roots", []), cut.options.get("origin_dir")
+    if not shots:
+        raise dg.Failure(description=f"{key} has no shots; materialize cut_shots first")
+    plan = plan_conform(shots, total)
+    for item in plan.not_rendered:
+        context.log.warning(f"not rendered: {item}")
+
+    todo: list[tuple[Segment, Path]] = []
+    files: list[Path] = []
+    for segment in plan.segments:
+        path = segment_path(artifacts, segment.cache_key(options))
+        files.append(path)
+        if not path.exists() and all(path != other for _, other in todo):
+            todo.append((segment, path))
+    reused = len(plan.segments) - len(todo)
+    context.log.info(f"{len(plan.segments)} segment(s): {reused} reused, {len(todo)} to encode")
+
+    todo_frames = sum(segment.frames for segment, _ in todo) or 1
+    encoded: dict[int, int] = {}
+    last_report = 0.0
+
+    def encode(item: tuple[Segment, Path]) -> None:
+        segment, path = item
+
+        def on_frames(frames: int) -> None:
+            nonlocal last_report
+            encoded[id(segment)] = frames
+            if time.monotonic() - last_report >= 1.0:
+                last_report = time.monotonic()
+                done = sum(encoded.values())
+                # The job API reads these lines as progress (frames encoded of frames to encode).
+                context.log.info(f"conform {done}/{todo_frames} frames encoded")
+
+        encode_segment(segment, options, path, on_frames)
+
+    failures: list[str] = []
+
+    def finished(item: tuple[Segment, Path], outcome: object) -> None:
+        if isinstance(outcome, BaseException):
+            failures.append(f"{item[0].label}: {outcome}")
+
+    ffmpeg.map_parallel(encode, todo, finished)
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} segment(s) failed to encode; the others are kept and reused on re-run",
+            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
+        )
+
+    audio_notes: list[str] = []
+    output = cut_dir / "final_video.mp4"
+    seconds = Fraction(plan.total_frames) / options.fps
+    # Non-drop-frame, as timecodes are parsed (a ';' separator would mean drop-frame).
+    timecode = otio.opentime.to_timecode(
+        otio.opentime.RationalTime(start_frame, float(options.fps)), float(options.fps), drop_frame=False
+    )
+    with tempfile.TemporaryDirectory(prefix="conform-") as tmp:
+        audio_path = None
+        if options.audio:
+            timeline = otio.adapters.read_from_file(str(cut_dir / "timeline.otio"), adapter_name="otio_json")
+            resolver = MediaResolver(media_search.roots(roots), Path(origin) if origin else None)
+            clips, audio_notes = timeline_audio(timeline, resolver)
+            audio_path = Path(tmp) / "audio.wav"
+            render_audio(clips, seconds, audio_path)
+        assemble(files, audio_path, output, options, plan.total_frames, timecode)
+    for note in audio_notes:
+        context.log.warning(f"audio: {note}")
+    info = probe(output)
+    preview = cut_dir / "final_video_preview.jpg"
+    grab_frame(output, info.rate, plan.total_frames // 2, preview, 480)
+    with database.session() as session:
+        session.add(
+            Render(
+                cut_version_id=cut_id,
+                kind="final_video",
+                options=config.model_dump(),
+                cache_key=f"final_video:{key}",
+                output_path=artifacts.relative(output),
+                status=RenderStatus.SUCCEEDED,
+                run_id=context.run.run_id,
+                details={"frames": plan.total_frames, "segments": len(plan.segments), "reused": reused},
+            )
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(output)),
+            "frames": plan.total_frames,
+            "duration_seconds": float(seconds),
+            "start_timecode": timecode,
+            "fps": rate_arg(options.fps),
+            "resolution": f"{options.width}x{options.height}",
+            "segments": len(plan.segments),
+            "segments_encoded": len(todo),
+            "segments_reused": reused,
+            "not_rendered": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan.not_rendered + audio_notes) or "none"),
+            "preview": preview_markdown(preview),
+        }
+    )

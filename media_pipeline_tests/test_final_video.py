@@ -1,0 +1,259 @@
+"""The conformed final video: every output frame is the exact source frame the timeline names."""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+from PIL import Image
+
+from media_pipeline import ffmpeg
+from media_pipeline.assets.editorial import cut_shots, cut_timeline
+from media_pipeline.assets.final_video import final_video
+from media_pipeline.samples import make_indexed_movie, read_index
+from media_pipeline_tests.conftest import ingest, make_resources, publish
+
+W, H = 320, 180
+A_BASE, B_BASE = 0, 20000  # frame N of movie A shows N, of movie B shows 20000 + N
+
+
+def decode_all(path: Path) -> list[Image.Image]:
+    raw = subprocess.run(
+        [
+            ffmpeg.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            "scale=160:90",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    size = 160 * 90
+    return [Image.frombytes("L", (160, 90), raw[i : i + size]) for i in range(0, len(raw), size)]
+
+
+def mean(image: Image.Image) -> float:
+    data = image.getdata()
+    return sum(data) / len(data)
+
+
+def build(tmp_path: Path, rate: Fraction, start_tc: str):  # type: ignore[no-untyped-def]
+    fr = float(rate)
+    a = make_indexed_movie(tmp_path / "media" / "A.mov", frames=300, rate=rate, size=(W, H), start_timecode=start_tc)
+    b = make_indexed_movie(
+        tmp_path / "media" / "B.mov", frames=300, rate=rate, size=(W, H), start_timecode=start_tc, first_index=B_BASE
+    )
+    tc0 = otio.opentime.from_timecode(start_tc, fr).value
+
+    def clip(name: str, media: Path | None, start: int, duration: int) -> otio.schema.Clip:
+        ref = (
+            otio.schema.ExternalReference(target_url=media.as_uri())
+            if media
+            else otio.schema.ExternalReference(target_url="file:///offline/C099.mov")
+        )
+        return otio.schema.Clip(
+            name=name,
+            media_reference=ref,
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(tc0 + start, fr), otio.opentime.RationalTime(duration, fr)
+            ),
+        )
+
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    track.append(clip("a1", a, 10, 17))  # record 0..16
+    track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(5, fr)))  # 17..21 black
+    track.append(clip("b1", b, 50, 20))  # 22..41, dissolve 38..45 into a2
+    track.append(
+        otio.schema.Transition(
+            transition_type="SMPTE_Dissolve",
+            in_offset=otio.opentime.RationalTime(4, fr),
+            out_offset=otio.opentime.RationalTime(4, fr),
+        )
+    )
+    track.append(clip("a2", a, 100, 24))  # 42..65
+    track.append(clip("missing", None, 0, 6))  # 66..71 slate
+    track.append(clip("b2", b, 299 - 11, 11))  # 72..82, ends on the media's last frame
+    timeline = otio.schema.Timeline(name="conform")
+    timeline.global_start_time = otio.opentime.from_timecode("01:00:00:00", fr)  # record timecode
+    timeline.tracks.append(track)
+    path = tmp_path / "conform.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    return path
+
+
+EXPECTED_TOTAL = 83
+
+
+def expected(frame: int) -> tuple[str, int | None]:
+    if frame < 17:
+        return "frame", A_BASE + 10 + frame
+    if frame < 22:
+        return "black", None
+    if frame < 38:
+        return "frame", B_BASE + 50 + (frame - 22)
+    if frame < 46:
+        return "dissolve", frame
+    if frame < 66:
+        return "frame", A_BASE + 100 + (frame - 42)
+    if frame < 72:
+        return "slate", None
+    return "frame", B_BASE + 288 + (frame - 72)
+
+
+CONFIG = {"width": W, "height": H, "crf": 12, "preset": "ultrafast"}
+
+
+@pytest.mark.parametrize(
+    "rate, start_tc",
+    [(Fraction(24), "01:00:00:00"), (Fraction(24000, 1001), "00:59:58:00"), (Fraction(30000, 1001), "10:00:00:00")],
+    ids=["24", "23.976", "29.97"],
+)
+def test_every_output_frame_is_the_named_source_frame(tmp_path, sqlite_url, artifact_root, instance, rate, start_tc):
+    key = publish(sqlite_url, artifact_root, build(tmp_path, rate, start_tc))
+    result = ingest(
+        instance,
+        key,
+        make_resources(sqlite_url, artifact_root),
+        selection=[cut_timeline, cut_shots, final_video],
+        run_config={"ops": {"final_video": {"config": CONFIG}}},
+    )
+    output = artifact_root / "cuts" / key / "final_video.mp4"
+    info = ffmpeg.probe(output)
+    assert info.rate == rate and (info.width, info.height) == (W, H)
+    assert info.has_audio  # silence of the right length: the timeline has no audio tracks
+    frames = decode_all(output)
+    assert len(frames) == EXPECTED_TOTAL  # duration to the frame
+    for number, image in enumerate(frames):
+        kind, value = expected(number)
+        if kind == "frame":
+            assert read_index(image) == value, f"output frame {number}"
+        elif kind == "black":
+            assert mean(image) < 20, f"gap frame {number} is not black"
+        elif kind == "slate":
+            assert 25 < mean(image) < 90, f"frame {number} is not the missing-media slate"
+    # Mid-dissolve: bars where the two shots differ are blended to grey, not one shot or the other.
+    mid = frames[42].convert("L")
+    outgoing = B_BASE + 50 + (42 - 22)
+    incoming = A_BASE + 100 + (42 - 42)
+    assert read_index(frames[37]) == B_BASE + 50 + 15 and read_index(frames[46]) == A_BASE + 104
+    differing = [bit for bit in range(16) if (outgoing >> bit) & 1 != (incoming >> bit) & 1]
+    greys = [mid.getpixel((int((bit + 0.5) * 160 / 16), 45)) for bit in differing]
+    assert all(60 < g < 195 for g in greys), greys
+    metadata = result.asset_materializations_for_node("final_video")[0].metadata
+    assert metadata["frames"].value == EXPECTED_TOTAL
+    assert metadata["start_timecode"].value == "01:00:00:00"
+
+
+def test_only_changed_segments_are_encoded_again(tmp_path, sqlite_url, artifact_root, instance):
+    resources = make_resources(sqlite_url, artifact_root)
+    first = publish(sqlite_url, artifact_root, build(tmp_path, Fraction(24), "01:00:00:00"), name="edit")
+    run = {"ops": {"final_video": {"config": CONFIG}}}
+    one = ingest(instance, first, resources, selection=[cut_timeline, cut_shots, final_video], run_config=run)
+    assert one.asset_materializations_for_node("final_video")[0].metadata["segments_reused"].value == 0
+    # Version 2: the last shot is trimmed by two frames at its head; everything else is unchanged.
+    timeline = otio.adapters.read_from_file(str(tmp_path / "conform.otio"))
+    last = timeline.tracks[0][-1]
+    last.source_range = otio.opentime.TimeRange(
+        last.source_range.start_time + otio.opentime.RationalTime(2, 24),
+        last.source_range.duration - otio.opentime.RationalTime(2, 24),
+    )
+    v2 = tmp_path / "v2" / "edit.otio"
+    v2.parent.mkdir()
+    otio.adapters.write_to_file(timeline, str(v2))
+    second = publish(sqlite_url, artifact_root, v2, name="edit")
+    two = ingest(instance, second, resources, selection=[cut_timeline, cut_shots, final_video], run_config=run)
+    metadata = two.asset_materializations_for_node("final_video")[0].metadata
+    assert (metadata["segments_encoded"].value, metadata["frames"].value) == (1, EXPECTED_TOTAL - 2)
+    frames = decode_all(artifact_root / "cuts" / second / "final_video.mp4")
+    assert read_index(frames[72]) == B_BASE + 290
+
+
+def test_invalid_encode_options_fail_with_a_sentence(tmp_path, sqlite_url, artifact_root, instance):
+    key = publish(sqlite_url, artifact_root, build(tmp_path, Fraction(24), "01:00:00:00"))
+    result = ingest(
+        instance,
+        key,
+        make_resources(sqlite_url, artifact_root),
+        raise_on_error=False,
+        selection=[cut_timeline, cut_shots, final_video],
+        run_config={"ops": {"final_video": {"config": {"width": 641, "crf": 99, "preset": "quick"}}}},
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.step_failure_data.user_failure_data.description
+    assert "resolution must be even" in text and "crf must be between 0 and 51" in text and "preset must be" in text
+
+
+def test_audio_tracks_are_conformed_at_their_record_positions(tmp_path, sqlite_url, artifact_root, instance):
+    fr = 24.0
+    tone = make_indexed_movie(tmp_path / "media" / "tone.mov", frames=96, rate=Fraction(24), size=(W, H), audio=True)
+    picture = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    picture.append(
+        otio.schema.Clip(
+            name="p",
+            media_reference=otio.schema.ExternalReference(target_url=tone.as_uri()),
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, fr), otio.opentime.RationalTime(72, fr)),
+        )
+    )
+    sound = otio.schema.Track(kind=otio.schema.TrackKind.Audio)
+    sound.append(otio.schema.Gap(duration=otio.opentime.RationalTime(24, fr)))  # 1 s of silence first
+    sound.append(
+        otio.schema.Clip(
+            name="s",
+            media_reference=otio.schema.ExternalReference(target_url=tone.as_uri()),
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, fr), otio.opentime.RationalTime(24, fr)),
+        )
+    )
+    timeline = otio.schema.Timeline(name="sound")
+    timeline.tracks.extend([picture, sound])
+    path = tmp_path / "sound.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    key = publish(sqlite_url, artifact_root, path)
+    ingest(
+        instance,
+        key,
+        make_resources(sqlite_url, artifact_root),
+        selection=[cut_timeline, cut_shots, final_video],
+        run_config={"ops": {"final_video": {"config": CONFIG}}},
+    )
+    pcm = subprocess.run(
+        [
+            ffmpeg.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(artifact_root / "cuts" / key / "final_video.mp4"),
+            "-map",
+            "0:a",
+            "-ac",
+            "1",
+            "-ar",
+            "8000",
+            "-f",
+            "s16le",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    samples = [int.from_bytes(pcm[i : i + 2], "little", signed=True) for i in range(0, len(pcm), 2)]
+
+    def loudness(start: float, end: float) -> float:
+        window = samples[int(start * 8000) : int(end * 8000)]
+        return max(abs(v) for v in window)
+
+    assert abs(len(samples) / 8000 - 3.0) < 0.05  # the timeline's length
+    assert loudness(0.1, 0.9) < 50  # silence before the clip
+    assert loudness(1.1, 1.9) > 3000  # the tone at its record position
+    assert loudness(2.2, 2.9) < 50  # silence after
