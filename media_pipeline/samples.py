@@ -35,7 +35,9 @@ def make_indexed_movie(
     a 1080p source as cheap as a tiny one.
     """
     width, height = size
-    source = f"nullsrc=size=160x90:rate={ffmpeg.rate_arg(rate)},format=gray,{_GEQ.format(first=first_index, bits=BITS)},scale={width}:{height}:flags=neighbor"
+    bars = _GEQ.format(first=first_index, bits=BITS)
+    scale = f"scale={width}:{height}:flags=neighbor"
+    source = f"nullsrc=size=160x90:rate={ffmpeg.rate_arg(rate)},format=gray,{bars},{scale}"
     args = ["-f", "lavfi", "-i", source]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]

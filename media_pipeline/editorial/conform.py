@@ -14,6 +14,7 @@ start at the named file number; output timestamps are regenerated at the output 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import tempfile
 from collections.abc import Callable
@@ -115,7 +116,7 @@ def plan_conform(shots: list[Shot], total_frames: int) -> ConformPlan:
     starts = {s.id: s.record_start for s in ordered}
     ends = {s.id: s.record_start + s.record_duration for s in ordered}
     dissolves: list[tuple[Shot, Shot, int, int]] = []
-    for previous, current in zip(ordered, ordered[1:], strict=False):
+    for previous, current in itertools.pairwise(ordered):
         transition = (current.details or {}).get("transition_in")
         if not transition or ends[previous.id] != current.record_start:
             continue
