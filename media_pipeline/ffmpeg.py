@@ -245,7 +245,7 @@ def format_seconds(value: Fraction) -> str:
 def filter_value(text: str) -> str:
     """Escape `text` for use as an option value inside a filter graph string.
 
-    Two levels, as ffmpeg parses them: the filter's option parser (backslash, quote, colon)
+    For an unquoted value. Two levels, as ffmpeg parses them: the filter's option parser (backslash, quote, colon)
     and then the graph parser (backslash, quote, brackets, comma, semicolon). User text
     (shot names and the like) is passed by file instead; this is for paths and fixed strings.
     """

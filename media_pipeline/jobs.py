@@ -7,10 +7,11 @@ from media_pipeline.partitions import cut_versions
 # process: a multiprocess executor would only add seconds of start-up per step.
 ingest_cut_job = dg.define_asset_job(
     "ingest_cut",
-    selection=dg.AssetSelection.assets(cut_timeline, cut_shots, shot_thumbnails, contact_sheet),
+    selection=dg.AssetSelection.assets(cut_timeline, cut_shots, "cut_diff", shot_thumbnails, contact_sheet),
     partitions_def=cut_versions,
     executor_def=dg.in_process_executor,
-    description="Read a published cut, extract its shots, render thumbnails and the contact sheet.",
+    description="Read a published cut, extract its shots, diff it against the previous version, render "
+    "thumbnails and the contact sheet.",
 )
 
 thumbnails_job = dg.define_asset_job(
@@ -27,4 +28,12 @@ final_video_job = dg.define_asset_job(
     partitions_def=cut_versions,
     executor_def=dg.in_process_executor,
     description="Conform the cut into one H.264 file (see the final_video config for encode options).",
+)
+
+proxies_job = dg.define_asset_job(
+    "render_proxies",
+    selection=dg.AssetSelection.assets("shot_proxies"),
+    partitions_def=cut_versions,
+    executor_def=dg.in_process_executor,
+    description="Review proxies with burn-ins and filmstrips for all shots or some (see the shot_proxies config).",
 )

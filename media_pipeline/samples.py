@@ -36,7 +36,7 @@ def make_indexed_movie(
     """
     width, height = size
     bars = _GEQ.format(first=first_index, bits=BITS)
-    scale = f"scale={width}:{height}:flags=neighbor"
+    scale = f"scale={width}:{height}:flags=neighbor,setsar=1"
     source = f"nullsrc=size=160x90:rate={ffmpeg.rate_arg(rate)},format=gray,{bars},{scale}"
     args = ["-f", "lavfi", "-i", source]
     if audio:

@@ -43,15 +43,18 @@ from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegReso
 GROUP = "editorial"
 
 
-class ThumbnailConfig(dg.Config):
+class ShotSelection(dg.Config):
+    shot_ids: list[int] = Field(default=[], description="Only these shots (domain ids); empty: every shot")
+    shot_names: list[str] = Field(default=[], description="Only shots with these names; empty: every shot")
+
+
+class ThumbnailConfig(ShotSelection):
     frame: str = Field(
         default="middle",
         description="'first', 'middle' (first + duration // 2), 'last', or a frame offset from the shot's first frame",
     )
     width: int = Field(default=480, description="Thumbnail width in pixels; height follows the display aspect")
     force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
-    shot_ids: list[int] = Field(default=[], description="Only these shots (domain ids); empty: every shot")
-    shot_names: list[str] = Field(default=[], description="Only shots with these names; empty: every shot")
 
 
 def load_cut(session: Session, partition_key: str) -> CutVersion:
@@ -254,7 +257,7 @@ def shot_thumbnails(
                 plan.slate = ["FRAME OUTSIDE SHOT", shot.name, str(exc)]
             cache_key = plan.cache_key()
             output = thumbnail_path(cut_dir, plan, cache_key)
-            earlier = None if config.force else reusable_render(session, artifacts, cache_key)
+            earlier = None if config.force else reusable_render(session, artifacts, "thumbnail", cache_key)
             if earlier is not None:
                 link_or_copy(artifacts.path(earlier.output_path or ""), output)
                 session.add(render_row(cut.id, plan, cache_key, artifacts.relative(output), run_id, earlier.id))
@@ -315,7 +318,7 @@ def shot_thumbnails(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def select_shots(session: Session, cut: CutVersion, config: ThumbnailConfig) -> list[Shot]:
+def select_shots(session: Session, cut: CutVersion, config: ShotSelection) -> list[Shot]:
     query = sa.select(Shot).where(Shot.cut_version_id == cut.id).order_by(Shot.index)
     if config.shot_ids:
         query = query.where(Shot.id.in_(config.shot_ids))
@@ -327,10 +330,10 @@ def select_shots(session: Session, cut: CutVersion, config: ThumbnailConfig) -> 
     return shots
 
 
-def reusable_render(session: Session, artifacts: ArtifactStore, cache_key: str) -> Render | None:
+def reusable_render(session: Session, artifacts: ArtifactStore, kind: str, cache_key: str) -> Render | None:
     candidates = session.scalars(
         sa.select(Render)
-        .where(Render.cache_key == cache_key, Render.status == RenderStatus.SUCCEEDED)
+        .where(Render.kind == kind, Render.cache_key == cache_key, Render.status == RenderStatus.SUCCEEDED)
         .order_by(Render.id.desc())
         .limit(5)
     )
@@ -343,17 +346,41 @@ def reusable_render(session: Session, artifacts: ArtifactStore, cache_key: str) 
 def render_row(
     cut_version_id: int, plan: ThumbnailPlan, cache_key: str, output: str, run_id: str, reused_from: int | None
 ) -> Render:
+    return shot_render(
+        cut_version_id,
+        plan.shot_id,
+        "thumbnail",
+        {"width": plan.width},
+        cache_key,
+        output,
+        run_id,
+        reused_from,
+        plan.metadata(),
+    )
+
+
+def shot_render(
+    cut_version_id: int,
+    shot_id: int,
+    kind: str,
+    options: dict[str, Any],
+    cache_key: str,
+    output: str,
+    run_id: str,
+    reused_from: int | None,
+    details: dict[str, Any],
+) -> Render:
     return Render(
-        shot_id=plan.shot_id,
+        shot_id=shot_id,
         cut_version_id=cut_version_id,
-        kind="thumbnail",
-        options={"width": plan.width},
+        kind=kind,
+        options=options,
         cache_key=cache_key,
         output_path=output,
         status=RenderStatus.SUCCEEDED,
         reused_from=reused_from,
         run_id=run_id,
-        details=plan.metadata(),
+        details=details,
     )
 
 
