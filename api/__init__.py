@@ -1,0 +1,1 @@
+"""HTTP facade over the editorial pipeline: publish cuts, read shots, launch and follow Dagster runs."""

@@ -1,0 +1,97 @@
+"""Request dependencies: settings, database session, Dagster gateway, authentication."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+
+from api.dagster_gateway import DagsterGateway
+from api.problems import ApiProblem
+from media_pipeline import db
+from media_pipeline.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    db.migrate(settings.database_url)
+    session = db.session_factory(settings.database_url)()
+    try:
+        yield session
+    finally:
+        # Whatever a route did not commit is rolled back here.
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_gateway(request: Request) -> DagsterGateway:
+    gateway: DagsterGateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[DagsterGateway, Depends(get_gateway)]
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <MEDIA_PIPELINE_API_TOKEN>`")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <MEDIA_PIPELINE_API_TOKEN>`")
+
+
+def token_matches(presented: str | None, token: str) -> bool:
+    # An unset token never matches (not even an empty credential). Bytes, because
+    # compare_digest refuses non-ASCII str, and header values can be any Latin-1.
+    if not token or not presented:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8"))
+
+
+def credentials_in(headers: Headers) -> list[str]:
+    presented = []
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        presented.append(value.strip())
+    if key := headers.get("x-api-key"):
+        presented.append(key)
+    return presented
+
+
+def authenticated(headers: Headers, token: str) -> bool:
+    # Every presented credential is compared, so timing does not tell which header was right.
+    results = [token_matches(candidate, token) for candidate in credentials_in(headers)]
+    return any(results)
+
+
+def unauthorized() -> ApiProblem:
+    return ApiProblem(
+        401,
+        "unauthorized",
+        "this route needs the API token: send `Authorization: Bearer <token>` or `X-API-Key: <token>`",
+        headers={"WWW-Authenticate": 'Bearer realm="media_pipeline"'},
+    )
+
+
+def require_token(
+    request: Request,
+    settings: SettingsDep,
+    _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    _api_key_value: Annotated[str | None, Security(_api_key)],
+) -> None:
+    """Checks the token again (the guard middleware already did, before any body was read) and
+    declares both schemes in the OpenAPI document."""
+    if not authenticated(request.headers, settings.api_token):
+        raise unauthorized()

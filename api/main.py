@@ -1,0 +1,88 @@
+"""The FastAPI application: `app` for `uvicorn api.main:app`, `create_app` for tests and embedding."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from api.dagster_gateway import DagsterGateway, GraphQLGateway
+from api.middleware import AuthGuardMiddleware, BodyLimitMiddleware
+from api.problems import install_problem_handlers, rewrite_problem_media_types
+from api.routes import api_router
+from media_pipeline.settings import Settings, load_settings
+
+logger = logging.getLogger("api")
+
+DESCRIPTION = """
+Publish timelines as cut versions, read their shots, and launch and follow the Dagster runs
+that ingest them and render thumbnails.
+
+Every `/v1` route needs the API token (`MEDIA_PIPELINE_API_TOKEN`) as `Authorization: Bearer <token>`
+or `X-API-Key: <token>`. Errors are `application/problem+json` (RFC 9457) with a stable `code`.
+Lists answer `{"items": [...], "next_cursor": ...}`; pass `next_cursor` back as `cursor`.
+POSTs that start work accept an `Idempotency-Key` header.
+"""
+
+TAGS = [
+    {"name": "cuts", "description": "Timelines published as cut versions, their shots, diffs and renders"},
+    {"name": "shots", "description": "Single shots"},
+    {"name": "jobs", "description": "Dagster runs launched through the API: status, progress, logs, outputs"},
+    {"name": "artifacts", "description": "Produced files"},
+    {"name": "health", "description": "Liveness and readiness (no token needed)"},
+]
+
+
+def create_app(settings: Settings | None = None, gateway: DagsterGateway | None = None) -> FastAPI:
+    """The API for `settings` (default: from the environment).
+
+    `gateway` defaults to launching runs through the Dagster webserver's GraphQL API at
+    MEDIA_PIPELINE_HOST:MEDIA_PIPELINE_UI_PORT; nothing is contacted until a request needs it.
+    """
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="media_pipeline API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+    )
+    app.state.settings = settings
+    app.state.gateway = gateway or GraphQLGateway.from_settings(settings)
+    if not settings.api_token:
+        logger.warning("MEDIA_PIPELINE_API_TOKEN is empty: every /v1 request will be refused with 401")
+
+    install_problem_handlers(app)
+    # Added innermost first: CORS answers preflights before the token check, and the token
+    # is checked before any body is read or counted.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(AuthGuardMiddleware, token=settings.api_token)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "Range", "If-Range"],
+            expose_headers=["Location", "Content-Range", "Accept-Ranges", "Idempotent-Replayed"],
+        )
+    app.include_router(api_router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            app.openapi_schema = rewrite_problem_media_types(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+app = create_app()

@@ -1,0 +1,23 @@
+"""Routers, one per resource; `/v1` routes all require the API token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from api.deps import require_token
+from api.problems import problem_responses
+from api.routes import artifacts, cuts, health, jobs, shots
+
+v1_router = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(require_token)],
+    responses=problem_responses(401, 422, 500),
+)
+v1_router.include_router(cuts.router)
+v1_router.include_router(shots.router)
+v1_router.include_router(jobs.router)
+v1_router.include_router(artifacts.router)
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(v1_router)

@@ -1,0 +1,321 @@
+"""Cuts: publish a timeline, list and read cut versions, their shots, a diff, and launch renders."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import zlib
+from pathlib import Path as FilePath
+from typing import Annotated, NoReturn
+
+import sqlalchemy as sa
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from pydantic import StringConstraints
+from sqlalchemy.orm import Session, selectinload
+
+from api.dagster_gateway import DagsterGateway, GatewayError
+from api.deps import GatewayDep, SessionDep, SettingsDep
+from api.diff import diff_cuts
+from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, unavailable
+from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from api.params import IdempotencyKey, TextQuery
+from api.problems import ApiProblem, not_found, problem_responses
+from api.schemas import (
+    MAX_ID,
+    Cut,
+    CutCreated,
+    CutDiff,
+    FinalVideoRequest,
+    Job,
+    Page,
+    Shot,
+    ThumbnailRequest,
+)
+from api.thumbnails import start_thumbnails
+from api.uploads import copy_limited, discard, safe_filename
+from api.views import cut_out, shots_out
+from media_pipeline.db.models import CutStatus, CutVersion, Project
+from media_pipeline.db.models import Job as JobRow
+from media_pipeline.db.models import Shot as ShotRow
+from media_pipeline.editorial.publish import publish_cut
+from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
+from media_pipeline.files import sha256_file
+
+router = APIRouter(prefix="/cuts", tags=["cuts"])
+
+CutId = Annotated[int, Path(ge=1, le=MAX_ID, description="A cut version's id")]
+FormText = Annotated[
+    str, Form(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="1-200 printable characters")
+]
+MediaRoot = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f\x7f]*$")]
+
+# Version numbers are allocated by reading the highest one: two publishes of one cut at the
+# same moment would pick the same number. This process serializes its own publishes; on
+# Postgres an advisory lock also serializes them with other processes.
+_publish_lock = threading.Lock()
+
+
+def get_cut(session: Session, cut_id: int) -> CutVersion:
+    cut = session.scalar(
+        sa.select(CutVersion).options(selectinload(CutVersion.project)).where(CutVersion.id == cut_id)
+    )
+    if cut is None:
+        raise not_found("cut", cut_id)
+    return cut
+
+
+def require_ingested(cut: CutVersion) -> None:
+    if cut.status != CutStatus.INGESTED:
+        state = f"failed: {cut.error}" if cut.status == CutStatus.FAILED else "not been ingested yet"
+        raise ApiProblem(
+            409,
+            "cut_not_ingested",
+            f"cut {cut.id} has {state}; its shots exist once its ingest job has succeeded",
+        )
+
+
+def _lock_project(session: Session, project: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+            {"namespace": 4243, "key": zlib.crc32(project.encode()) & 0x7FFFFFFF},
+        )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=CutCreated,
+    summary="Publish a timeline as a new cut version and start ingesting it",
+    description=(
+        "Upload a timeline (any format an installed OTIO adapter reads: "
+        + ", ".join(f"`.{suffix}`" for suffix in readable_suffixes())
+        + "). The file is checked to be a readable timeline before anything is stored; then a cut version "
+        "is created and its `ingest_cut` run launched. Answers 202 with the cut and the job to follow. "
+        "With an `Idempotency-Key`, repeating the same request returns the same cut and job."
+    ),
+    responses=problem_responses(
+        400,
+        409,
+        413,
+        502,
+        503,
+        descriptions={
+            422: "Invalid fields, or the file is not a readable timeline (`unreadable_timeline`, with the "
+            "adapter's reason in `detail`).",
+            503: "Dagster is unreachable (`dagster_unavailable`); nothing was created.",
+        },
+    ),
+)
+def create_cut(
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    gateway: GatewayDep,
+    file: Annotated[UploadFile, File(description="The timeline file; its extension picks the reader")],
+    project: FormText,
+    name: FormText,
+    rate: Annotated[
+        float | None, Form(gt=0, le=1000, description="Frame rate of an EDL (EDLs carry none; default 24)")
+    ] = None,
+    media_roots: Annotated[
+        list[MediaRoot] | None,
+        Form(description="Absolute folders searched by file name for media not found where the timeline says"),
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> CutCreated:
+    filename = safe_filename(file.filename)
+    roots = list(media_roots or [])
+    upload_dir = FilePath(tempfile.mkdtemp(prefix="mp-upload-"))
+    try:
+        local = upload_dir / filename
+        copy_limited(file.file, local, settings.max_upload_bytes)
+        read_options = ReadOptions(rate=rate)
+        try:
+            read_timeline(local, read_options)
+        except TimelineError as exc:
+            raise ApiProblem(
+                422,
+                "unreadable_timeline",
+                str(exc),
+                errors=[{"field": "file", "loc": ["body", "file"], "message": str(exc), "type": "unreadable_timeline"}],
+            ) from exc
+        digest = request_hash(
+            {
+                "route": "POST /v1/cuts",
+                "project": project,
+                "name": name,
+                "rate": rate,
+                "media_roots": roots,
+                "filename": filename,
+                "sha256": sha256_file(local),
+            }
+        )
+        earlier = replay(session, idempotency_key, digest)
+        if earlier is None:
+            with _publish_lock:
+                _lock_project(session, project)
+                cut = publish_cut(
+                    session,
+                    settings.artifact_root,
+                    project=project,
+                    name=name,
+                    source=local,
+                    filename=filename,
+                    read_options=read_options,
+                    media_roots=roots,
+                ).cut
+                job = add_job(
+                    session,
+                    "ingest_cut",
+                    params={"partition_key": cut.partition_key},
+                    cut_id=cut.id,
+                    idempotency_key=idempotency_key,
+                    digest=digest,
+                )
+                earlier = commit_new(session, idempotency_key, digest)
+    finally:
+        discard(upload_dir)
+    if earlier is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        return _created(session, settings.artifact_root, gateway, earlier, response)
+    try:
+        launch(session, gateway, job, cut.partition_key, run_config={})
+    except GatewayError as exc:
+        _undo_publish(session, settings.artifact_root, job, cut)
+        raise unavailable(exc) from exc
+    return _created(session, settings.artifact_root, gateway, job, response)
+
+
+def _created(
+    session: Session, artifact_root: FilePath, gateway: DagsterGateway, job: JobRow, response: Response
+) -> CutCreated:
+    if job.cut_version_id is None:
+        raise ApiProblem(409, "idempotency_conflict", "this Idempotency-Key belongs to a job that is not a publish")
+    cut = get_cut(session, job.cut_version_id)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    view = job_view(session, gateway, job)
+    session.refresh(cut)  # the run may have changed it already (in-process runs finish before this)
+    return CutCreated(cut=cut_out(session, cut, artifact_root), job=view)
+
+
+def _undo_publish(session: Session, artifact_root: FilePath, job: JobRow, cut: CutVersion) -> None:
+    # The run never started, so nothing else refers to the cut: remove it, its job and its
+    # stored file, and the client's retry starts from a clean slate.
+    session.rollback()
+    session.execute(sa.delete(JobRow).where(JobRow.id == job.id))
+    session.execute(sa.delete(CutVersion).where(CutVersion.id == cut.id))
+    session.commit()
+    discard(artifact_root / "cuts" / cut.partition_key)
+
+
+@router.get("", response_model=Page[Cut], summary="List cut versions, newest first")
+def list_cuts(
+    session: SessionDep,
+    settings: SettingsDep,
+    project: Annotated[TextQuery | None, Query(description="Only this project's cuts")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[Cut]:
+    position = decode_cursor(cursor, after=int)
+    query = sa.select(CutVersion).options(selectinload(CutVersion.project)).order_by(CutVersion.id.desc())
+    if project is not None:
+        query = query.join(Project).where(Project.name == project)
+    if position is not None:
+        query = query.where(CutVersion.id < position["after"])
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor({"after": rows[limit - 1].id}) if len(rows) > limit else None
+    items = [cut_out(session, cut, settings.artifact_root) for cut in rows[:limit]]
+    return Page[Cut](items=items, next_cursor=next_cursor)
+
+
+@router.get("/{cut_id}", response_model=Cut, summary="One cut version", responses=problem_responses(404))
+def read_cut(cut_id: CutId, session: SessionDep, settings: SettingsDep) -> Cut:
+    return cut_out(session, get_cut(session, cut_id), settings.artifact_root)
+
+
+@router.get(
+    "/{cut_id}/shots",
+    response_model=Page[Shot],
+    summary="The cut's shots in timeline order",
+    responses=problem_responses(404),
+)
+def list_shots(
+    cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> Page[Shot]:
+    cut = get_cut(session, cut_id)
+    position = decode_cursor(cursor, after=int)
+    query = sa.select(ShotRow).where(ShotRow.cut_version_id == cut.id).order_by(ShotRow.index)
+    if position is not None:
+        query = query.where(ShotRow.index > position["after"])
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor({"after": rows[limit - 1].index}) if len(rows) > limit else None
+    return Page[Shot](items=shots_out(session, cut, rows[:limit]), next_cursor=next_cursor)
+
+
+@router.get(
+    "/{cut_id}/diff",
+    response_model=CutDiff,
+    summary="Shots added, removed, changed and unchanged relative to another cut (matched by name)",
+    responses=problem_responses(404, 409),
+)
+def diff(
+    cut_id: CutId,
+    against: Annotated[int, Query(ge=1, le=MAX_ID, description="The cut to compare with (the older one)")],
+    session: SessionDep,
+) -> CutDiff:
+    cut, other = get_cut(session, cut_id), get_cut(session, against)
+    for each in (cut, other):
+        require_ingested(each)
+    shots = list(session.scalars(sa.select(ShotRow).where(ShotRow.cut_version_id == cut.id)))
+    other_shots = list(session.scalars(sa.select(ShotRow).where(ShotRow.cut_version_id == other.id)))
+    return diff_cuts(cut.id, shots, other.id, other_shots)
+
+
+@router.post(
+    "/{cut_id}/thumbnails",
+    status_code=202,
+    response_model=Job,
+    summary="Re-render every shot's thumbnail (and the contact sheet)",
+    description="Launches `render_thumbnails` for the cut's partition. Shots where an integer `frame` offset "
+    "falls outside the shot get a slate saying so.",
+    responses=problem_responses(400, 404, 409, 502, 503),
+)
+def render_thumbnails(
+    cut_id: CutId,
+    response: Response,
+    session: SessionDep,
+    gateway: GatewayDep,
+    body: ThumbnailRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    cut = get_cut(session, cut_id)
+    require_ingested(cut)
+    return start_thumbnails(session, gateway, response, cut, None, body or ThumbnailRequest(), idempotency_key)
+
+
+@router.post(
+    "/{cut_id}/final-video",
+    status_code=501,
+    response_model=None,
+    summary="Render the cut as one video (not implemented yet)",
+    description=(
+        "**Not implemented yet.** The `final_video` asset does not exist in this version of the pipeline. "
+        "The route validates the encode options (422 naming the field) and the cut (404), then always answers "
+        "501 `not_implemented`; nothing is queued."
+    ),
+    responses=problem_responses(
+        400,
+        404,
+        501,
+        descriptions={501: "Always, for now (`not_implemented`): the final-video render does not exist yet."},
+    ),
+)
+def final_video(cut_id: CutId, session: SessionDep, body: FinalVideoRequest | None = None) -> NoReturn:
+    get_cut(session, cut_id)
+    raise ApiProblem(
+        501,
+        "not_implemented",
+        "rendering a cut's final video is not available yet: the pipeline has no final_video asset. "
+        "The options were valid and nothing was queued; thumbnails and contact sheets are available",
+    )

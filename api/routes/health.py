@@ -1,0 +1,73 @@
+"""Liveness and readiness, without authentication (for supervisors and load balancers)."""
+
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from api.dagster_gateway import GatewayError
+from api.deps import GatewayDep, SettingsDep
+from api.problems import ApiProblem, problem_responses
+from api.schemas import Check, Health, Readiness
+from media_pipeline import db
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: database, artifact store and Dagster are reachable",
+    responses=problem_responses(
+        500, 503, descriptions={503: "Something is not ready (`not_ready`); `checks` says what."}
+    ),
+)
+def readyz(settings: SettingsDep, gateway: GatewayDep) -> Readiness:
+    checks = {
+        "database": _database(settings.database_url),
+        "artifact_store": _artifact_store(settings.artifact_root),
+        "dagster": _dagster(gateway),
+    }
+    failing = [name for name, check in checks.items() if not check.ok]
+    if failing:
+        raise ApiProblem(
+            503,
+            "not_ready",
+            "not ready: " + "; ".join(f"{name}: {checks[name].detail}" for name in failing),
+            checks={name: check.model_dump() for name, check in checks.items()},
+        )
+    return Readiness(status="ok", checks=checks)
+
+
+def _database(url: str) -> Check:
+    try:
+        db.migrate(url)
+        with db.engine_for(url).connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return Check(ok=False, detail=f"the domain database is not reachable ({type(exc).__name__})")
+    return Check(ok=True)
+
+
+def _artifact_store(root: os.PathLike[str]) -> Check:
+    if not os.path.isdir(root):
+        return Check(ok=False, detail=f"the artifact root {os.fspath(root)} does not exist")
+    if not os.access(root, os.W_OK | os.X_OK):
+        return Check(ok=False, detail=f"the artifact root {os.fspath(root)} is not writable")
+    return Check(ok=True)
+
+
+def _dagster(gateway: GatewayDep) -> Check:
+    try:
+        gateway.ping()
+    except GatewayError as exc:
+        first_line = (str(exc).splitlines() or ["unreachable"])[0]
+        return Check(ok=False, detail=first_line[:300])
+    return Check(ok=True)

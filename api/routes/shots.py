@@ -1,0 +1,62 @@
+"""Single shots: read one, re-render its thumbnail."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Response
+from sqlalchemy.orm import Session, selectinload
+
+from api.deps import GatewayDep, SessionDep
+from api.params import IdempotencyKey
+from api.problems import not_found, problem_responses
+from api.schemas import MAX_ID, Job, Shot, ThumbnailRequest
+from api.thumbnails import start_thumbnails
+from api.views import shots_out
+from media_pipeline.db.models import CutVersion
+from media_pipeline.db.models import Shot as ShotRow
+
+router = APIRouter(prefix="/shots", tags=["shots"])
+
+ShotId = Annotated[int, Path(ge=1, le=MAX_ID, description="A shot's id")]
+
+
+def get_shot(session: Session, shot_id: int) -> ShotRow:
+    shot = session.scalar(
+        sa.select(ShotRow)
+        .options(selectinload(ShotRow.cut_version).selectinload(CutVersion.project))
+        .where(ShotRow.id == shot_id)
+    )
+    if shot is None:
+        raise not_found("shot", shot_id)
+    return shot
+
+
+@router.get("/{shot_id}", response_model=Shot, summary="One shot", responses=problem_responses(404))
+def read_shot(shot_id: ShotId, session: SessionDep) -> Shot:
+    shot = get_shot(session, shot_id)
+    return shots_out(session, shot.cut_version, [shot])[0]
+
+
+@router.post(
+    "/{shot_id}/thumbnail",
+    status_code=202,
+    response_model=Job,
+    summary="Re-render one shot's thumbnail (and the cut's contact sheet)",
+    description="Launches `render_thumbnails` for the shot's cut with `shot_ids: [shot_id]`. "
+    "An integer `frame` outside the shot is a 422 naming `frame`.",
+    responses=problem_responses(400, 404, 409, 502, 503),
+)
+def render_thumbnail(
+    shot_id: ShotId,
+    response: Response,
+    session: SessionDep,
+    gateway: GatewayDep,
+    body: ThumbnailRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    shot = get_shot(session, shot_id)
+    return start_thumbnails(
+        session, gateway, response, shot.cut_version, shot, body or ThumbnailRequest(), idempotency_key
+    )

@@ -1,0 +1,235 @@
+"""Request and response bodies. Kept apart from the ORM models so the database can change
+without changing what clients see."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
+from pydantic_core import PydanticCustomError
+
+T = TypeVar("T")
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobKind = Literal["ingest_cut", "thumbnails", "shot_thumbnail"]
+CutStatus = Literal["published", "ingested", "failed"]
+
+# Ids are Postgres `integer`s: bounding them keeps a huge id a 404-able request instead of a
+# database overflow error.
+MAX_ID = 2**31 - 1
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="`urn:media-pipeline:problem:<code>`", examples=["urn:media-pipeline:problem:not_found"]
+    )
+    title: str = Field(description="The HTTP status phrase")
+    status: int
+    detail: str = Field(description="What went wrong and what to do about it, for humans")
+    code: str = Field(description="Stable machine-readable code; branch on this, not on `detail`")
+    instance: str | None = Field(default=None, description="The request path")
+    errors: list[FieldError] | None = Field(default=None, description="Per-field errors of a `validation_error`")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The offending field, e.g. `frame`, `limit`, `Idempotency-Key`")
+    loc: list[str | int] = Field(description="Where the field is: `body`, `query`, `path`, `header`, then its path")
+    message: str
+    type: str
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` back as `cursor` for the next page (null: no more)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+# -- cuts and shots ---------------------------------------------------------------------------
+
+
+class Cut(BaseModel):
+    id: int
+    project: str
+    name: str
+    version: int
+    partition_key: str = Field(description="The cut's Dagster partition in `cut_versions`")
+    status: str = Field(description="`published` (stored, not ingested yet), `ingested` or `failed`")
+    error: str | None = Field(description="Why ingesting failed, when `status` is `failed`")
+    rate: str | None = Field(description="Exact timeline frame rate, e.g. `24` or `24000/1001`; null until ingested")
+    source_filename: str
+    source_url: str | None = Field(description="Download URL of the stored timeline file")
+    media_roots: list[str]
+    shot_count: int | None
+    missing_count: int | None = Field(description="Shots whose media was not found")
+    contact_sheet_url: str | None = Field(description="Latest contact sheet, if one was rendered")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class FrameRange(BaseModel):
+    """A range in whole frames; timecodes are non-drop-frame at the range's rate."""
+
+    start: int = Field(description="First frame")
+    duration: int = Field(description="Number of frames")
+    end: int = Field(description="One past the last frame (exclusive, like an EDL out point)")
+    rate: str = Field(description="Exact frame rate of these frame numbers")
+    start_tc: str = Field(description="Timecode of `start`")
+    end_tc: str = Field(description="Timecode of `end` (exclusive)")
+
+
+class Shot(BaseModel):
+    id: int
+    cut_id: int
+    index: int = Field(description="0-based position in timeline order")
+    name: str
+    track: str
+    rate: str | None = Field(description="The cut's timeline rate (the record range's rate)")
+    record: FrameRange = Field(
+        description="Where the shot sits in the cut: frames from the cut's first frame; the timecodes include "
+        "the timeline's start timecode"
+    )
+    source: FrameRange = Field(description="The source frames the shot uses, as the timeline names them")
+    media_path: str | None
+    media_status: str = Field(description="`linked`, `missing` or `generator`")
+    media_kind: str | None = Field(description="`movie`, `sequence`, `still` or `generator`")
+    notes: list[str] = Field(description="Everything worth telling a user: relinked from, missing because, ...")
+    thumbnail_url: str | None = Field(description="Latest successful thumbnail, or null")
+
+
+class DiffShot(BaseModel):
+    name: str
+    shot_id: int | None = Field(description="The shot in this cut (null when removed)")
+    against_shot_id: int | None = Field(description="The shot in the other cut (null when added)")
+    index: int | None
+    against_index: int | None
+    changes: list[str] = Field(description="Fields that differ, for `changed` shots")
+
+
+class DiffSummary(BaseModel):
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+
+
+class CutDiff(BaseModel):
+    cut_id: int
+    against: int
+    method: Literal["shot_name"] = Field(description="How shots were matched: by name (and order among equal names)")
+    summary: DiffSummary
+    added: list[DiffShot]
+    removed: list[DiffShot]
+    changed: list[DiffShot]
+    unchanged: list[DiffShot]
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+class JobOutput(BaseModel):
+    kind: str = Field(description="`thumbnail`, `contact_sheet`, ...")
+    url: str = Field(description="`/v1/artifacts/...` download URL")
+    shot_id: int | None = None
+
+
+class JobLog(BaseModel):
+    ts: dt.datetime
+    level: str
+    msg: str
+    step: str | None = None
+
+
+class JobSummary(BaseModel):
+    id: str
+    kind: JobKind
+    status: JobStatus = Field(
+        description="queued (waiting or starting), running (including while a cancel is being carried out), "
+        "succeeded, failed or cancelled"
+    )
+    progress: float = Field(ge=0, le=1, description="0..1; moves as steps and individual shots finish")
+    stage: str | None = Field(
+        description="`queued`, `starting`, the step running or where it stopped (`cut_timeline`, `cut_shots`, "
+        "`shot_thumbnails`, `contact_sheet`), `cancelling`, or `done`"
+    )
+    error: str | None = Field(description="For a failed job: what went wrong, in a sentence a user can act on")
+    run_id: str | None = Field(description="The Dagster run (null until it is launched)")
+    cut_id: int | None
+    shot_id: int | None
+    params: dict[str, Any]
+    outputs: list[JobOutput]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Job(JobSummary):
+    logs: list[JobLog] = Field(description="The run's recent log lines, oldest first")
+
+
+class CutCreated(BaseModel):
+    cut: Cut
+    job: Job
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
+
+
+class ThumbnailRequest(BaseModel):
+    # Strict: "480" is not a width, and an unknown option is a typo worth reporting.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    frame: FrameChoice = Field(
+        default="middle",
+        description="`first`, `middle` (first + duration // 2), `last`, or a frame offset from the shot's first frame",
+    )
+    width: int = Field(default=480, ge=16, le=4096, description="Pixels; the height follows the display aspect")
+    force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
+
+    @field_validator("frame", mode="wrap")
+    @classmethod
+    def _frame_choice(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "frame_choice",
+                "must be 'first', 'middle', 'last' or a whole number of frames (0 or more) from the shot's first frame",
+            ) from None
+
+
+class FinalVideoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    resolution: Literal["3840x2160", "2560x1440", "1920x1080", "1280x720", "960x540", "640x360"] = "1920x1080"
+    crf: int = Field(default=18, ge=0, le=51, description="x264 constant rate factor; lower is better and larger")
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = (
+        "medium"
+    )
+    audio: bool = Field(default=True, description="Include the cut's audio")
+
+
+# -- health -----------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ok"]
+    checks: dict[str, Check]
+
+
+Problem.model_rebuild()

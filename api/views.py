@@ -1,0 +1,99 @@
+"""ORM rows to response bodies."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from api.job_service import as_utc
+from api.schemas import Cut, FrameRange
+from api.schemas import Shot as ShotOut
+from api.urls import artifact_url, artifact_url_for
+from media_pipeline.assets.editorial import latest_thumbnails
+from media_pipeline.db.models import CutVersion, Render, RenderStatus, Shot
+
+
+def timecode(frame: int, rate: str | None) -> str:
+    """Non-drop-frame timecode at the rate's nominal frames per second (23.976 counts 24)."""
+    fps = max(1, round(Fraction(rate))) if rate else 24
+    sign = "-" if frame < 0 else ""
+    frames = abs(frame)
+    seconds, ff = divmod(frames, fps)
+    minutes, ss = divmod(seconds, 60)
+    hh, mm = divmod(minutes, 60)
+    return f"{sign}{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}"
+
+
+def frame_range(start: int, duration: int, rate: str | None, tc_origin: int = 0) -> FrameRange:
+    """`tc_origin`: the frame number timecode counts from (a timeline's start timecode)."""
+    return FrameRange(
+        start=start,
+        duration=duration,
+        end=start + duration,
+        rate=rate or "24",
+        start_tc=timecode(tc_origin + start, rate),
+        end_tc=timecode(tc_origin + start + duration, rate),
+    )
+
+
+def cut_out(session: Session, cut: CutVersion, artifact_root: Path) -> Cut:
+    sheet = session.scalar(
+        sa.select(Render.output_path)
+        .where(
+            Render.cut_version_id == cut.id,
+            Render.kind == "contact_sheet",
+            Render.status == RenderStatus.SUCCEEDED,
+            Render.output_path.is_not(None),
+        )
+        .order_by(Render.id.desc())
+        .limit(1)
+    )
+    return Cut(
+        id=cut.id,
+        project=cut.project.name,
+        name=cut.name,
+        version=cut.version,
+        partition_key=cut.partition_key,
+        status=cut.status,
+        error=cut.error,
+        rate=cut.rate,
+        source_filename=cut.source_filename,
+        source_url=artifact_url_for(cut.source_path, artifact_root),
+        media_roots=[str(root) for root in (cut.options or {}).get("media_roots", [])],
+        shot_count=cut.shot_count,
+        missing_count=cut.missing_count,
+        contact_sheet_url=artifact_url(sheet) if sheet else None,
+        created_at=as_utc(cut.created_at),
+        updated_at=as_utc(cut.updated_at),
+    )
+
+
+def shots_out(session: Session, cut: CutVersion, shots: list[Shot]) -> list[ShotOut]:
+    thumbnails = latest_thumbnails(session, cut.id)
+    record_origin = int((cut.options or {}).get("global_start_frame") or 0)
+    out = []
+    for shot in shots:
+        thumbnail = thumbnails.get(shot.id)
+        out.append(
+            ShotOut(
+                id=shot.id,
+                cut_id=cut.id,
+                index=shot.index,
+                name=shot.name,
+                track=shot.track,
+                rate=cut.rate,
+                record=frame_range(shot.record_start, shot.record_duration, cut.rate, record_origin),
+                source=frame_range(shot.source_start, shot.source_duration, shot.source_rate),
+                media_path=shot.media_path,
+                media_status=shot.media_status,
+                media_kind=shot.media_kind,
+                notes=[str(note) for note in shot.notes or []],
+                thumbnail_url=artifact_url(thumbnail.output_path)
+                if thumbnail is not None and thumbnail.output_path
+                else None,
+            )
+        )
+    return out

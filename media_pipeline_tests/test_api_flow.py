@@ -1,0 +1,252 @@
+"""The API end to end on real storage, real Dagster runs and real ffmpeg: publish, ingest, shots,
+thumbnails, downloads, idempotency, failures and cancellation."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.dagster_gateway import InProcessGateway
+from api.main import create_app
+from media_pipeline.samples import read_index
+from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
+from media_pipeline_tests.test_api_support import (
+    AUTH,
+    assert_problem,
+    clip,
+    three_shot_cut,
+    upload,
+    wait_for_job,
+    write_otio,
+)
+
+
+def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, plate: Path, tmp_path: Path) -> None:
+    response = upload(client, three_shot_cut(tmp_path, plate))
+    assert response.status_code == 202, response.text
+    body = response.json()
+    cut, job = body["cut"], body["job"]
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert cut["project"] == "show" and cut["name"] == "reel1" and cut["version"] == 1
+    assert job["kind"] == "ingest_cut" and job["cut_id"] == cut["id"]
+
+    # The in-process gateway runs the job before answering; the job reads its state from Dagster.
+    job = client.get(f"/v1/jobs/{job['id']}", headers=AUTH).json()
+    assert job["status"] == "succeeded", job
+    assert job["progress"] == 1.0 and job["stage"] == "done" and job["error"] is None
+    assert job["run_id"]
+    kinds = sorted({output["kind"] for output in job["outputs"]})
+    assert kinds == ["contact_sheet", "thumbnail"]
+    messages = [line["msg"] for line in job["logs"]]
+    assert any(m.startswith("thumbnail 3/3") for m in messages), messages
+    assert all({"ts", "level", "msg"} <= set(line) for line in job["logs"])
+
+    cut = client.get(f"/v1/cuts/{cut['id']}", headers=AUTH).json()
+    assert cut["status"] == "ingested" and cut["shot_count"] == 3 and cut["rate"] == "24"
+    assert cut["contact_sheet_url"].startswith("/v1/artifacts/")
+
+    shots = client.get(f"/v1/cuts/{cut['id']}/shots", headers=AUTH).json()
+    assert shots["next_cursor"] is None
+    items = shots["items"]
+    assert [(s["index"], s["name"]) for s in items] == [(0, "sh010"), (1, "sh020"), (2, "sh030")]
+    second = items[1]
+    assert second["record"] == {
+        "start": 12, "duration": 24, "end": 36, "rate": "24",
+        "start_tc": "01:00:00:12", "end_tc": "01:00:01:12",
+    }
+    assert second["source"]["start"] == 86400 + 20 and second["source"]["start_tc"] == "01:00:00:20"
+    assert second["media_status"] == "linked" and second["media_path"] == str(plate)
+
+    # The middle frame (the default) of sh020 is plate frame 20 + 24 // 2.
+    thumbnail = client.get(second["thumbnail_url"], headers=AUTH)
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+    assert read_index(Image.open(io.BytesIO(thumbnail.content))) == 32
+
+    one = client.get(f"/v1/shots/{second['id']}", headers=AUTH).json()
+    assert one == second
+
+    listed = client.get("/v1/cuts", params={"project": "show"}, headers=AUTH).json()
+    assert [c["id"] for c in listed["items"]] == [cut["id"]]
+    assert client.get("/v1/cuts", params={"project": "other"}, headers=AUTH).json()["items"] == []
+
+
+def test_edl_with_rate_and_media_roots(client: TestClient, plate: Path, tmp_path: Path) -> None:
+    edl = tmp_path / "edit.edl"
+    edl.write_text(
+        "TITLE: edit\n\n"
+        "001  A001C001 V     C        01:00:00:10 01:00:00:20 01:00:00:00 01:00:00:10\n"
+        "* FROM CLIP NAME:  sh100\n"
+        "* FROM CLIP: /elsewhere/A001C001.mov\n"
+        "002  A001C001 V     C        01:00:01:00 01:00:01:12 01:00:00:10 01:00:00:22\n"
+        "* FROM CLIP NAME:  sh200\n"
+        "* FROM CLIP: /elsewhere/A001C001.mov\n"
+    )
+    response = upload(client, edl, rate="24", media_roots=[str(plate.parent)])
+    assert response.status_code == 202, response.text
+    cut = response.json()["cut"]
+    assert cut["media_roots"] == [str(plate.parent)]
+    assert response.json()["job"]["status"] == "succeeded"
+    shots = client.get(f"/v1/cuts/{cut['id']}/shots", headers=AUTH).json()["items"]
+    assert [(s["name"], s["media_status"], s["source"]["start_tc"]) for s in shots] == [
+        ("sh100", "linked", "01:00:00:10"),
+        ("sh200", "linked", "01:00:01:00"),
+    ]
+    assert all(s["thumbnail_url"] for s in shots)
+
+
+def test_thumbnail_routes_launch_render_thumbnails(client: TestClient, plate: Path, tmp_path: Path) -> None:
+    cut = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
+    shots = client.get(f"/v1/cuts/{cut['id']}/shots", headers=AUTH).json()["items"]
+
+    whole = client.post(f"/v1/cuts/{cut['id']}/thumbnails", json={"frame": "first", "width": 64}, headers=AUTH)
+    assert whole.status_code == 202, whole.text
+    job = whole.json()
+    assert job["kind"] == "thumbnails" and job["status"] == "succeeded"
+    assert job["params"] == {"frame": "first", "width": 64, "force": False, "shot_ids": []}
+    assert sum(1 for o in job["outputs"] if o["kind"] == "thumbnail") == 3
+
+    target = shots[2]
+    single = client.post(f"/v1/shots/{target['id']}/thumbnail", json={"frame": 7, "force": True}, headers=AUTH)
+    assert single.status_code == 202, single.text
+    job = single.json()
+    assert job["kind"] == "shot_thumbnail" and job["shot_id"] == target["id"] and job["status"] == "succeeded"
+    thumbnails = [o for o in job["outputs"] if o["kind"] == "thumbnail"]
+    assert [o["shot_id"] for o in thumbnails] == [target["id"]]
+    image = client.get(thumbnails[0]["url"], headers=AUTH)
+    assert read_index(Image.open(io.BytesIO(image.content))) == 60 + 7
+
+    # The shot list now points at the newest render of that shot.
+    latest = client.get(f"/v1/shots/{target['id']}", headers=AUTH).json()
+    assert latest["thumbnail_url"] == thumbnails[0]["url"]
+
+    outside = client.post(f"/v1/shots/{target['id']}/thumbnail", json={"frame": 30}, headers=AUTH)
+    body = assert_problem(outside, 422, "validation_error")
+    assert body["errors"][0]["field"] == "frame" and "outside the shot" in body["detail"]
+
+    listed = client.get("/v1/jobs", params={"cut_id": cut["id"]}, headers=AUTH).json()["items"]
+    assert [j["kind"] for j in listed] == ["shot_thumbnail", "thumbnails", "ingest_cut"]
+    assert "logs" not in listed[0]
+    only = client.get("/v1/jobs", params={"kind": "thumbnails", "status": "succeeded"}, headers=AUTH).json()
+    assert [j["kind"] for j in only["items"]] == ["thumbnails"]
+
+
+def test_idempotency_key_same_body_same_job_different_body_conflict(
+    client: TestClient, plate: Path, tmp_path: Path
+) -> None:
+    timeline = three_shot_cut(tmp_path, plate)
+    first = upload(client, timeline, headers={"Idempotency-Key": "publish-1"})
+    again = upload(client, timeline, headers={"Idempotency-Key": "publish-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["cut"]["id"] == first.json()["cut"]["id"]
+    assert again.json()["job"]["id"] == first.json()["job"]["id"]
+    assert len(client.get("/v1/cuts", headers=AUTH).json()["items"]) == 1
+
+    other_name = upload(client, timeline, name="reel2", headers={"Idempotency-Key": "publish-1"})
+    assert_problem(other_name, 409, "idempotency_conflict")
+    changed_file = write_otio(tmp_path / "reel1.otio", [clip("sh010", plate, 0, 10)])
+    assert_problem(upload(client, changed_file, headers={"Idempotency-Key": "publish-1"}), 409, "idempotency_conflict")
+
+    cut_id = first.json()["cut"]["id"]
+    path = f"/v1/cuts/{cut_id}/thumbnails"
+    one = client.post(path, json={"width": 64}, headers={**AUTH, "Idempotency-Key": "thumbs-1"})
+    two = client.post(path, json={"width": 64}, headers={**AUTH, "Idempotency-Key": "thumbs-1"})
+    assert one.status_code == two.status_code == 202
+    assert one.json()["id"] == two.json()["id"]
+    conflict = client.post(path, json={"width": 65}, headers={**AUTH, "Idempotency-Key": "thumbs-1"})
+    assert_problem(conflict, 409, "idempotency_conflict")
+    # A key belongs to one request: reusing it on another route is a conflict too.
+    shot_id = client.get(f"/v1/cuts/{cut_id}/shots", headers=AUTH).json()["items"][0]["id"]
+    reuse = client.post(f"/v1/shots/{shot_id}/thumbnail", json={"width": 64},
+                        headers={**AUTH, "Idempotency-Key": "thumbs-1"})
+    assert_problem(reuse, 409, "idempotency_conflict")
+    assert len(client.get("/v1/jobs", params={"kind": "thumbnails"}, headers=AUTH).json()["items"]) == 1
+
+
+def test_failed_run_reports_the_failure_sentence(client: TestClient, tmp_path: Path) -> None:
+    import opentimelineio as otio
+
+    timeline = otio.schema.Timeline(name="sound_only")
+    timeline.tracks.append(otio.schema.Track(kind=otio.schema.TrackKind.Audio))
+    path = tmp_path / "sound_only.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    response = upload(client, path)
+    assert response.status_code == 202, response.text
+    job = client.get(f"/v1/jobs/{response.json()['job']['id']}", headers=AUTH).json()
+    assert job["status"] == "failed"
+    assert job["error"] == (
+        "the timeline has no video track (it holds 1 audio track(s) only); there are no shots to extract"
+    )
+    assert job["stage"] == "cut_shots"
+    assert 0 < job["progress"] < 1
+    assert "Traceback" not in str(job) and 'File "' not in str(job)
+    cut = client.get(f"/v1/cuts/{job['cut_id']}", headers=AUTH).json()
+    assert cut["status"] == "failed" and cut["error"] == job["error"]
+    # Thumbnails of a cut without shots are refused up front.
+    refused = client.post(f"/v1/cuts/{cut['id']}/thumbnails", json={}, headers=AUTH)
+    assert_problem(refused, 409, "cut_not_ingested")
+    failed = client.get("/v1/jobs", params={"status": "failed"}, headers=AUTH).json()["items"]
+    assert [j["id"] for j in failed] == [job["id"]]
+    # A finished job cannot be cancelled.
+    assert_problem(client.post(f"/v1/jobs/{job['id']}/cancel", headers=AUTH), 409, "job_finished")
+
+
+def test_diff_by_shot_name(client: TestClient, plate: Path, tmp_path: Path) -> None:
+    first = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
+    second_file = write_otio(
+        tmp_path / "v2" / "reel1.otio",
+        [clip("sh010", plate, 0, 12), clip("sh030", plate, 62, 30), clip("sh040", plate, 5, 5)],
+    )
+    second = upload(client, second_file).json()["cut"]
+    assert second["version"] == 2
+    diff = client.get(f"/v1/cuts/{second['id']}/diff", params={"against": first["id"]}, headers=AUTH).json()
+    assert diff["summary"] == {"added": 1, "removed": 1, "changed": 1, "unchanged": 1}
+    assert [s["name"] for s in diff["added"]] == ["sh040"]
+    assert [s["name"] for s in diff["removed"]] == ["sh020"]
+    changed = diff["changed"][0]
+    assert changed["name"] == "sh030" and changed["changes"] == ["record_start", "source_start"]
+    assert [s["name"] for s in diff["unchanged"]] == ["sh010"]
+    missing = client.get(f"/v1/cuts/{second['id']}/diff", headers=AUTH)
+    assert assert_problem(missing, 422, "validation_error")["errors"][0]["field"] == "against"
+    assert_problem(client.get(f"/v1/cuts/{second['id']}/diff", params={"against": 999999}, headers=AUTH),
+                   404, "not_found")
+
+
+def test_final_video_validates_then_answers_not_implemented(client: TestClient, plate: Path, tmp_path: Path) -> None:
+    cut = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
+    path = f"/v1/cuts/{cut['id']}/final-video"
+    body = assert_problem(client.post(path, json={"crf": 99}, headers=AUTH), 422, "validation_error")
+    assert body["errors"][0]["field"] == "crf"
+    body = assert_problem(client.post(path, json={"resolution": "1920x1080", "audio": False}, headers=AUTH),
+                          501, "not_implemented")
+    assert "final" in body["detail"]
+    assert_problem(client.post("/v1/cuts/999999/final-video", json={}, headers=AUTH), 404, "not_found")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_cancel_a_running_job(api_settings, instance, plate: Path, tmp_path: Path) -> None:
+    """A run executing in its own process is cancelled the way Dagster's run launcher does it."""
+    gateway = InProcessGateway(instance, background=True)
+    many = [clip(f"sh{n:03d}", plate, n % 60, 24) for n in range(40)]
+    timeline = write_otio(tmp_path / "long.otio", many)
+    with TestClient(create_app(api_settings, gateway=gateway)) as client:
+        response = upload(client, timeline)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job"]["id"]
+        wait_for_job(client, job_id, lambda job: job["status"] == "running")
+        cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=AUTH)
+        assert cancelled.status_code == 202
+        assert cancelled.json()["status"] in ("running", "cancelled")
+        job = wait_for_job(client, job_id, lambda job: job["status"] == "cancelled", timeout=90)
+        assert job["error"] is None and job["progress"] < 1
+        # Cancelled through Dagster's own path: a termination request, then the run's canceled event.
+        messages = [line["msg"] for line in job["logs"]]
+        assert "Sending run termination request." in messages, messages
+        assert messages[-1] == 'Execution of run for "ingest_cut" canceled.', messages
+        # Cancelling again is a no-op.
+        assert client.post(f"/v1/jobs/{job_id}/cancel", headers=AUTH).json()["status"] == "cancelled"
+    gateway.join()
