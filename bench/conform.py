@@ -81,7 +81,7 @@ def baseline(source: Path, shots: list[tuple[int, int]], options: EncodeOptions,
     seconds = ffmpeg.format_seconds(Fraction(total) / RATE)
     args += ["-f", "lavfi", "-t", seconds, "-i", "anullsrc=r=48000:cl=stereo"]
     args += ["-filter_complex", ";".join(chains), "-map", "[v]", "-map", f"{len(shots)}:a", "-frames:v", str(total)]
-    args += encoder_args(options) + ["-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart"]
+    args += [*encoder_args(options), "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart"]
     started = time.perf_counter()
     ffmpeg.run(args, output, what="baseline conform")
     return time.perf_counter() - started
