@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +13,8 @@ import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+
+import yaml
 
 from media_pipeline import db
 from media_pipeline.settings import Settings, export_defaults, load_settings
@@ -61,11 +62,43 @@ def prepare(env: dict[str, str]) -> Settings:
     settings = load_settings(env)
     for folder in (settings.home, settings.artifact_root, settings.dagster_home, *settings.watch_dirs):
         folder.mkdir(parents=True, exist_ok=True)
-    template = "dagster.postgres.yaml" if settings.dagster_postgres_url else "dagster.yaml"
-    shutil.copyfile(INSTANCE_TEMPLATES / template, settings.dagster_home / "dagster.yaml")
+    write_instance_config(settings)
     env["DAGSTER_HOME"] = str(settings.dagster_home)
     db.migrate(settings.database_url)
+    init_dagster_storage(settings.dagster_home, env)
     return settings
+
+
+def init_dagster_storage(dagster_home: Path, env: dict[str, str]) -> None:
+    """Create Dagster's storage schemas once, before the webserver and daemon start together
+    and race to create them (SQLite answers the loser with "table alembic_version already exists")."""
+    import dagster as dg
+
+    saved = dict(os.environ)
+    os.environ.update(env)  # the instance config reads env vars (Postgres URL)
+    try:
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            instance.get_runs(limit=1)
+            instance.all_instigator_state()
+            instance.get_latest_materialization_event(dg.AssetKey("cut_timeline"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def write_instance_config(settings: Settings) -> Path:
+    """$DAGSTER_HOME/dagster.yaml from the packaged template, with this machine's run limit."""
+    template = "dagster.postgres.yaml" if settings.dagster_postgres_url else "dagster.yaml"
+    config = yaml.safe_load((INSTANCE_TEMPLATES / template).read_text())
+    config["concurrency"]["runs"]["max_concurrent_runs"] = settings.max_concurrent_runs
+    target = settings.dagster_home / "dagster.yaml"
+    target.write_text(
+        "# Written by `media-pipeline up` from "
+        + template
+        + "; edits are overwritten.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    return target
 
 
 def port_free(host: str, port: int) -> bool:

@@ -15,10 +15,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import opentimelineio as otio
 import sqlalchemy as sa
 from PIL import Image
 from pydantic import Field
@@ -413,7 +415,7 @@ def contact_sheet(
             SheetCell(
                 image=artifacts.path(latest[shot.id].output_path or ""),
                 caption=f"{shot.index + 1:03d}  {shot.name}",
-                detail=f"src {shot.source_start}+{shot.source_duration} @ {shot.source_rate}",
+                detail=f"{source_timecode(shot)}  {shot.source_duration}f @ {float(Fraction(shot.source_rate)):g}",
             )
             for shot in shots
             if shot.id in latest
@@ -444,6 +446,11 @@ def contact_sheet(
             "preview": preview_markdown(output),
         }
     )
+
+
+def source_timecode(shot: Shot) -> str:
+    rate = float(Fraction(shot.source_rate))
+    return otio.opentime.to_timecode(otio.opentime.RationalTime(shot.source_start, rate), rate, drop_frame=False)
 
 
 def latest_thumbnails(session: Session, cut_version_id: int) -> dict[int, Render]:
