@@ -101,11 +101,11 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise RangeNotSatisfiable
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # "5-3" is not a range at all
     if start >= size:
         raise RangeNotSatisfiable
+    end = int(last) if last else size - 1
     return ByteRange(start, min(end, size - 1))
 
 

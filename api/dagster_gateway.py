@@ -57,6 +57,19 @@ def _reason(exc: BaseException) -> str:
     return first[:300]
 
 
+def _connection_failed(exc: BaseException) -> bool:
+    """Whether the webserver was not reached at all (as opposed to answering with an error)."""
+    # The GraphQL client wraps transport errors in its own error type, sometimes twice.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError | TimeoutError) or type(seen).__module__.startswith(("requests.", "urllib3.")):
+            return True
+        if type(seen).__name__ == "TransportServerError":  # a 5xx from the webserver
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "Error when connecting" in str(exc)
+
+
 def _rejected(what: str, exc: BaseException) -> GatewayError:
     logger.warning("%s", what, exc_info=exc)
     return GatewayError(f"{what}: {_reason(exc)}", unreachable=False)
@@ -236,7 +249,7 @@ class GraphQLGateway(InstanceReads):
                 )
             )
         except DagsterGraphQLClientError as exc:
-            if "Error when connecting" in str(exc):
+            if _connection_failed(exc):
                 raise _unreachable(f"Dagster at {self.host}:{self.port} could not be reached", exc) from exc
             raise _rejected(f"Dagster did not launch {job_name}", exc) from exc
         except Exception as exc:
@@ -248,7 +261,7 @@ class GraphQLGateway(InstanceReads):
         try:
             self.client.terminate_run(run_id)
         except DagsterGraphQLClientError as exc:
-            if "Error when connecting" in str(exc):
+            if _connection_failed(exc):
                 raise _unreachable(f"Dagster at {self.host}:{self.port} could not be reached", exc) from exc
             raise _rejected(f"Dagster did not terminate run {run_id}", exc) from exc
         except Exception as exc:

@@ -35,8 +35,15 @@ TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 # How much of a job each step is worth. Thumbnails dominate: they are where the time goes and
 # the one step that reports per-shot progress.
+# Steps missing here count for nothing (progress then waits on the others, it never goes back).
 STEP_WEIGHTS: dict[str, dict[str, float]] = {
-    "ingest_cut": {"cut_timeline": 0.1, "cut_shots": 0.2, "shot_thumbnails": 0.6, "contact_sheet": 0.1},
+    "ingest_cut": {
+        "cut_timeline": 0.1,
+        "cut_shots": 0.15,
+        "cut_diff": 0.05,
+        "shot_thumbnails": 0.6,
+        "contact_sheet": 0.1,
+    },
     "render_thumbnails": {"shot_thumbnails": 0.85, "contact_sheet": 0.15},
 }
 PROGRESS_STEP = "shot_thumbnails"

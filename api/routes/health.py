@@ -16,7 +16,9 @@ from media_pipeline import db
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+@router.get(
+    "/healthz", response_model=Health, summary="Liveness: the process answers", responses=problem_responses(500)
+)
 def healthz() -> Health:
     return Health(status="ok")
 

@@ -1,0 +1,255 @@
+"""Job status from Dagster runs: every run status, cancelling, cached final states, progress
+that moves with the shots, failure sentences, and cursor pagination."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api import runs
+from api.dagster_gateway import GatewayError, InProcessGateway, RunInfo
+from api.main import create_app
+from api.schemas import JobStatus
+from media_pipeline import db
+from media_pipeline.db.models import Job
+from media_pipeline.editorial.publish import publish_cut
+from media_pipeline.settings import Settings
+from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
+from media_pipeline_tests.test_api_support import AUTH, assert_problem, clip, upload, write_otio
+
+S = dg.DagsterRunStatus
+EXPECTED = {
+    S.QUEUED: "queued",
+    S.NOT_STARTED: "queued",
+    S.STARTING: "queued",
+    S.MANAGED: "queued",
+    S.STARTED: "running",
+    S.SUSPENDED: "running",
+    S.SUCCESS: "succeeded",
+    S.FAILURE: "failed",
+    S.CANCELING: "running",
+    S.CANCELED: "cancelled",
+}
+
+
+def test_every_dagster_run_status_is_mapped() -> None:
+    assert set(runs.RUN_STATUS_TO_JOB) == set(dg.DagsterRunStatus)
+    assert runs.RUN_STATUS_TO_JOB == EXPECTED
+
+
+def add_run(instance: dg.DagsterInstance, status: dg.DagsterRunStatus, job_name: str = "ingest_cut") -> str:
+    """A run record in `status`, as the run coordinator, launcher or worker would leave it."""
+    # Dagster requires queued runs to say where their code lives (the daemon launches from it).
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    origin = RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(
+            code_location_origin=InProcessCodeLocationOrigin(
+                loadable_target_origin=LoadableTargetOrigin(module_name="media_pipeline.definitions"),
+                location_name="media_pipeline",
+            ),
+            repository_name="__repository__",
+        ),
+        job_name=job_name,
+    )
+    run_id = str(uuid.uuid4())
+    instance.add_run(dg.DagsterRun(job_name=job_name, run_id=run_id, status=status, remote_job_origin=origin))
+    return run_id
+
+
+def add_job(url: str, run_id: str | None, kind: str = "ingest_cut", created: dt.datetime | None = None) -> str:
+    job_id = str(uuid.uuid4())
+    db.migrate(url)
+    with db.session_scope(url) as session:
+        session.add(Job(id=job_id, kind=kind, status="queued", run_id=run_id, params={}, outputs=[],
+                        created_at=created or dt.datetime.now(dt.UTC)))
+    return job_id
+
+
+class DownGateway(InProcessGateway):
+    """Dagster's storage unreachable: every read fails the way the real gateways report it."""
+
+    def run_statuses(self, run_ids: Iterable[str]) -> dict[str, RunInfo]:
+        raise GatewayError("the Dagster instance could not be read: connection refused")
+
+    def run_logs(self, run_id: str) -> list[dg.EventLogEntry]:
+        raise GatewayError("the run's event log could not be read: connection refused")
+
+
+def test_job_status_follows_each_run_status(
+    client: TestClient, app: FastAPI, api_settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    jobs = {status: add_job(api_settings.database_url, add_run(instance, status)) for status in dg.DagsterRunStatus}
+    for status, job_id in jobs.items():
+        job = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
+        assert job["status"] == EXPECTED[status], (status, job)
+        assert 0 <= job["progress"] <= 1
+        if status == S.FAILURE:
+            assert job["error"].startswith("the run failed before any step reported why")
+        else:
+            assert job["error"] is None
+    assert client.get(f"/v1/jobs/{jobs[S.CANCELING]}", headers=AUTH).json()["stage"] == "cancelling"
+    assert client.get(f"/v1/jobs/{jobs[S.SUCCESS]}", headers=AUTH).json()["progress"] == 1.0
+
+    # Filters see derived statuses.
+    listed = client.get("/v1/jobs", params={"status": "queued", "limit": 200}, headers=AUTH).json()["items"]
+    assert {j["id"] for j in listed} == {jobs[s] for s in EXPECTED if EXPECTED[s] == "queued"}
+
+    # Final states were cached in the rows: with Dagster unreachable they still answer, while
+    # unfinished jobs cannot be described and say so.
+    app.state.gateway = DownGateway(instance)
+    with db.session_scope(api_settings.database_url) as session:
+        stored = dict(session.execute(sa.select(Job.id, Job.status)).tuples().all())
+    for status in (S.SUCCESS, S.FAILURE, S.CANCELED):
+        assert stored[jobs[status]] == EXPECTED[status]
+        assert client.get(f"/v1/jobs/{jobs[status]}", headers=AUTH).json()["status"] == EXPECTED[status]
+    assert_problem(client.get(f"/v1/jobs/{jobs[S.STARTED]}", headers=AUTH), 503, "dagster_unavailable")
+
+
+def test_cancel_before_the_run_starts(client: TestClient, api_settings: Settings, instance: dg.DagsterInstance) -> None:
+    queued = add_job(api_settings.database_url, add_run(instance, S.QUEUED))
+    response = client.post(f"/v1/jobs/{queued}/cancel", headers=AUTH)
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    unlaunched = add_job(api_settings.database_url, None)
+    response = client.post(f"/v1/jobs/{unlaunched}/cancel", headers=AUTH)
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    assert client.get(f"/v1/jobs/{unlaunched}", headers=AUTH).json()["stage"] == "cancelled"
+
+
+def test_pagination_with_cursors(client: TestClient, api_settings: Settings, tmp_path: Path) -> None:
+    url = api_settings.database_url
+    db.migrate(url)
+    source = tmp_path / "c.otio"
+    source.write_text("{}")
+    with db.session_scope(url) as session:
+        for number in range(5):
+            publish_cut(session, api_settings.artifact_root, project="pages", name=f"cut{number}", source=source)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, "project": "pages", **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/cuts", params=params, headers=AUTH).json()
+        seen += [cut["name"] for cut in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"cut{n}" for n in reversed(range(5))]
+
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    ids = [add_job(url, None, created=base + dt.timedelta(seconds=n // 2)) for n in range(5)]  # ties included
+    listed, cursor = [], None
+    while True:
+        page = client.get("/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})}, headers=AUTH)
+        body = page.json()
+        listed += [job["id"] for job in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(listed) == sorted(ids) and len(listed) == 5
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def user_line(run_id: str, step: str, message: str) -> dg.EventLogEntry:
+    return dg.EventLogEntry(
+        error_info=None, level=20, user_message=message, run_id=run_id, timestamp=time.time(),
+        step_key=step, job_name="ingest_cut", dagster_event=None,
+    )
+
+
+def test_progress_moves_as_shots_finish(client: TestClient, instance: dg.DagsterInstance, plate: Path,
+                                        tmp_path: Path) -> None:
+    job = upload(client, write_otio(tmp_path / "p.otio", [clip(f"s{n}", plate, n, 8) for n in range(4)])).json()["job"]
+    events = list(instance.all_logs(job["run_id"]))
+    step_started = next(
+        n for n, e in enumerate(events)
+        if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_START
+        and e.step_key == "shot_thumbnails"
+    )
+    planned = next(n for n, e in enumerate(events) if e.user_message.startswith("4 shot(s)"))
+    running: JobStatus = "running"
+    before = events[: planned + 1]
+    assert step_started < planned
+    at_start = runs.progress("ingest_cut", running, runs.step_state(before))
+    assert at_start == pytest.approx(0.3)
+    # The asset logs "thumbnail <done>/<total> done" as shots finish (batched to about once a
+    # second; a fast run logs only the last one): each line moves progress on.
+    values = [at_start]
+    for done in range(1, 5):
+        lines = [*before, user_line(job["run_id"], "shot_thumbnails", f"thumbnail {done}/4 done")]
+        values.append(runs.progress("ingest_cut", running, runs.step_state(lines)))
+    assert values == sorted(values) and len(set(values)) == 5
+    assert values[-1] == pytest.approx(0.9)
+    # mp_renders rows written by the run count too, when their log line is still to come.
+    assert runs.progress("ingest_cut", running, runs.step_state(before), renders_done=2) == values[2]
+    # Only Dagster says a job is complete.
+    assert runs.progress("ingest_cut", running, runs.step_state(events)) < 1
+    assert runs.progress("ingest_cut", "succeeded", runs.step_state(events)) == 1
+    # Reused thumbnails are done when planned.
+    planned_line = user_line(job["run_id"], "shot_thumbnails", "4 shot(s): 2 reused, 2 to render")
+    reused = [*events[: step_started + 1], planned_line]
+    assert runs.progress("ingest_cut", running, runs.step_state(reused)) == values[2]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_progress_reported_while_running_never_goes_back(
+    api_settings: Settings, instance: dg.DagsterInstance, plate: Path, tmp_path: Path
+) -> None:
+    gateway = InProcessGateway(instance, background=True)
+    timeline = write_otio(tmp_path / "many.otio", [clip(f"sh{n:03d}", plate, n % 60, 24) for n in range(40)])
+    seen: list[tuple[str, float, str]] = []
+    with TestClient(create_app(api_settings, gateway=gateway)) as client:
+        job_id = upload(client, timeline).json()["job"]["id"]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            job = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
+            seen.append((job["status"], job["progress"], job["stage"]))
+            if job["status"] in runs.TERMINAL:
+                break
+            time.sleep(0.02)
+    gateway.join()
+    assert seen[-1] == ("succeeded", 1.0, "done"), seen[-5:]
+    progress = [value for _, value, _ in seen]
+    assert progress == sorted(progress), progress
+    middle = {value for status, value, _ in seen if status == "running" and 0 < value < 1}
+    assert len(middle) >= 2, seen
+    stages = [stage for status, _, stage in seen if status == "running"]
+    assert "shot_thumbnails" in stages
+
+
+# -- failure sentences ------------------------------------------------------------------------
+
+
+def failing_run_events(instance: dg.DagsterInstance, error: Exception) -> tuple[list[dg.EventLogEntry], str]:
+    @dg.op(name="boom")
+    def boom() -> None:
+        raise error
+
+    @dg.job(name="failing")
+    def failing() -> None:
+        boom()
+
+    result = failing.execute_in_process(instance=instance, raise_on_error=False)
+    return list(instance.all_logs(result.run_id)), result.run_id
+
+
+def test_failure_sentences(instance: dg.DagsterInstance) -> None:
+    events, run_id = failing_run_events(instance, dg.Failure(description="media is offline: mount /Volumes/show"))
+    assert runs.failure_sentence(events, run_id) == "media is offline: mount /Volumes/show"
+
+    events, run_id = failing_run_events(instance, ValueError("disk full\nwith a second line\n  File x.py"))
+    sentence = runs.failure_sentence(events, run_id)
+    assert sentence == "step boom failed: ValueError: disk full"
+    logs = runs.recent_logs(events)
+    assert all("\n" not in line.msg and "File " not in line.msg for line in logs)
+    assert logs[-1].level == "ERROR"
