@@ -146,7 +146,10 @@ class InstanceReads:
     def instance(self) -> dg.DagsterInstance:
         with self._lock:
             if self._instance is None:
-                self._instance = self._load_instance()
+                try:
+                    self._instance = self._load_instance()
+                except Exception as exc:
+                    raise _unreachable("the Dagster instance could not be opened (is DAGSTER_HOME set?)", exc) from exc
             return self._instance
 
     def _load_instance(self) -> dg.DagsterInstance:

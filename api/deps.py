@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -25,8 +26,14 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+_migrate_lock = threading.Lock()
+
+
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    db.migrate(settings.database_url)
+    # The first requests arrive on several threads at once; one migrates, the others wait
+    # (Postgres has its own lock for other processes, SQLite does not).
+    with _migrate_lock:
+        db.migrate(settings.database_url)
     session = db.session_factory(settings.database_url)()
     try:
         yield session

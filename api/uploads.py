@@ -20,9 +20,9 @@ def safe_filename(filename: str | None) -> str:
     name = _CONTROL.sub("", name).strip()
     if not name or name in (".", ".."):
         raise field_problem("file", "the upload needs a file name with an extension (.otio, .edl, .xml, ...)")
-    if len(name.encode()) > 200:
-        stem, suffix = Path(name).stem, Path(name).suffix
-        name = stem[: 200 - len(suffix.encode()) - 8] + suffix
+    if len(name) > 200:  # the column holds 255; the extension must survive the cut
+        suffix = Path(name).suffix[:20]
+        name = Path(name).stem[: 200 - len(suffix)] + suffix
     return name
 
 

@@ -69,6 +69,13 @@ def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, p
     one = client.get(f"/v1/shots/{second['id']}", headers=AUTH).json()
     assert one == second
 
+    first_page = client.get(f"/v1/cuts/{cut['id']}/shots", params={"limit": 2}, headers=AUTH).json()
+    assert [s["index"] for s in first_page["items"]] == [0, 1] and first_page["next_cursor"]
+    rest = client.get(
+        f"/v1/cuts/{cut['id']}/shots", params={"limit": 2, "cursor": first_page["next_cursor"]}, headers=AUTH
+    ).json()
+    assert [s["index"] for s in rest["items"]] == [2] and rest["next_cursor"] is None
+
     listed = client.get("/v1/cuts", params={"project": "show"}, headers=AUTH).json()
     assert [c["id"] for c in listed["items"]] == [cut["id"]]
     assert client.get("/v1/cuts", params={"project": "other"}, headers=AUTH).json()["items"] == []

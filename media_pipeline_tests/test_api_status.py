@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import runs
-from api.dagster_gateway import GatewayError, InProcessGateway, RunInfo
+from api.dagster_gateway import GatewayError, GraphQLGateway, InProcessGateway, RunInfo
 from api.main import create_app
 from api.schemas import JobStatus
 from media_pipeline import db
@@ -253,3 +253,46 @@ def test_failure_sentences(instance: dg.DagsterInstance) -> None:
     logs = runs.recent_logs(events)
     assert all("\n" not in line.msg and "File " not in line.msg for line in logs)
     assert logs[-1].level == "ERROR"
+
+
+# -- the GraphQL gateway's contract with the webserver ----------------------------------------
+
+
+class RecordingClient:
+    """Stands in for DagsterGraphQLClient to pin down what the gateway sends (the real
+    webserver round trip is the stack test's job)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def submit_job_execution(self, *args: object, **kwargs: object) -> str:
+        self.calls.append(("submit_job_execution", args, kwargs))
+        return "run-1"
+
+    def terminate_run(self, *args: object, **kwargs: object) -> None:
+        self.calls.append(("terminate_run", args, kwargs))
+
+
+def test_graphql_gateway_submits_the_partition_as_a_tag(instance: dg.DagsterInstance) -> None:
+    gateway = GraphQLGateway("0.0.0.0", 3000, instance=instance)
+    assert gateway.host == "127.0.0.1"  # a wildcard bind address is not where to connect
+    client = RecordingClient()
+    gateway._client = client
+    gateway.add_partition("show.reel.v001")
+    gateway.add_partition("show.reel.v001")
+    assert instance.get_dynamic_partitions("cut_versions") == ["show.reel.v001"]
+    config = {"ops": {"shot_thumbnails": {"config": {"frame": "first", "shot_ids": [7]}}}}
+    run_id = gateway.submit("render_thumbnails", "show.reel.v001", config, {"media_pipeline/job_id": "j1"})
+    gateway.cancel(run_id)
+    assert client.calls == [
+        (
+            "submit_job_execution",
+            ("render_thumbnails",),
+            {
+                "repository_location_name": None,
+                "run_config": config,
+                "tags": {"media_pipeline/job_id": "j1", "dagster/partition": "show.reel.v001"},
+            },
+        ),
+        ("terminate_run", ("run-1",), {}),
+    ]

@@ -300,7 +300,7 @@ def render_thumbnails(
     response_model=None,
     summary="Render the cut as one video (not implemented yet)",
     description=(
-        "**Not implemented yet.** The `final_video` asset does not exist in this version of the pipeline. "
+        "**Not implemented yet.** Rendering a cut's final video through the API is a later addition. "
         "The route validates the encode options (422 naming the field) and the cut (404), then always answers "
         "501 `not_implemented`; nothing is queued."
     ),
@@ -308,7 +308,7 @@ def render_thumbnails(
         400,
         404,
         501,
-        descriptions={501: "Always, for now (`not_implemented`): the final-video render does not exist yet."},
+        descriptions={501: "Always, for now (`not_implemented`): final-video renders cannot be launched yet."},
     ),
 )
 def final_video(cut_id: CutId, session: SessionDep, body: FinalVideoRequest | None = None) -> NoReturn:
@@ -316,6 +316,6 @@ def final_video(cut_id: CutId, session: SessionDep, body: FinalVideoRequest | No
     raise ApiProblem(
         501,
         "not_implemented",
-        "rendering a cut's final video is not available yet: the pipeline has no final_video asset. "
-        "The options were valid and nothing was queued; thumbnails and contact sheets are available",
+        "rendering a cut's final video through the API is not implemented yet; the options were valid and "
+        "nothing was queued. Thumbnails and contact sheets are available",
     )
