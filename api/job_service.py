@@ -117,6 +117,9 @@ def launch(
 
     Raises GatewayError with nothing recorded; the caller undoes what the request created.
     """
+    session.refresh(job)
+    if job.status == "cancelled":
+        return  # cancelled in the moment between creating the job and launching it
     gateway.add_partition(partition_key)
     run_id = gateway.submit(
         DAGSTER_JOB[job.kind], partition_key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: job.kind}
@@ -224,19 +227,20 @@ def _view(
     return JobOut(**summary.model_dump(), logs=logs)
 
 
-def _recover_run_id(gateway: DagsterGateway, job: Job) -> RunInfo | None:
+def _recover_run_id(session: Session, gateway: DagsterGateway, job: Job) -> RunInfo | None:
     # A crash between submitting and recording leaves a run with our tag and a row without
     # its id; the tag finds it.
     run = gateway.find_run(job.id)
     if run is not None:
         job.run_id = run.run_id
+        session.commit()
     return run
 
 
 def job_view(session: Session, gateway: DagsterGateway, job: Job, *, with_logs: bool = True) -> JobOut:
     try:
         if job.run_id is None and job.status not in runs.TERMINAL:
-            run = _recover_run_id(gateway, job)
+            run = _recover_run_id(session, gateway, job)
         else:
             run = gateway.run_status(job.run_id) if job.run_id else None
         return _view(session, gateway, job, run, with_logs=with_logs)

@@ -51,7 +51,8 @@ MediaRoot = Annotated[str, StringConstraints(min_length=1, max_length=4096, patt
 
 # Version numbers are allocated by reading the highest one: two publishes of one cut at the
 # same moment would pick the same number. This process serializes its own publishes; on
-# Postgres an advisory lock also serializes them with other processes.
+# Postgres an advisory lock also serializes them with other API processes (the watch-folder
+# sensor does not take it).
 _publish_lock = threading.Lock()
 
 
