@@ -60,6 +60,8 @@ def prepare(env: dict[str, str]) -> Settings:
             token_file.chmod(0o600)
         env["MEDIA_PIPELINE_API_TOKEN"] = token_file.read_text().strip()
     settings = load_settings(env)
+    if settings.dagster_postgres_url:
+        env["MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"] = dagster_postgres_url(settings.dagster_postgres_url)
     for folder in (settings.home, settings.artifact_root, settings.dagster_home, *settings.watch_dirs):
         folder.mkdir(parents=True, exist_ok=True)
     write_instance_config(settings)
@@ -84,6 +86,13 @@ def init_dagster_storage(dagster_home: Path, env: dict[str, str]) -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def dagster_postgres_url(url: str) -> str:
+    """Dagster's Postgres storage needs the psycopg2 driver; SQLAlchemy 2.1 reads a bare
+    postgresql:// as psycopg 3, on which Dagster's storage fails and runs never start."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme.startswith("postgres") else url
 
 
 def write_instance_config(settings: Settings) -> Path:

@@ -44,26 +44,38 @@ def postgres_url() -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each storage test runs on both databases. Postgres tests share one database, so each
-    test gets a clean schema by dropping the domain tables after it."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/domain.db"
-        return
-    url = request.getfixturevalue("postgres_url")
+# The whole suite runs on SQLite by default; MEDIA_PIPELINE_TEST_DATABASE=postgres runs it on
+# Postgres (scripts/test does both). Storage tests use `db_url`, which is always both.
+TEST_DATABASE = os.environ.get("MEDIA_PIPELINE_TEST_DATABASE", "sqlite")
+
+
+def _clean_postgres(url: str) -> Iterator[str]:
+    """Postgres tests share one database: each starts migrated and leaves its rows deleted."""
+    from media_pipeline.db.models import Base
+
     db.migrate(url)
     yield url
     with db.engine_for(url).begin() as connection:
-        from media_pipeline.db.models import Base
-
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """For storage tests: run on both databases, whatever MEDIA_PIPELINE_TEST_DATABASE says."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/domain.db"
+    else:
+        yield from _clean_postgres(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/domain.db"
+def domain_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The domain database of the suite's run: SQLite, or Postgres with MEDIA_PIPELINE_TEST_DATABASE=postgres."""
+    if TEST_DATABASE == "postgres":
+        yield from _clean_postgres(request.getfixturevalue("postgres_url"))
+    else:
+        yield f"sqlite:///{tmp_path}/domain.db"
 
 
 @pytest.fixture

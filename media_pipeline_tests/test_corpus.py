@@ -60,19 +60,19 @@ def test_the_corpus_is_fully_covered():
 
 
 @pytest.mark.parametrize("name", sorted(INGESTS))
-def test_corpus_file_ingests(name, tmp_path, sqlite_url, artifact_root, instance):
+def test_corpus_file_ingests(name, tmp_path, domain_url, artifact_root, instance):
     options, shot_count = INGESTS[name]
     source = tmp_path / name
     shutil.copy(CORPUS / name, source)  # never read the shared corpus in place: publish copies anyway
-    key = publish(sqlite_url, artifact_root, source, **options)
+    key = publish(domain_url, artifact_root, source, **options)
     result = ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         run_config={"ops": {"shot_thumbnails": {"config": {"width": 96}}}},
     )
     assert result.success
-    with DatabaseResource(url=sqlite_url).session() as session:
+    with DatabaseResource(url=domain_url).session() as session:
         cut = session.scalar(sa.select(CutVersion))
         shots = session.scalars(sa.select(Shot).order_by(Shot.index)).all()
         thumbnails = session.scalars(sa.select(Render).where(Render.kind == "thumbnail")).all()
@@ -90,14 +90,14 @@ def test_corpus_file_ingests(name, tmp_path, sqlite_url, artifact_root, instance
 
 
 @pytest.mark.parametrize("name", sorted(FAILS))
-def test_corpus_file_fails_with_a_reason(name, tmp_path, sqlite_url, artifact_root, instance):
+def test_corpus_file_fails_with_a_reason(name, tmp_path, domain_url, artifact_root, instance):
     options, words = FAILS[name]
     source = tmp_path / name
     shutil.copy(CORPUS / name, source)
-    key = publish(sqlite_url, artifact_root, source, **options)
-    result = ingest(instance, key, make_resources(sqlite_url, artifact_root), raise_on_error=False)
+    key = publish(domain_url, artifact_root, source, **options)
+    result = ingest(instance, key, make_resources(domain_url, artifact_root), raise_on_error=False)
     assert not result.success
-    with DatabaseResource(url=sqlite_url).session() as session:
+    with DatabaseResource(url=domain_url).session() as session:
         cut = session.scalar(sa.select(CutVersion))
         assert cut.status == "failed"
         for word in words:
@@ -107,9 +107,9 @@ def test_corpus_file_fails_with_a_reason(name, tmp_path, sqlite_url, artifact_ro
     assert words[0] in failure.step_failure_data.user_failure_data.description
 
 
-def test_unknown_format_is_refused_before_anything_is_stored(tmp_path, sqlite_url, artifact_root):
+def test_unknown_format_is_refused_before_anything_is_stored(tmp_path, domain_url, artifact_root):
     source = tmp_path / "cut.aaf"
     source.write_bytes(b"not really")
     with pytest.raises(ValueError, match=r"no installed OTIO adapter reads '\.aaf' files; export the timeline as"):
-        publish(sqlite_url, artifact_root, source)
+        publish(domain_url, artifact_root, source)
     assert not any(Path(artifact_root).rglob("*.aaf"))

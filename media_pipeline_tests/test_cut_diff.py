@@ -311,12 +311,12 @@ def add_version(
     return row
 
 
-def test_history_is_the_ingested_earlier_versions_of_the_same_cut(sqlite_url):
-    with DatabaseResource(url=sqlite_url).session() as session:
+def test_history_is_the_ingested_earlier_versions_of_the_same_cut(domain_url):
+    with DatabaseResource(url=domain_url).session() as session:
         show = Project(name="show")
         other = Project(name="other")
         add_version(session, other, 1, ["other"])
-        add_version(session, show, 1, ["v1"])
+        first = add_version(session, show, 1, ["v1"])
         add_version(session, show, 2, ["v2"])
         add_version(session, show, 3, ["broken"], status=CutStatus.FAILED)
         add_version(session, show, 4, ["v4"])
@@ -325,7 +325,6 @@ def test_history_is_the_ingested_earlier_versions_of_the_same_cut(sqlite_url):
         previous, earlier = load_cut_history(session, current)
         assert [s.name for s in previous] == ["v4"]
         assert [[s.name for s in version] for version in earlier] == [["v1"], ["v2"]]
-        first = session.get(CutVersion, 2)
         assert load_cut_history(session, first) == (None, [])
 
 
@@ -415,14 +414,14 @@ def test_the_asset_diffs_two_ingested_versions(tmp_path, db_url, artifact_root, 
     assert json.loads(path.read_text())["handles"] == 10
 
 
-def test_the_asset_refuses_a_cut_that_is_not_ingested(tmp_path, sqlite_url, artifact_root, instance):
-    key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "edit.otio", [clip("a", None, 0, 5)]))
+def test_the_asset_refuses_a_cut_that_is_not_ingested(tmp_path, domain_url, artifact_root, instance):
+    key = publish(domain_url, artifact_root, write_cut(tmp_path / "edit.otio", [clip("a", None, 0, 5)]))
     instance.add_dynamic_partitions("cut_versions", [key])
     result = dg.materialize(
         [cut_diff],
         instance=instance,
         partition_key=key,
-        resources=make_resources(sqlite_url, artifact_root),
+        resources=make_resources(domain_url, artifact_root),
         raise_on_error=False,
     )
     assert not result.success

@@ -57,15 +57,15 @@ def shots_and_renders(url: str) -> list[tuple[Shot, Render]]:
 THUMBS = {"ops": {"shot_thumbnails": {"config": {"frame": "first", "width": 128}}}}
 
 
-def test_relinks_windows_and_file_localhost_paths(tmp_path, sqlite_url, artifact_root, instance):
+def test_relinks_windows_and_file_localhost_paths(tmp_path, domain_url, artifact_root, instance):
     library = tmp_path / "library"
     make_indexed_movie(library / "sc01_sh010_anim.mov", frames=120, rate=Fraction(30))
     make_indexed_movie(library / "sub" / "sc01_master_layerA_sh030_temp.mov", frames=600, rate=Fraction(30))
     source = tmp_path / "premiere_example.xml"
     shutil.copy(CORPUS / "premiere_example.xml", source)
-    key = publish(sqlite_url, artifact_root, source, media_roots=[library])
-    ingest(instance, key, make_resources(sqlite_url, artifact_root), run_config=THUMBS)
-    with DatabaseResource(url=sqlite_url).session() as session:
+    key = publish(domain_url, artifact_root, source, media_roots=[library])
+    ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS)
+    with DatabaseResource(url=domain_url).session() as session:
         shots = {s.name: s for s in session.scalars(sa.select(Shot))}
     relinked = shots["sc01_sh010_anim.mov"]
     assert relinked.media_status == "linked"
@@ -75,7 +75,7 @@ def test_relinks_windows_and_file_localhost_paths(tmp_path, sqlite_url, artifact
     assert shots["test_title"].media_status == "generator"
 
 
-def test_missing_media_is_a_slate_not_a_failed_run(tmp_path, sqlite_url, artifact_root, instance):
+def test_missing_media_is_a_slate_not_a_failed_run(tmp_path, domain_url, artifact_root, instance):
     cut = write_cut(
         tmp_path / "cut.otio",
         [
@@ -83,10 +83,10 @@ def test_missing_media_is_a_slate_not_a_failed_run(tmp_path, sqlite_url, artifac
             clip("no_reference", None, 0, 10),
         ],
     )
-    key = publish(sqlite_url, artifact_root, cut)
-    result = ingest(instance, key, make_resources(sqlite_url, artifact_root), run_config=THUMBS)
+    key = publish(domain_url, artifact_root, cut)
+    result = ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS)
     assert result.success
-    rows = shots_and_renders(sqlite_url)
+    rows = shots_and_renders(domain_url)
     assert [shot.media_status for shot, _ in rows] == ["missing", "missing"]
     offline = next(shot for shot, _ in rows if shot.name == "offline")
     assert "not found" in offline.notes[-1] and "MEDIA_PIPELINE_MEDIA_ROOTS" in offline.notes[-1]
@@ -99,22 +99,22 @@ def test_missing_media_is_a_slate_not_a_failed_run(tmp_path, sqlite_url, artifac
     assert shots_md["missing_media_count"].value == 2
 
 
-def test_corrupt_media_is_reported_and_slated(tmp_path, sqlite_url, artifact_root, instance):
+def test_corrupt_media_is_reported_and_slated(tmp_path, domain_url, artifact_root, instance):
     broken = tmp_path / "media" / "broken.mov"
     broken.parent.mkdir()
     broken.write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"garbage" * 500)
-    key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "cut.otio", [clip("bad", broken.as_uri(), 0, 5)]))
-    assert ingest(instance, key, make_resources(sqlite_url, artifact_root), run_config=THUMBS).success
-    [(shot, render)] = shots_and_renders(sqlite_url)
+    key = publish(domain_url, artifact_root, write_cut(tmp_path / "cut.otio", [clip("bad", broken.as_uri(), 0, 5)]))
+    assert ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS).success
+    [(shot, render)] = shots_and_renders(domain_url)
     assert shot.media_status == "missing" and "unreadable media" in shot.notes[-1]
     assert render.details["slate"]
 
 
-def test_source_range_outside_the_media_is_slated(tmp_path, sqlite_url, artifact_root, instance):
+def test_source_range_outside_the_media_is_slated(tmp_path, domain_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "short.mov", frames=20, rate=Fraction(24))
-    key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "cut.otio", [clip("late", movie.as_uri(), 50, 5)]))
-    assert ingest(instance, key, make_resources(sqlite_url, artifact_root), run_config=THUMBS).success
-    [(shot, render)] = shots_and_renders(sqlite_url)
+    key = publish(domain_url, artifact_root, write_cut(tmp_path / "cut.otio", [clip("late", movie.as_uri(), 50, 5)]))
+    assert ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS).success
+    [(shot, render)] = shots_and_renders(domain_url)
     assert "outside the media" in shot.notes[-1]
     assert render.details["slate"]
 
@@ -152,15 +152,15 @@ def test_unchanged_shots_are_reused_across_versions(tmp_path, db_url, artifact_r
     assert forced.asset_materializations_for_node("shot_thumbnails")[0].metadata["rendered"].value == 3
 
 
-def test_a_single_shot_can_be_rerendered(tmp_path, sqlite_url, artifact_root, instance):
+def test_a_single_shot_can_be_rerendered(tmp_path, domain_url, artifact_root, instance):
     from media_pipeline.assets.editorial import contact_sheet, shot_thumbnails
 
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=100, rate=Fraction(24))
     cut = write_cut(tmp_path / "edit.otio", [clip("a", movie.as_uri(), 0, 20), clip("b", movie.as_uri(), 30, 20)])
-    resources = make_resources(sqlite_url, artifact_root)
-    key = publish(sqlite_url, artifact_root, cut)
+    resources = make_resources(domain_url, artifact_root)
+    key = publish(domain_url, artifact_root, cut)
     ingest(instance, key, resources, run_config=THUMBS)
-    shot_b = next(shot for shot, _ in shots_and_renders(sqlite_url) if shot.name == "b")
+    shot_b = next(shot for shot, _ in shots_and_renders(domain_url) if shot.name == "b")
     result = ingest(
         instance,
         key,
@@ -170,12 +170,12 @@ def test_a_single_shot_can_be_rerendered(tmp_path, sqlite_url, artifact_root, in
     )
     metadata = result.asset_materializations_for_node("shot_thumbnails")[0].metadata
     assert metadata["shots"].value == 1 and metadata["rendered"].value == 1
-    latest = [render for shot, render in shots_and_renders(sqlite_url) if render.run_id == result.run_id]
+    latest = [render for shot, render in shots_and_renders(domain_url) if render.run_id == result.run_id]
     assert len(latest) == 1 and read_index(Image.open(artifact_root / latest[0].output_path)) == 49
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
-def test_image_sequence_media(tmp_path, sqlite_url, artifact_root, instance, suffix):
+def test_image_sequence_media(tmp_path, domain_url, artifact_root, instance, suffix):
     frames = tmp_path / "render" / "sh010"
     make_indexed_sequence(frames, prefix="sh010_comp.", start=1001, frames=48, padding=4, suffix=suffix)
     reference = otio.schema.ImageSequenceReference(
@@ -197,39 +197,39 @@ def test_image_sequence_media(tmp_path, sqlite_url, artifact_root, instance, suf
         ),
     )
     key = publish(
-        sqlite_url, artifact_root, write_cut(tmp_path / "seq.otio", [item]), media_roots=[tmp_path / "render"]
+        domain_url, artifact_root, write_cut(tmp_path / "seq.otio", [item]), media_roots=[tmp_path / "render"]
     )
     ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         run_config={"ops": {"shot_thumbnails": {"config": {"frame": "middle", "width": 160}}}},
     )
-    [(shot, render)] = shots_and_renders(sqlite_url)
+    [(shot, render)] = shots_and_renders(domain_url)
     assert shot.media_kind == "sequence" and shot.media_frame == 1011
     assert read_index(Image.open(artifact_root / render.output_path)) == 1021
 
 
-def test_a_frame_offset_outside_the_shot_is_a_slate_saying_so(tmp_path, sqlite_url, artifact_root, instance):
+def test_a_frame_offset_outside_the_shot_is_a_slate_saying_so(tmp_path, domain_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=100, rate=Fraction(24))
-    key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 0, 5)]))
+    key = publish(domain_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 0, 5)]))
     ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         run_config={"ops": {"shot_thumbnails": {"config": {"frame": "12", "width": 128}}}},
     )
-    [(_, render)] = shots_and_renders(sqlite_url)
+    [(_, render)] = shots_and_renders(domain_url)
     assert render.details["slate"]
 
 
-def test_an_invalid_frame_option_fails_the_run_with_a_sentence(tmp_path, sqlite_url, artifact_root, instance):
+def test_an_invalid_frame_option_fails_the_run_with_a_sentence(tmp_path, domain_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=100, rate=Fraction(24))
-    key = publish(sqlite_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 0, 5)]))
+    key = publish(domain_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 0, 5)]))
     result = ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         raise_on_error=False,
         run_config={"ops": {"shot_thumbnails": {"config": {"frame": "centre"}}}},
     )

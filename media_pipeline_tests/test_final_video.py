@@ -119,12 +119,12 @@ CONFIG = {"width": W, "height": H, "crf": 12, "preset": "ultrafast"}
     [(Fraction(24), "01:00:00:00"), (Fraction(24000, 1001), "00:59:58:00"), (Fraction(30000, 1001), "10:00:00:00")],
     ids=["24", "23.976", "29.97"],
 )
-def test_every_output_frame_is_the_named_source_frame(tmp_path, sqlite_url, artifact_root, instance, rate, start_tc):
-    key = publish(sqlite_url, artifact_root, build(tmp_path, rate, start_tc))
+def test_every_output_frame_is_the_named_source_frame(tmp_path, domain_url, artifact_root, instance, rate, start_tc):
+    key = publish(domain_url, artifact_root, build(tmp_path, rate, start_tc))
     result = ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         selection=[cut_timeline, cut_shots, final_video],
         run_config={"ops": {"final_video": {"config": CONFIG}}},
     )
@@ -155,9 +155,9 @@ def test_every_output_frame_is_the_named_source_frame(tmp_path, sqlite_url, arti
     assert metadata["start_timecode"].value == "01:00:00:00"
 
 
-def test_only_changed_segments_are_encoded_again(tmp_path, sqlite_url, artifact_root, instance):
-    resources = make_resources(sqlite_url, artifact_root)
-    first = publish(sqlite_url, artifact_root, build(tmp_path, Fraction(24), "01:00:00:00"), name="edit")
+def test_only_changed_segments_are_encoded_again(tmp_path, domain_url, artifact_root, instance):
+    resources = make_resources(domain_url, artifact_root)
+    first = publish(domain_url, artifact_root, build(tmp_path, Fraction(24), "01:00:00:00"), name="edit")
     run = {"ops": {"final_video": {"config": CONFIG}}}
     one = ingest(instance, first, resources, selection=[cut_timeline, cut_shots, final_video], run_config=run)
     assert one.asset_materializations_for_node("final_video")[0].metadata["segments_reused"].value == 0
@@ -171,7 +171,7 @@ def test_only_changed_segments_are_encoded_again(tmp_path, sqlite_url, artifact_
     v2 = tmp_path / "v2" / "edit.otio"
     v2.parent.mkdir()
     otio.adapters.write_to_file(timeline, str(v2))
-    second = publish(sqlite_url, artifact_root, v2, name="edit")
+    second = publish(domain_url, artifact_root, v2, name="edit")
     two = ingest(instance, second, resources, selection=[cut_timeline, cut_shots, final_video], run_config=run)
     metadata = two.asset_materializations_for_node("final_video")[0].metadata
     assert (metadata["segments_encoded"].value, metadata["frames"].value) == (1, EXPECTED_TOTAL - 2)
@@ -179,12 +179,12 @@ def test_only_changed_segments_are_encoded_again(tmp_path, sqlite_url, artifact_
     assert read_index(frames[72]) == B_BASE + 290
 
 
-def test_invalid_encode_options_fail_with_a_sentence(tmp_path, sqlite_url, artifact_root, instance):
-    key = publish(sqlite_url, artifact_root, build(tmp_path, Fraction(24), "01:00:00:00"))
+def test_invalid_encode_options_fail_with_a_sentence(tmp_path, domain_url, artifact_root, instance):
+    key = publish(domain_url, artifact_root, build(tmp_path, Fraction(24), "01:00:00:00"))
     result = ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         raise_on_error=False,
         selection=[cut_timeline, cut_shots, final_video],
         run_config={"ops": {"final_video": {"config": {"width": 641, "crf": 99, "preset": "quick"}}}},
@@ -195,7 +195,7 @@ def test_invalid_encode_options_fail_with_a_sentence(tmp_path, sqlite_url, artif
     assert "resolution must be even" in text and "crf must be between 0 and 51" in text and "preset must be" in text
 
 
-def test_audio_tracks_are_conformed_at_their_record_positions(tmp_path, sqlite_url, artifact_root, instance):
+def test_audio_tracks_are_conformed_at_their_record_positions(tmp_path, domain_url, artifact_root, instance):
     fr = 24.0
     tone = make_indexed_movie(tmp_path / "media" / "tone.mov", frames=96, rate=Fraction(24), size=(W, H), audio=True)
     picture = otio.schema.Track(kind=otio.schema.TrackKind.Video)
@@ -219,11 +219,11 @@ def test_audio_tracks_are_conformed_at_their_record_positions(tmp_path, sqlite_u
     timeline.tracks.extend([picture, sound])
     path = tmp_path / "sound.otio"
     otio.adapters.write_to_file(timeline, str(path))
-    key = publish(sqlite_url, artifact_root, path)
+    key = publish(domain_url, artifact_root, path)
     ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         selection=[cut_timeline, cut_shots, final_video],
         run_config={"ops": {"final_video": {"config": CONFIG}}},
     )

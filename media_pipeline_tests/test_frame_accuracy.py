@@ -63,7 +63,7 @@ def build_otio(media: Path, rate: Fraction, start_tc: str, *, with_available_ran
 @pytest.mark.parametrize("rate_name", list(RATES))
 @pytest.mark.parametrize("available_range", [True, False], ids=["available_range", "embedded_timecode"])
 @pytest.mark.parametrize("frame", ["first", "middle", "last", "3"])
-def test_thumbnail_is_the_named_frame(tmp_path, instance, rate_name, available_range, frame):
+def test_thumbnail_is_the_named_frame(tmp_path, domain_url, instance, rate_name, available_range, frame):
     rate, start_tc = RATES[rate_name]
     media = make_indexed_movie(
         tmp_path / "media" / "plate.mov", frames=MEDIA_FRAMES, rate=rate, start_timecode=start_tc, gop=25
@@ -72,7 +72,7 @@ def test_thumbnail_is_the_named_frame(tmp_path, instance, rate_name, available_r
     otio.adapters.write_to_file(
         build_otio(media, rate, start_tc, with_available_range=available_range), str(timeline_file)
     )
-    url, artifacts = f"sqlite:///{tmp_path}/d.db", tmp_path / "artifacts"
+    url, artifacts = domain_url, tmp_path / "artifacts"
     key = publish(url, artifacts, timeline_file)
     ingest(
         instance,
@@ -92,7 +92,7 @@ def test_thumbnail_is_the_named_frame(tmp_path, instance, rate_name, available_r
 
 
 @pytest.mark.parametrize("rate_name", ["23.976", "29.97"])
-def test_edl_with_timecode_and_relinked_media(tmp_path, instance, rate_name):
+def test_edl_with_timecode_and_relinked_media(tmp_path, domain_url, instance, rate_name):
     """An EDL (no rate of its own) at an NTSC rate, its media recorded on another machine."""
     rate, start_tc = RATES[rate_name]
     media_root = tmp_path / "library"
@@ -115,7 +115,7 @@ def test_edl_with_timecode_and_relinked_media(tmp_path, instance, rate_name):
         record += duration
     edl = tmp_path / "cut.edl"
     edl.write_text("\n".join(lines) + "\n")
-    url, artifacts = f"sqlite:///{tmp_path}/d.db", tmp_path / "artifacts"
+    url, artifacts = domain_url, tmp_path / "artifacts"
     key = publish(url, artifacts, edl, rate=float_rate, media_roots=[media_root])
     ingest(
         instance,

@@ -68,11 +68,11 @@ def proxies(url: str, run_id: str) -> dict[str, Render]:
     return {row.details["name"]: row for row in rows}
 
 
-def test_proxies_have_exact_frames_handles_clamped_and_burn_ins(tmp_path, sqlite_url, artifact_root, instance):
+def test_proxies_have_exact_frames_handles_clamped_and_burn_ins(tmp_path, domain_url, artifact_root, instance):
     # Burn-ins drawn at the bottom/top corners would corrupt the frame bars; a tall frame keeps
     # them clear of the middle row read_index samples.
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=120, rate=Fraction(24), size=(320, 320))
-    key = publish(sqlite_url, artifact_root, cut_with(tmp_path, movie, [(NASTY, 3, 10), ("late", 100, 15)]))
+    key = publish(domain_url, artifact_root, cut_with(tmp_path, movie, [(NASTY, 3, 10), ("late", 100, 15)]))
     config = {
         "width": 320,
         "handles": 6,
@@ -83,11 +83,11 @@ def test_proxies_have_exact_frames_handles_clamped_and_burn_ins(tmp_path, sqlite
     result = ingest(
         instance,
         key,
-        make_resources(sqlite_url, artifact_root),
+        make_resources(domain_url, artifact_root),
         selection=[cut_timeline, cut_shots, shot_proxies],
         run_config={"ops": {"shot_proxies": {"config": config}}},
     )
-    made = proxies(sqlite_url, result.run_id)
+    made = proxies(domain_url, result.run_id)
     first = made[NASTY]
     assert (first.details["head"], first.details["tail"]) == (3, 6)  # only 3 frames exist before frame 3
     frames = frames_of(artifact_root / first.output_path)
@@ -103,10 +103,10 @@ def test_proxies_have_exact_frames_handles_clamped_and_burn_ins(tmp_path, sqlite
     assert (metadata["encoded"].value, metadata["reused"].value) == (2, 0)
 
 
-def test_burn_ins_are_drawn_and_tagged_bt709_with_faststart(tmp_path, sqlite_url, artifact_root, instance):
+def test_burn_ins_are_drawn_and_tagged_bt709_with_faststart(tmp_path, domain_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=60, rate=Fraction(24000, 1001))
-    key = publish(sqlite_url, artifact_root, cut_with(tmp_path, movie, [("sh010", 5, 12)]))
-    resources = make_resources(sqlite_url, artifact_root)
+    key = publish(domain_url, artifact_root, cut_with(tmp_path, movie, [("sh010", 5, 12)]))
+    resources = make_resources(domain_url, artifact_root)
     plain = ingest(
         instance,
         key,
@@ -121,11 +121,11 @@ def test_burn_ins_are_drawn_and_tagged_bt709_with_faststart(tmp_path, sqlite_url
         selection=[shot_proxies],
         run_config={"ops": {"shot_proxies": {"config": {"width": 320, "crf": 12}}}},
     )
-    a = frames_of(artifact_root / proxies(sqlite_url, plain.run_id)["sh010"].output_path)[0]
-    b = frames_of(artifact_root / proxies(sqlite_url, burnt.run_id)["sh010"].output_path)[0]
+    a = frames_of(artifact_root / proxies(domain_url, plain.run_id)["sh010"].output_path)[0]
+    b = frames_of(artifact_root / proxies(domain_url, burnt.run_id)["sh010"].output_path)[0]
     corner = (0, 80, 40, 90)  # bottom-left: the source timecode box
     assert a.crop(corner).tobytes() != b.crop(corner).tobytes()
-    path = artifact_root / proxies(sqlite_url, burnt.run_id)["sh010"].output_path
+    path = artifact_root / proxies(domain_url, burnt.run_id)["sh010"].output_path
     report = subprocess.run(
         [ffmpeg.ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
     ).stderr
@@ -134,10 +134,10 @@ def test_burn_ins_are_drawn_and_tagged_bt709_with_faststart(tmp_path, sqlite_url
     assert head.find(b"moov") != -1 and head.find(b"moov") < max(head.find(b"mdat"), 4096)  # +faststart
 
 
-def test_unchanged_proxies_are_reused(tmp_path, sqlite_url, artifact_root, instance):
+def test_unchanged_proxies_are_reused(tmp_path, domain_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=60, rate=Fraction(24))
-    key = publish(sqlite_url, artifact_root, cut_with(tmp_path, movie, [("a", 0, 10), ("b", 20, 10)]))
-    resources = make_resources(sqlite_url, artifact_root)
+    key = publish(domain_url, artifact_root, cut_with(tmp_path, movie, [("a", 0, 10), ("b", 20, 10)]))
+    resources = make_resources(domain_url, artifact_root)
     run = {"ops": {"shot_proxies": {"config": {"width": 160}}}}
     ingest(instance, key, resources, selection=[cut_timeline, cut_shots, shot_proxies], run_config=run)
     again = ingest(instance, key, resources, selection=[shot_proxies], run_config=run)

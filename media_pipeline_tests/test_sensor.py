@@ -127,8 +127,8 @@ def test_subfolder_is_the_project_and_watch_json_sets_the_edl_rate(harness, watc
         assert cut.rate == "25"
 
 
-def test_missing_folder_is_a_skip_with_a_reason(tmp_path, sqlite_url, artifact_root, instance):
-    harness = Harness(tmp_path / "nope", sqlite_url, artifact_root, instance)
+def test_missing_folder_is_a_skip_with_a_reason(tmp_path, domain_url, artifact_root, instance):
+    harness = Harness(tmp_path / "nope", domain_url, artifact_root, instance)
     context = dg.build_sensor_context(instance=instance, resources=harness.resources)
     result = harness.sensor(context)
     assert isinstance(result, dg.SkipReason)
