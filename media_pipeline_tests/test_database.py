@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from media_pipeline import db
-from media_pipeline.db.models import Base, CutVersion, Project, Shot
+from media_pipeline.db.models import Base, CutVersion, Job, Project, Shot
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline_tests.conftest import CORPUS
 
@@ -84,3 +84,47 @@ def test_shot_index_is_unique_within_a_cut(db_url, artifact_root):
                 )
             )
         session.flush()
+
+
+def test_deleting_a_shot_keeps_its_jobs_with_shot_id_null(db_url):
+    db.migrate(db_url)
+    with db.session_scope(db_url) as session:
+        project = Project(name="p")
+        session.add(project)
+        session.flush()
+        cut = CutVersion(
+            project_id=project.id,
+            name="c",
+            version=1,
+            partition_key="p.c.v001",
+            source_path="x",
+            source_filename="x.otio",
+            source_sha256="0" * 64,
+        )
+        session.add(cut)
+        session.flush()
+        shot = Shot(
+            cut_version_id=cut.id,
+            index=0,
+            name="a",
+            record_start=0,
+            record_duration=1,
+            source_start=0,
+            source_duration=1,
+            source_rate="24",
+            media_status="missing",
+        )
+        session.add(shot)
+        session.flush()
+        session.add(
+            Job(
+                id="00000000-0000-0000-0000-000000000001", kind="shot_thumbnail", cut_version_id=cut.id, shot_id=shot.id
+            )
+        )
+        shot_id = shot.id
+    # A re-ingest deletes shots that left the cut; the jobs about them must not block that.
+    with db.session_scope(db_url) as session:
+        session.execute(sa.delete(Shot).where(Shot.id == shot_id))
+    with db.session_scope(db_url) as session:
+        job = session.get(Job, "00000000-0000-0000-0000-000000000001")
+        assert job is not None and job.shot_id is None

@@ -145,7 +145,8 @@ class Job(Timestamped, Base):
     status: Mapped[str] = mapped_column(sa.String(20), default="queued", index=True)
     run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     cut_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_cut_versions.id"), index=True)
-    shot_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_shots.id"))
+    # A job outlives its shot (re-ingests and removed cuts delete shots); its history stays.
+    shot_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_shots.id", ondelete="SET NULL"))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
