@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -9,6 +13,7 @@ from alembic.migration import MigrationContext
 
 from media_pipeline import db
 from media_pipeline.db.models import Base, CutVersion, Job, Project, Shot
+from media_pipeline.editorial import publish as publish_module
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline_tests.conftest import CORPUS
 
@@ -128,3 +133,47 @@ def test_deleting_a_shot_keeps_its_jobs_with_shot_id_null(db_url):
     with db.session_scope(db_url) as session:
         job = session.get(Job, "00000000-0000-0000-0000-000000000001")
         assert job is not None and job.shot_id is None
+
+
+@pytest.mark.parametrize("project_exists", [False, True], ids=["new_project", "existing_project"])
+def test_concurrent_publishes_of_one_cut_get_consecutive_versions(
+    db_url, artifact_root, tmp_path, monkeypatch, project_exists
+):
+    """Two publishers (API requests, API processes, the watch-folder sensor) at the same moment."""
+    db.migrate(db_url)
+    source = tmp_path / "edit.otio"
+    source.write_bytes((CORPUS / "simple_cut.otio").read_bytes())
+    if project_exists:
+        with db.session_scope(db_url) as session:
+            publish_cut(session, artifact_root, project="show", name="other", source=source)
+    copy = shutil.copyfile
+
+    def slow_copy(src, dst):  # type: ignore[no-untyped-def]
+        # Between reading the highest version and inserting the next one: without the lock the
+        # other thread reads the same highest version in this window.
+        time.sleep(0.3)
+        return copy(src, dst)
+
+    monkeypatch.setattr(publish_module.shutil, "copyfile", slow_copy)
+    start = threading.Barrier(2)
+    results: list[tuple[int, str]] = []
+    errors: list[BaseException] = []
+
+    def publish_one() -> None:
+        try:
+            start.wait(timeout=10)
+            with db.session_scope(db_url) as session:
+                cut = publish_cut(session, artifact_root, project="show", name="edit", source=source).cut
+                results.append((cut.version, cut.partition_key))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert sorted(results) == [(1, "show.edit.v001"), (2, "show.edit.v002")]
+    with db.session_scope(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Project)) == 1

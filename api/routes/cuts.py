@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import threading
-import zlib
 from pathlib import Path as FilePath
 from typing import Annotated, NoReturn
 
@@ -49,17 +47,9 @@ FormText = Annotated[
 ]
 MediaRoot = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f\x7f]*$")]
 
-# Version numbers are allocated by reading the highest one: two publishes of one cut at the
-# same moment would pick the same number. This process serializes its own publishes; on
-# Postgres an advisory lock also serializes them with other API processes (the watch-folder
-# sensor does not take it).
-_publish_lock = threading.Lock()
-
 
 def get_cut(session: Session, cut_id: int) -> CutVersion:
-    cut = session.scalar(
-        sa.select(CutVersion).options(selectinload(CutVersion.project)).where(CutVersion.id == cut_id)
-    )
+    cut = session.scalar(sa.select(CutVersion).options(selectinload(CutVersion.project)).where(CutVersion.id == cut_id))
     if cut is None:
         raise not_found("cut", cut_id)
     return cut
@@ -72,14 +62,6 @@ def require_ingested(cut: CutVersion) -> None:
             409,
             "cut_not_ingested",
             f"cut {cut.id} has {state}; its shots exist once its ingest job has succeeded",
-        )
-
-
-def _lock_project(session: Session, project: str) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
-            {"namespace": 4243, "key": zlib.crc32(project.encode()) & 0x7FFFFFFF},
         )
 
 
@@ -154,27 +136,27 @@ def create_cut(
         )
         earlier = replay(session, idempotency_key, digest)
         if earlier is None:
-            with _publish_lock:
-                _lock_project(session, project)
-                cut = publish_cut(
-                    session,
-                    settings.artifact_root,
-                    project=project,
-                    name=name,
-                    source=local,
-                    filename=filename,
-                    read_options=read_options,
-                    media_roots=roots,
-                ).cut
-                job = add_job(
-                    session,
-                    "ingest_cut",
-                    params={"partition_key": cut.partition_key},
-                    cut_id=cut.id,
-                    idempotency_key=idempotency_key,
-                    digest=digest,
-                )
-                earlier = commit_new(session, idempotency_key, digest)
+            # publish_cut holds the project until this commit: concurrent publishes (other
+            # requests, other API processes, the watch-folder sensor) get the next version.
+            cut = publish_cut(
+                session,
+                settings.artifact_root,
+                project=project,
+                name=name,
+                source=local,
+                filename=filename,
+                read_options=read_options,
+                media_roots=roots,
+            ).cut
+            job = add_job(
+                session,
+                "ingest_cut",
+                params={"partition_key": cut.partition_key},
+                cut_id=cut.id,
+                idempotency_key=idempotency_key,
+                digest=digest,
+            )
+            earlier = commit_new(session, idempotency_key, digest)
     finally:
         discard(upload_dir)
     if earlier is not None:
@@ -241,9 +223,7 @@ def read_cut(cut_id: CutId, session: SessionDep, settings: SettingsDep) -> Cut:
     summary="The cut's shots in timeline order",
     responses=problem_responses(404),
 )
-def list_shots(
-    cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None
-) -> Page[Shot]:
+def list_shots(cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None) -> Page[Shot]:
     cut = get_cut(session, cut_id)
     position = decode_cursor(cursor, after=int)
     query = sa.select(ShotRow).where(ShotRow.cut_version_id == cut.id).order_by(ShotRow.index)

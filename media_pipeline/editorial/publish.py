@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from media_pipeline.db.models import CutVersion, Project
+from media_pipeline.db.models import CutVersion, Project, utcnow
 from media_pipeline.editorial.shots import rate_text
 from media_pipeline.editorial.timeline import EDL_ADAPTER, ReadOptions, adapter_for
 from media_pipeline.ffmpeg import exact_rate
@@ -24,12 +26,37 @@ class Published:
     created: bool  # False: the same content was already published in this project
 
 
-def get_or_create_project(session: Session, name: str) -> Project:
-    project = session.scalar(sa.select(Project).where(Project.name == name))
-    if project is None:
-        project = Project(name=name)
-        session.add(project)
-        session.flush()
+# pg_advisory_xact_lock(namespace, key): the namespace keeps these keys apart from other locks.
+PUBLISH_LOCK_NAMESPACE = 4243
+
+
+def lock_project(session: Session, name: str) -> Project:
+    """Create the project if needed and hold it for this transaction: until the session commits
+    or rolls back, no other transaction (of any process) can publish into it.
+
+    Version numbers are allocated by reading the highest one, so two publishes of one cut at the
+    same moment would otherwise pick the same number.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+            {"namespace": PUBLISH_LOCK_NAMESPACE, "key": zlib.crc32(name.encode()) & 0x7FFFFFFF},
+        )
+    # An upsert is a write. SQLite's driver begins the transaction at its first write, so this
+    # takes the database's single write lock before anything below is read (BEGIN IMMEDIATE
+    # semantics), waiting for the holder to commit: the reads then see the newest versions. On
+    # Postgres it also locks the project row. And two publishers cannot both create the project.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    statement = insert(Project).values(name=name, created_at=now, updated_at=now)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Project.name], set_={"updated_at": statement.excluded.updated_at}
+        )
+    )
+    project = session.scalar(sa.select(Project).where(Project.name == name).execution_options(populate_existing=True))
+    assert project is not None
     return project
 
 
@@ -50,11 +77,14 @@ def publish_cut(
 
     With `dedupe`, a file whose content (sha-256) was already published in the project returns
     that earlier cut version instead of a new one.
+
+    Publishes into one project are serialized (see `lock_project`) until the caller's session
+    commits, across threads and processes (API, watch-folder sensor): commit promptly.
     """
     filename = filename or source.name
     adapter = adapter_for(Path(filename))  # an unreadable format fails here, before anything is stored
     digest = sha256_file(source)
-    owner = get_or_create_project(session, project)
+    owner = lock_project(session, project)
     if dedupe:
         earlier = session.scalar(
             sa.select(CutVersion)
