@@ -7,6 +7,7 @@ from media_pipeline.assets.final_video import final_video
 from media_pipeline.assets.proxies import shot_proxies
 from media_pipeline.jobs import final_video_job, ingest_cut_job, proxies_job, thumbnails_job
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
+from media_pipeline.sensors.run_reaper import run_worker_reaper
 from media_pipeline.sensors.watch_folders import watch_folder_sensor
 
 settings.export_defaults()
@@ -23,7 +24,8 @@ defs = dg.Definitions(
             default_edl_rate=_config.edl_rate,
         )
         for folder in _config.watch_dirs
-    ],
+    ]
+    + [run_worker_reaper],
     resources={
         "database": DatabaseResource(url=dg.EnvVar("MEDIA_PIPELINE_DATABASE_URL")),
         "artifacts": ArtifactStore(root=dg.EnvVar("MEDIA_PIPELINE_ARTIFACT_ROOT")),
