@@ -215,7 +215,7 @@ class GraphQLGateway(InstanceReads):
         self.dagster_home = dagster_home
         self.location_name = location_name
         self.timeout = timeout
-        self._client: Any = None
+        self._clients = threading.local()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphQLGateway:
@@ -229,11 +229,15 @@ class GraphQLGateway(InstanceReads):
 
     @property
     def client(self) -> Any:
-        if self._client is None:
+        # One client per thread: the GraphQL client's transport holds one connection and refuses
+        # a second request while one is in flight ("Transport is already connected"), and the
+        # API serves concurrent requests from a thread pool.
+        client = getattr(self._clients, "client", None)
+        if client is None:
             from dagster_graphql import DagsterGraphQLClient
 
-            self._client = DagsterGraphQLClient(self.host, port_number=self.port, timeout=self.timeout)
-        return self._client
+            client = self._clients.client = DagsterGraphQLClient(self.host, port_number=self.port, timeout=self.timeout)
+        return client
 
     def submit(
         self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]

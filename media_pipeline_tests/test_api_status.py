@@ -4,6 +4,7 @@ that moves with the shots, failure sentences, and cursor pagination."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -277,7 +278,7 @@ def test_graphql_gateway_submits_the_partition_as_a_tag(instance: dg.DagsterInst
     gateway = GraphQLGateway("0.0.0.0", 3000, instance=instance)
     assert gateway.host == "127.0.0.1"  # a wildcard bind address is not where to connect
     client = RecordingClient()
-    gateway._client = client
+    gateway._clients.client = client  # this thread's client
     gateway.add_partition("show.reel.v001")
     gateway.add_partition("show.reel.v001")
     assert instance.get_dynamic_partitions("cut_versions") == ["show.reel.v001"]
@@ -296,3 +297,15 @@ def test_graphql_gateway_submits_the_partition_as_a_tag(instance: dg.DagsterInst
         ),
         ("terminate_run", ("run-1",), {}),
     ]
+
+
+def test_graphql_gateway_gives_each_thread_its_own_client() -> None:
+    # The GraphQL client's transport serves one request at a time: concurrent API requests
+    # sharing one failed with "Transport is already connected" (found by test_stack_postgres).
+    gateway = GraphQLGateway("127.0.0.1", 3000)
+    mine = gateway.client
+    theirs: list[object] = []
+    thread = threading.Thread(target=lambda: theirs.append(gateway.client))
+    thread.start()
+    thread.join()
+    assert gateway.client is mine and theirs and theirs[0] is not mine
