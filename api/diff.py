@@ -1,75 +1,61 @@
-"""A simple cut diff: shots matched by name.
+"""The editorial cut diff (media_pipeline.editorial.cut_diff) as the API answers it.
 
-Deliberately small and self-contained: a full editorial diff (moves, trims, media changes
-across renamed shots) replaces this module later, behind the same `diff_cuts` signature.
+The matching and the categories are the editorial module's, the same the `cut_diff` asset
+writes at ingest; this module only picks the versions to compare and maps positions to shot ids.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from sqlalchemy.orm import Session
 
-from api.schemas import CutDiff, DiffShot, DiffSummary
-from media_pipeline.db.models import Shot
-
-# What makes a shot with the same name "changed".
-COMPARED_FIELDS = (
-    "record_start",
-    "record_duration",
-    "source_start",
-    "source_duration",
-    "source_rate",
-    "media_path",
-    "media_status",
-)
+from api.schemas import CutDiff, DiffEntry, DiffSummary, FrameRange
+from api.views import frame_range
+from media_pipeline.db.models import CutVersion
+from media_pipeline.editorial import cut_diff
+from media_pipeline.editorial.cut_diff import ShotFacts, SourceRange, cut_facts, ingested_versions_before
 
 
-def _keyed(shots: Sequence[Shot]) -> dict[tuple[str, int], Shot]:
-    # Two shots may share a name (the same clip used twice); the n-th of a name in one cut is
-    # matched with the n-th in the other.
-    seen: dict[str, int] = defaultdict(int)
-    keyed = {}
-    for shot in sorted(shots, key=lambda s: s.index):
-        keyed[(shot.name, seen[shot.name])] = shot
-        seen[shot.name] += 1
-    return keyed
+def _source(source: SourceRange | None) -> FrameRange | None:
+    return frame_range(source.start, source.duration, source.rate) if source is not None else None
 
 
-def diff_cuts(cut_id: int, shots: Sequence[Shot], against: int, against_shots: Sequence[Shot]) -> CutDiff:
-    """What changed from cut `against` to cut `cut_id`."""
-    new, old = _keyed(shots), _keyed(against_shots)
-    added, removed, changed, unchanged = [], [], [], []
-    for key, shot in new.items():
-        before = old.get(key)
-        if before is None:
-            added.append(_entry(shot, None, []))
-            continue
-        changes = [name for name in COMPARED_FIELDS if getattr(shot, name) != getattr(before, name)]
-        (changed if changes else unchanged).append(_entry(shot, before, changes))
-    for key, shot in old.items():
-        if key not in new:
-            removed.append(_entry(None, shot, []))
-    removed.sort(key=lambda entry: entry.against_index or 0)
-    return CutDiff(
-        cut_id=cut_id,
-        against=against,
-        method="shot_name",
-        summary=DiffSummary(added=len(added), removed=len(removed), changed=len(changed), unchanged=len(unchanged)),
-        added=added,
-        removed=removed,
-        changed=changed,
-        unchanged=unchanged,
+def diff_view(session: Session, cut: CutVersion, against: CutVersion, handles: int) -> CutDiff:
+    """What happened to each shot from cut `against` to cut `cut`.
+
+    A shot absent from `against` is `reinstated` when an ingested version of `against`'s cut older
+    than `against` had it, else `new`. `cut` itself never counts as such an earlier version (when
+    it is the older of the two).
+    """
+    shots, against_shots = list(cut.shots), list(against.shots)
+    earlier = [cut_facts(version) for version in ingested_versions_before(session, against) if version.id != cut.id]
+    diff = cut_diff.diff_cuts(
+        previous=[ShotFacts.from_shot(shot) for shot in against_shots],
+        current=[ShotFacts.from_shot(shot) for shot in shots],
+        earlier=earlier,
+        handles=handles,
     )
-
-
-def _entry(shot: Shot | None, before: Shot | None, changes: list[str]) -> DiffShot:
-    named = shot or before
-    assert named is not None
-    return DiffShot(
-        name=named.name,
-        shot_id=shot.id if shot else None,
-        against_shot_id=before.id if before else None,
-        index=shot.index if shot else None,
-        against_index=before.index if before else None,
-        changes=changes,
+    ids = {shot.index: shot.id for shot in shots}
+    against_ids = {shot.index: shot.id for shot in against_shots}
+    entries = [
+        DiffEntry(
+            status=entry.status,  # type: ignore[arg-type]
+            categories=entry.categories,  # type: ignore[arg-type]
+            name=entry.name,
+            old_name=entry.old_name,
+            shot_id=ids.get(entry.new_index) if entry.new_index is not None else None,
+            against_shot_id=against_ids.get(entry.old_index) if entry.old_index is not None else None,
+            index=entry.new_index,
+            against_index=entry.old_index,
+            changes=entry.changes,
+            old_source=_source(entry.old_source),
+            new_source=_source(entry.new_source),
+        )
+        for entry in diff.entries
+    ]
+    return CutDiff(
+        cut_id=cut.id,
+        against=against.id,
+        handles=diff.handles,
+        summary=DiffSummary(**diff.summary()),
+        entries=entries,
     )

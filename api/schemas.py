@@ -102,31 +102,51 @@ class Shot(BaseModel):
     thumbnail_url: str | None = Field(description="Latest successful thumbnail, or null")
 
 
-class DiffShot(BaseModel):
-    name: str
-    shot_id: int | None = Field(description="The shot in this cut (null when removed)")
-    against_shot_id: int | None = Field(description="The shot in the other cut (null when added)")
-    index: int | None
-    against_index: int | None
-    changes: list[str] = Field(description="Fields that differ, for `changed` shots")
+# Every status of media_pipeline.editorial.cut_diff, in its PRECEDENCE order (a test keeps them equal).
+DiffStatus = Literal["new", "reinstated", "omitted", "rescan", "cut_change", "media_changed", "moved", "no_change"]
+
+
+class DiffEntry(BaseModel):
+    """One shot of either cut, in change-list order: this cut's shots in edit order, each omitted
+    shot right after the shot that preceded it in the other cut."""
+
+    status: DiffStatus = Field(description="The first of `categories` in precedence order")
+    categories: list[DiffStatus] = Field(
+        description="Every category that applies (a shot can be both moved and trimmed); `status` first"
+    )
+    name: str = Field(description="The shot's name in this cut (in the other cut for an omitted shot)")
+    old_name: str | None = Field(description="The name in the other cut, when it was matched under another name")
+    shot_id: int | None = Field(description="The shot in this cut (null when omitted)")
+    against_shot_id: int | None = Field(description="The shot in the other cut (null when new or reinstated)")
+    index: int | None = Field(description="0-based position in this cut")
+    against_index: int | None = Field(description="0-based position in the other cut")
+    changes: list[str] = Field(
+        description="What changed, one sentence each (`head trimmed 4 frames`, `moved from position 3 to 1 in the "
+        "edit order`); positions in sentences count from 1"
+    )
+    old_source: FrameRange | None = Field(description="The source range in the other cut")
+    new_source: FrameRange | None = Field(description="The source range in this cut")
 
 
 class DiffSummary(BaseModel):
-    added: int
-    removed: int
-    changed: int
-    unchanged: int
+    """How many entries have each status (every status is present, 0 when none)."""
+
+    new: int
+    reinstated: int
+    omitted: int
+    rescan: int
+    cut_change: int
+    media_changed: int
+    moved: int
+    no_change: int
 
 
 class CutDiff(BaseModel):
     cut_id: int
     against: int
-    method: Literal["shot_name"] = Field(description="How shots were matched: by name (and order among equal names)")
+    handles: int = Field(description="Frames of handle on each side of the other cut's source ranges")
     summary: DiffSummary
-    added: list[DiffShot]
-    removed: list[DiffShot]
-    changed: list[DiffShot]
-    unchanged: list[DiffShot]
+    entries: list[DiffEntry]
 
 
 # -- jobs -------------------------------------------------------------------------------------

@@ -55,8 +55,12 @@ def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, p
     assert [(s["index"], s["name"]) for s in items] == [(0, "sh010"), (1, "sh020"), (2, "sh030")]
     second = items[1]
     assert second["record"] == {
-        "start": 12, "duration": 24, "end": 36, "rate": "24",
-        "start_tc": "01:00:00:12", "end_tc": "01:00:01:12",
+        "start": 12,
+        "duration": 24,
+        "end": 36,
+        "rate": "24",
+        "start_tc": "01:00:00:12",
+        "end_tc": "01:00:01:12",
     }
     assert second["source"]["start"] == 86400 + 20 and second["source"]["start_tc"] == "01:00:00:20"
     assert second["media_status"] == "linked" and second["media_path"] == str(plate)
@@ -168,8 +172,9 @@ def test_idempotency_key_same_body_same_job_different_body_conflict(
     assert_problem(conflict, 409, "idempotency_conflict")
     # A key belongs to one request: reusing it on another route is a conflict too.
     shot_id = client.get(f"/v1/cuts/{cut_id}/shots", headers=AUTH).json()["items"][0]["id"]
-    reuse = client.post(f"/v1/shots/{shot_id}/thumbnail", json={"width": 64},
-                        headers={**AUTH, "Idempotency-Key": "thumbs-1"})
+    reuse = client.post(
+        f"/v1/shots/{shot_id}/thumbnail", json={"width": 64}, headers={**AUTH, "Idempotency-Key": "thumbs-1"}
+    )
     assert_problem(reuse, 409, "idempotency_conflict")
     assert len(client.get("/v1/jobs", params={"kind": "thumbnails"}, headers=AUTH).json()["items"]) == 1
 
@@ -202,25 +207,106 @@ def test_failed_run_reports_the_failure_sentence(client: TestClient, tmp_path: P
     assert_problem(client.post(f"/v1/jobs/{job['id']}/cancel", headers=AUTH), 409, "job_finished")
 
 
-def test_diff_by_shot_name(client: TestClient, plate: Path, tmp_path: Path) -> None:
-    first = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
-    second_file = write_otio(
-        tmp_path / "v2" / "reel1.otio",
-        [clip("sh010", plate, 0, 12), clip("sh030", plate, 62, 30), clip("sh040", plate, 5, 5)],
+def test_diff_reports_editorial_changes_between_ingested_versions(
+    client: TestClient, plate: Path, tmp_path: Path
+) -> None:
+    v1 = write_otio(
+        tmp_path / "v1" / "reel1.otio",
+        [
+            clip("sh010", plate, 0, 12),
+            clip("sh020", plate, 20, 24),
+            clip("sh030", plate, 60, 30),
+            clip("sh050", plate, 90, 6),
+        ],
     )
-    second = upload(client, second_file).json()["cut"]
+    # sh030 moves to the front and slips 2 frames; sh010 grows past its handles; sh020 comes back
+    # renamed and trimmed at both ends; sh050 is dropped; sh040 is new.
+    v2_clips = [
+        clip("sh030", plate, 62, 30),
+        clip("sh010", plate, 0, 30),
+        clip("sh025", plate, 22, 20),
+        clip("sh040", plate, 5, 5),
+    ]
+    first = upload(client, v1).json()["cut"]
+    second = upload(client, write_otio(tmp_path / "v2" / "reel1.otio", v2_clips)).json()["cut"]
     assert second["version"] == 2
-    diff = client.get(f"/v1/cuts/{second['id']}/diff", params={"against": first["id"]}, headers=AUTH).json()
-    assert diff["summary"] == {"added": 1, "removed": 1, "changed": 1, "unchanged": 1}
-    assert [s["name"] for s in diff["added"]] == ["sh040"]
-    assert [s["name"] for s in diff["removed"]] == ["sh020"]
-    changed = diff["changed"][0]
-    assert changed["name"] == "sh030" and changed["changes"] == ["record_start", "source_start"]
-    assert [s["name"] for s in diff["unchanged"]] == ["sh010"]
-    missing = client.get(f"/v1/cuts/{second['id']}/diff", headers=AUTH)
+    path = f"/v1/cuts/{second['id']}/diff"
+    diff = client.get(path, params={"against": first["id"]}, headers=AUTH).json()
+    assert diff["cut_id"] == second["id"] and diff["against"] == first["id"] and diff["handles"] == 8
+    assert diff["summary"] == {
+        "new": 1,
+        "reinstated": 0,
+        "omitted": 1,
+        "rescan": 1,
+        "cut_change": 2,
+        "media_changed": 0,
+        "moved": 0,
+        "no_change": 0,
+    }
+    entries = diff["entries"]
+    # Change-list order: this cut's shots in edit order, an omitted shot after its predecessor.
+    assert [(e["name"], e["status"]) for e in entries] == [
+        ("sh030", "cut_change"),
+        ("sh050", "omitted"),
+        ("sh010", "rescan"),
+        ("sh025", "cut_change"),
+        ("sh040", "new"),
+    ]
+    by_name = {e["name"]: e for e in entries}
+    moved = by_name["sh030"]
+    assert moved["categories"] == ["cut_change", "moved"]
+    assert moved["changes"] == [
+        "head trimmed 2 frames",
+        "tail extended 2 frames",
+        "moved from position 3 to 1 in the edit order",
+    ]
+    assert (moved["index"], moved["against_index"]) == (0, 2)
+    assert moved["old_source"]["start_tc"] == "01:00:02:12" and moved["new_source"]["start_tc"] == "01:00:02:14"
+    assert moved["new_source"]["duration"] == 30 and moved["new_source"]["rate"] == "24"
+    assert by_name["sh010"]["changes"] == ["tail extended 18 frames, 10 frames past the 8-frame handles: rescan needed"]
+    renamed = by_name["sh025"]
+    assert renamed["old_name"] == "sh020" and renamed["changes"][0].startswith("renamed from 'sh020'")
+    assert renamed["changes"][1:] == ["head trimmed 2 frames", "tail trimmed 2 frames"]
+    omitted = by_name["sh050"]
+    assert omitted["shot_id"] is None and omitted["index"] is None and omitted["new_source"] is None
+    assert by_name["sh040"]["against_shot_id"] is None and by_name["sh040"]["old_source"] is None
+    # Ids point at the shots of each cut.
+    shots = {s["index"]: s["id"] for s in client.get(f"/v1/cuts/{second['id']}/shots", headers=AUTH).json()["items"]}
+    old_shots = {s["index"]: s["id"] for s in client.get(f"/v1/cuts/{first['id']}/shots", headers=AUTH).json()["items"]}
+    assert all(e["shot_id"] == shots[e["index"]] for e in entries if e["index"] is not None)
+    assert all(e["against_shot_id"] == old_shots[e["against_index"]] for e in entries if e["against_index"] is not None)
+
+    # Wider handles: the extension is no longer a rescan.
+    wide = client.get(path, params={"against": first["id"], "handles": 24}, headers=AUTH).json()
+    assert {e["name"]: e["status"] for e in wide["entries"]}["sh010"] == "cut_change"
+
+    # Version 3 brings sh050 back: reinstated, as version 1 (before version 2) had it.
+    third = upload(client, write_otio(tmp_path / "v3" / "reel1.otio", [*v2_clips, clip("sh050", plate, 90, 6)]))
+    third_cut = third.json()["cut"]
+    again = client.get(f"/v1/cuts/{third_cut['id']}/diff", params={"against": second["id"]}, headers=AUTH).json()
+    assert [(e["name"], e["status"]) for e in again["entries"]] == [
+        ("sh030", "no_change"),
+        ("sh010", "no_change"),
+        ("sh025", "no_change"),
+        ("sh040", "no_change"),
+        ("sh050", "reinstated"),
+    ]
+
+    missing = client.get(path, headers=AUTH)
     assert assert_problem(missing, 422, "validation_error")["errors"][0]["field"] == "against"
-    assert_problem(client.get(f"/v1/cuts/{second['id']}/diff", params={"against": 999999}, headers=AUTH),
-                   404, "not_found")
+    negative = client.get(path, params={"against": first["id"], "handles": -1}, headers=AUTH)
+    assert assert_problem(negative, 422, "validation_error")["errors"][0]["field"] == "handles"
+    assert_problem(client.get(path, params={"against": 999999}, headers=AUTH), 404, "not_found")
+
+
+def test_diff_statuses_are_the_editorial_modules() -> None:
+    from typing import get_args
+
+    from api.schemas import DiffStatus, DiffSummary
+    from media_pipeline.editorial.cut_diff import PRECEDENCE
+
+    assert get_args(DiffStatus) == PRECEDENCE
+    assert tuple(DiffSummary.model_fields) == PRECEDENCE
 
 
 def test_final_video_validates_then_answers_not_implemented(client: TestClient, plate: Path, tmp_path: Path) -> None:
@@ -228,8 +314,9 @@ def test_final_video_validates_then_answers_not_implemented(client: TestClient, 
     path = f"/v1/cuts/{cut['id']}/final-video"
     body = assert_problem(client.post(path, json={"crf": 99}, headers=AUTH), 422, "validation_error")
     assert body["errors"][0]["field"] == "crf"
-    body = assert_problem(client.post(path, json={"resolution": "1920x1080", "audio": False}, headers=AUTH),
-                          501, "not_implemented")
+    body = assert_problem(
+        client.post(path, json={"resolution": "1920x1080", "audio": False}, headers=AUTH), 501, "not_implemented"
+    )
     assert "final" in body["detail"]
     assert_problem(client.post("/v1/cuts/999999/final-video", json={}, headers=AUTH), 404, "not_found")
 

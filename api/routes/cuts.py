@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from api.dagster_gateway import DagsterGateway, GatewayError
 from api.deps import GatewayDep, SessionDep, SettingsDep
-from api.diff import diff_cuts
+from api.diff import diff_view
 from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, unavailable
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
@@ -35,6 +35,7 @@ from api.views import cut_out, shots_out
 from media_pipeline.db.models import CutStatus, CutVersion, Project
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
+from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
 from media_pipeline.files import sha256_file
@@ -237,20 +238,40 @@ def list_shots(cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, curs
 @router.get(
     "/{cut_id}/diff",
     response_model=CutDiff,
-    summary="Shots added, removed, changed and unchanged relative to another cut (matched by name)",
+    summary="What happened to each shot since another cut version: new, omitted, trimmed, rescan, moved, ...",
+    description=(
+        "Compares this cut with `against` (normally its previous version) shot by shot, as editorial change "
+        "lists do. Shots are matched by name (repeated names pair up in order), then the rest by media file and "
+        "overlapping source range (a renamed shot, reported with `old_name`). Each entry has a `status`, every "
+        "category that applies, and a sentence per change:\n\n"
+        "- `new`: not in `against` nor in any ingested version of its cut before it;\n"
+        "- `reinstated`: not in `against`, but in such an earlier version;\n"
+        "- `omitted`: in `against`, not in this cut;\n"
+        "- `rescan`: the source range now reaches past `against`'s range plus `handles` frames, so the plate "
+        "pulled for it is too short;\n"
+        "- `cut_change`: trimmed, or extended within the handles;\n"
+        "- `media_changed`: another media file or reel;\n"
+        "- `moved`: another place in the edit order (only the shots that left the longest run still in "
+        "order);\n"
+        "- `no_change`.\n\n"
+        "The status is the first category in that order. Source ranges are compared in whole frames at this cut's "
+        "source rate (another rate is converted exactly). Both cuts must be ingested (409 otherwise)."
+    ),
     responses=problem_responses(404, 409),
 )
 def diff(
     cut_id: CutId,
-    against: Annotated[int, Query(ge=1, le=MAX_ID, description="The cut to compare with (the older one)")],
+    against: Annotated[int, Query(ge=1, le=MAX_ID, description="The cut to compare with (normally the older one)")],
     session: SessionDep,
+    handles: Annotated[
+        int,
+        Query(ge=0, le=100_000, description="Frames of handle pulled on each side of a shot; beyond them: `rescan`"),
+    ] = DEFAULT_HANDLES,
 ) -> CutDiff:
     cut, other = get_cut(session, cut_id), get_cut(session, against)
     for each in (cut, other):
         require_ingested(each)
-    shots = list(session.scalars(sa.select(ShotRow).where(ShotRow.cut_version_id == cut.id)))
-    other_shots = list(session.scalars(sa.select(ShotRow).where(ShotRow.cut_version_id == other.id)))
-    return diff_cuts(cut.id, shots, other.id, other_shots)
+    return diff_view(session, cut, other, handles)
 
 
 @router.post(
