@@ -105,7 +105,13 @@ def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
 
     # Lineage in Dagster: one successful, sensor-launched run; every asset materialized for the partition.
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": "demo.sample_cut.v001"}))
+    partition_runs = dg.RunsFilter(tags={"dagster/partition": "demo.sample_cut.v001"})
+
+    def finished() -> bool:  # the contact sheet's row lands a moment before the run reports success
+        return all(run.is_finished for run in instance.get_runs(filters=partition_runs))
+
+    wait_for(finished, 60, "the ingest run to finish", process)
+    runs = instance.get_runs(filters=partition_runs)
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS]
     assert runs[0].tags.get("dagster/sensor_name", "").startswith("watch_")
     for asset in ("cut_timeline", "cut_shots", "shot_thumbnails", "contact_sheet"):
