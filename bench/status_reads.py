@@ -45,7 +45,8 @@ def seed(url: str, cuts: int, shots: int, jobs: int) -> tuple[list[str], list[in
     with engine.begin() as connection:
         for number in range(cuts):
             cut_id = connection.execute(sa.insert(CutVersion).values(
-                project_id=project_id, name="reel", version=number + 1, partition_key=f"b{project_id}.reel.v{number:03d}",
+                project_id=project_id, name="reel", version=number + 1,
+                partition_key=f"b{project_id}.reel.v{number:03d}",
                 source_path="x", source_filename="reel.otio", source_sha256="0" * 64, rate="24", options={},
                 status="ingested", shot_count=shots, missing_count=0, created_at=now, updated_at=now,
             ).returning(CutVersion.id)).scalar_one()  # fmt: skip
