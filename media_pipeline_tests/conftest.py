@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from fractions import Fraction
@@ -11,8 +12,9 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
+from PIL import Image
 
-from media_pipeline import db
+from media_pipeline import db, ffmpeg
 from media_pipeline.assets.editorial import editorial_assets
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.timeline import ReadOptions
@@ -157,3 +159,12 @@ def ingest(
 def indexed_movie_24(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("movies")
     return make_indexed_movie(folder / "plate_24.mov", frames=120, rate=Fraction(24), start_timecode="01:00:00:00")
+
+
+def decode_frames(path: Path) -> list[Image.Image]:
+    """Every video frame of `path`, as 160x90 greyscale images (enough to read frame indices)."""
+    command = [ffmpeg.ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", "scale=160:90", "-f", "rawvideo",
+               "-pix_fmt", "gray", "-"]  # fmt: skip
+    raw = subprocess.run(command, capture_output=True, check=True).stdout
+    size = 160 * 90
+    return [Image.frombytes("L", (160, 90), raw[i : i + size]) for i in range(0, len(raw), size)]

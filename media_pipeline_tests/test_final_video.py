@@ -14,33 +14,10 @@ from media_pipeline import ffmpeg
 from media_pipeline.assets.editorial import cut_shots, cut_timeline
 from media_pipeline.assets.final_video import final_video
 from media_pipeline.samples import make_indexed_movie, read_index
-from media_pipeline_tests.conftest import ingest, make_resources, publish
+from media_pipeline_tests.conftest import decode_frames, ingest, make_resources, publish
 
 W, H = 320, 180
 A_BASE, B_BASE = 0, 20000  # frame N of movie A shows N, of movie B shows 20000 + N
-
-
-def decode_all(path: Path) -> list[Image.Image]:
-    raw = subprocess.run(
-        [
-            ffmpeg.ffmpeg_exe(),
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-vf",
-            "scale=160:90",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
-    size = 160 * 90
-    return [Image.frombytes("L", (160, 90), raw[i : i + size]) for i in range(0, len(raw), size)]
 
 
 def mean(image: Image.Image) -> float:
@@ -132,7 +109,7 @@ def test_every_output_frame_is_the_named_source_frame(tmp_path, domain_url, arti
     info = ffmpeg.probe(output)
     assert info.rate == rate and (info.width, info.height) == (W, H)
     assert info.has_audio  # silence of the right length: the timeline has no audio tracks
-    frames = decode_all(output)
+    frames = decode_frames(output)
     assert len(frames) == EXPECTED_TOTAL  # duration to the frame
     for number, image in enumerate(frames):
         kind, value = expected(number)
@@ -175,7 +152,7 @@ def test_only_changed_segments_are_encoded_again(tmp_path, domain_url, artifact_
     two = ingest(instance, second, resources, selection=[cut_timeline, cut_shots, final_video], run_config=run)
     metadata = two.asset_materializations_for_node("final_video")[0].metadata
     assert (metadata["segments_encoded"].value, metadata["frames"].value) == (1, EXPECTED_TOTAL - 2)
-    frames = decode_all(artifact_root / "cuts" / second / "final_video.mp4")
+    frames = decode_frames(artifact_root / "cuts" / second / "final_video.mp4")
     assert read_index(frames[72]) == B_BASE + 290
 
 

@@ -16,31 +16,9 @@ from media_pipeline.assets.proxies import shot_proxies
 from media_pipeline.db.models import Render
 from media_pipeline.resources import DatabaseResource
 from media_pipeline.samples import make_indexed_movie, read_index
-from media_pipeline_tests.conftest import ingest, make_resources, publish
+from media_pipeline_tests.conftest import decode_frames, ingest, make_resources, publish
 
 NASTY = "sh010 it's: [a,b];c\\ 50% {x} 'quoted' %{pts}"
-
-
-def frames_of(path: Path) -> list[Image.Image]:
-    raw = subprocess.run(
-        [
-            ffmpeg.ffmpeg_exe(),
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-vf",
-            "scale=160:90",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return [Image.frombytes("L", (160, 90), raw[i : i + 14400]) for i in range(0, len(raw), 14400)]
 
 
 def cut_with(tmp_path: Path, movie: Path, clips: list[tuple[str, int, int]]) -> Path:
@@ -90,11 +68,11 @@ def test_proxies_have_exact_frames_handles_clamped_and_burn_ins(tmp_path, domain
     made = proxies(domain_url, result.run_id)
     first = made[NASTY]
     assert (first.details["head"], first.details["tail"]) == (3, 6)  # only 3 frames exist before frame 3
-    frames = frames_of(artifact_root / first.output_path)
+    frames = decode_frames(artifact_root / first.output_path)
     assert [read_index(f) for f in frames] == list(range(0, 19))
     last = made["late"]
     assert (last.details["head"], last.details["tail"]) == (6, 5)  # the media ends at frame 119
-    assert [read_index(f) for f in frames_of(artifact_root / last.output_path)] == list(range(94, 120))
+    assert [read_index(f) for f in decode_frames(artifact_root / last.output_path)] == list(range(94, 120))
     info = ffmpeg.probe(artifact_root / last.output_path)
     assert (info.width, info.height) == (320, 320) and info.codec == "h264"
     strip = Image.open((artifact_root / last.output_path).with_suffix(".filmstrip.jpg"))
@@ -121,8 +99,8 @@ def test_burn_ins_are_drawn_and_tagged_bt709_with_faststart(tmp_path, domain_url
         selection=[shot_proxies],
         run_config={"ops": {"shot_proxies": {"config": {"width": 320, "crf": 12}}}},
     )
-    a = frames_of(artifact_root / proxies(domain_url, plain.run_id)["sh010"].output_path)[0]
-    b = frames_of(artifact_root / proxies(domain_url, burnt.run_id)["sh010"].output_path)[0]
+    a = decode_frames(artifact_root / proxies(domain_url, plain.run_id)["sh010"].output_path)[0]
+    b = decode_frames(artifact_root / proxies(domain_url, burnt.run_id)["sh010"].output_path)[0]
     corner = (0, 80, 40, 90)  # bottom-left: the source timecode box
     assert a.crop(corner).tobytes() != b.crop(corner).tobytes()
     path = artifact_root / proxies(domain_url, burnt.run_id)["sh010"].output_path
