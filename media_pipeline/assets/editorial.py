@@ -269,41 +269,16 @@ def shot_thumbnails(
                 todo.append((plan, cache_key, output))
     context.log.info(f"{len(shots)} shot(s): {reused} reused, {len(todo)} to render")
 
-    failures: list[str] = []
-    done = reused
-    pending: list[Render] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        with database.session() as session:
-            session.add_all(pending)
-        pending.clear()
-        last_flush = time.monotonic()
-        # The job API turns these lines and the rows just written into progress.
-        context.log.info(f"thumbnail {done}/{len(shots)} done")
+    recorder = RenderRecorder(database, context, "thumbnail", total=len(shots), done=reused)
 
     def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
-        nonlocal done
         plan, cache_key, output = item
-        done += 1
         row = render_row(cut_id, plan, cache_key, artifacts.relative(output), run_id, None)
-        if isinstance(outcome, BaseException):
-            row.status, row.error, row.output_path = RenderStatus.FAILED, str(outcome), None
-            failures.append(f"{plan.name}: {outcome}")
-        pending.append(row)
+        recorder.record(row, plan.name, outcome)
         results.append({**plan.metadata(), "reused": False, "path": artifacts.relative(output)})
-        # Committing per shot would cost more than some renders: batch, at most a second stale.
-        if time.monotonic() - last_flush >= 1.0:
-            flush()
 
     ffmpeg.map_parallel(lambda item: render_thumbnail(item[0], item[2]), todo, finished)
-    flush()
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} thumbnail(s) failed; the others are saved and will be reused on re-run",
-            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
-        )
+    recorder.finish()
     results.sort(key=lambda row: row["index"])
     metadata: dict[str, Any] = {
         "shots": len(results),
@@ -318,6 +293,47 @@ def shot_thumbnails(
     if results:
         metadata["preview"] = preview_markdown(artifacts.path(results[0]["path"]), width=320)
     return dg.MaterializeResult(metadata=metadata)
+
+
+class RenderRecorder:
+    """Render rows of one step, written in batches as the parallel renders finish.
+
+    Committing a row per shot would cost more than some renders; rows are at most a second
+    stale, and each flush logs `<kind> <done>/<total> done`, which the job API reads as progress.
+    """
+
+    def __init__(self, database: DatabaseResource, context: dg.AssetExecutionContext, kind: str, total: int, done: int):
+        self.database, self.context, self.kind = database, context, kind
+        self.total, self.done = total, done
+        self.pending: list[Render] = []
+        self.failures: list[str] = []
+        self.last_flush = time.monotonic()
+
+    def record(self, row: Render, name: str, outcome: object) -> None:
+        self.done += 1
+        if isinstance(outcome, BaseException):
+            row.status, row.error, row.output_path = RenderStatus.FAILED, str(outcome), None
+            self.failures.append(f"{name}: {outcome}")
+        self.pending.append(row)
+        if time.monotonic() - self.last_flush >= 1.0:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.database.session() as session:
+            session.add_all(self.pending)
+        self.pending.clear()
+        self.last_flush = time.monotonic()
+        self.context.log.info(f"{self.kind} {self.done}/{self.total} done")
+
+    def finish(self) -> None:
+        """Write what is left; fail the step if any render failed (the others stay reusable)."""
+        self.flush()
+        if self.failures:
+            raise dg.Failure(
+                description=f"{len(self.failures)} {self.kind} render(s) failed; the others are saved and will be "
+                "reused on re-run",
+                metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in self.failures))},
+            )
 
 
 def select_shots(session: Session, cut: CutVersion, config: ShotSelection) -> list[Shot]:

@@ -1,7 +1,6 @@
 """Review proxies per shot (H.264 with burn-ins) and a filmstrip per shot."""
 
 import re
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from pydantic import Field
 
 from media_pipeline.assets.editorial import (
     GROUP,
+    RenderRecorder,
     ShotSelection,
     cut_shots,
     link_or_copy,
@@ -19,7 +19,6 @@ from media_pipeline.assets.editorial import (
     select_shots,
     shot_render,
 )
-from media_pipeline.db.models import RenderStatus
 from media_pipeline.editorial.proxies import (
     BURN_INS,
     ProxyOptions,
@@ -115,40 +114,18 @@ def shot_proxies(
         render_proxy(plan, options, output, aspect)
         render_filmstrip(output, plan.frames, options.filmstrip_frames, output.with_suffix(".filmstrip.jpg"))
 
-    done, failures = reused, []
-    pending = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        with database.session() as session:
-            session.add_all(pending)
-        pending.clear()
-        last_flush = time.monotonic()
-        context.log.info(f"proxy {done}/{len(shots)} done")
+    recorder = RenderRecorder(database, context, "proxy", total=len(shots), done=reused)
 
     def finished(item: tuple[ProxyPlan, str, Path, Fraction], outcome: object) -> None:
-        nonlocal done
         plan, cache_key, output, _ = item
-        done += 1
         row = shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
                           artifacts.relative(output), run_id, None, _details(plan))  # fmt: skip
-        if isinstance(outcome, BaseException):
-            row.status, row.error, row.output_path = RenderStatus.FAILED, str(outcome), None
-            failures.append(f"{plan.name}: {outcome}")
-        else:
+        recorder.record(row, plan.name, outcome)
+        if not isinstance(outcome, BaseException):
             rows.append(_row(plan, "encoded"))
-        pending.append(row)
-        if time.monotonic() - last_flush >= 1.0:
-            flush()
 
     ffmpeg.map_parallel(encode, todo, finished)
-    flush()
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} proxy/proxies failed; the others are saved and reused on re-run",
-            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
-        )
+    recorder.finish()
     metadata = {
         "shots": len(shots),
         "encoded": len(todo),
