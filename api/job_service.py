@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ from api.problems import ApiProblem
 from api.schemas import Job as JobOut
 from api.schemas import JobKind, JobOutput, JobSummary
 from api.urls import artifact_url
-from media_pipeline.db.models import Job, Render, RenderStatus
+from media_pipeline.db.models import CutVersion, Job, Render, RenderStatus
 
 logger = logging.getLogger("api.jobs")
 
@@ -34,6 +35,7 @@ DAGSTER_JOB: dict[str, str] = {
     "ingest_cut": "ingest_cut",
     "thumbnails": "render_thumbnails",
     "shot_thumbnail": "render_thumbnails",
+    "final_video": "render_final_video",
 }
 KIND_TAG = "media_pipeline/kind"
 
@@ -121,11 +123,50 @@ def launch(
     if job.status == "cancelled":
         return  # cancelled in the moment between creating the job and launching it
     gateway.add_partition(partition_key)
-    run_id = gateway.submit(
-        DAGSTER_JOB[job.kind], partition_key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: job.kind}
-    )
+    run_id = gateway.submit(DAGSTER_JOB[job.kind], partition_key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: job.kind})
     job.run_id = run_id
     session.commit()
+
+
+def start_job(
+    session: Session,
+    gateway: DagsterGateway,
+    response: Response,
+    *,
+    kind: JobKind,
+    cut: CutVersion,
+    shot_id: int | None = None,
+    params: dict[str, Any],
+    run_config: Mapping[str, Any],
+    request: Mapping[str, Any],
+    idempotency_key: str | None,
+) -> JobOut:
+    """Create a job for a render of an existing cut and launch its run; the job to answer with.
+
+    `request` is what identifies the request for idempotency (route and body): the same key
+    with the same request replays the earlier job, with another request it is a 409. A launch
+    that fails leaves nothing behind, so the client's retry starts clean.
+    """
+    digest = request_hash(request)
+    earlier = replay(session, idempotency_key, digest)
+    if earlier is None:
+        job = add_job(
+            session, kind, params=params, cut_id=cut.id, shot_id=shot_id, idempotency_key=idempotency_key, digest=digest
+        )
+        earlier = commit_new(session, idempotency_key, digest)
+    if earlier is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        response.headers["Location"] = f"/v1/jobs/{earlier.id}"
+        return job_view(session, gateway, earlier)
+    try:
+        launch(session, gateway, job, cut.partition_key, run_config)
+    except GatewayError as exc:
+        session.rollback()
+        session.execute(sa.delete(Job).where(Job.id == job.id))
+        session.commit()
+        raise unavailable(exc) from exc
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_view(session, gateway, job)
 
 
 def unavailable(exc: GatewayError) -> ApiProblem:
@@ -161,9 +202,10 @@ def outputs_for(session: Session, run_id: str | None) -> list[dict[str, Any]]:
 
 
 def _renders_done(session: Session, run_id: str) -> int:
-    return session.scalar(
-        sa.select(sa.func.count(Render.id)).where(Render.run_id == run_id, Render.kind == "thumbnail")
-    ) or 0
+    return (
+        session.scalar(sa.select(sa.func.count(Render.id)).where(Render.run_id == run_id, Render.kind == "thumbnail"))
+        or 0
+    )
 
 
 def _view(

@@ -18,8 +18,9 @@ from media_pipeline.settings import Settings, load_settings
 logger = logging.getLogger("api")
 
 DESCRIPTION = """
-Publish timelines as cut versions, read their shots, and launch and follow the Dagster runs
-that ingest them and render thumbnails.
+Publish timelines as cut versions, read their shots, see what changed between versions (the
+editorial diff: new, omitted, reinstated, trimmed, rescan, moved, media changed), and launch and
+follow the Dagster runs that ingest cuts and render thumbnails and final videos.
 
 Every `/v1` route needs the API token (`MEDIA_PIPELINE_API_TOKEN`) as `Authorization: Bearer <token>`
 or `X-API-Key: <token>`. Errors are `application/problem+json` (RFC 9457) with a stable `code`.

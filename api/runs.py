@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -33,8 +33,8 @@ RUN_STATUS_TO_JOB: dict[dg.DagsterRunStatus, JobStatus] = {
 }
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
-# How much of a job each step is worth. Thumbnails dominate: they are where the time goes and
-# the one step that reports per-shot progress.
+# How much of a job each step is worth. Thumbnails and the conform dominate: they are where the
+# time goes, and the steps that report their own progress (PROGRESS_LINES).
 # Steps missing here count for nothing (progress then waits on the others, it never goes back).
 STEP_WEIGHTS: dict[str, dict[str, float]] = {
     "ingest_cut": {
@@ -45,12 +45,14 @@ STEP_WEIGHTS: dict[str, dict[str, float]] = {
         "contact_sheet": 0.1,
     },
     "render_thumbnails": {"shot_thumbnails": 0.85, "contact_sheet": 0.15},
+    "render_final_video": {"final_video": 1.0},
 }
-PROGRESS_STEP = "shot_thumbnails"
 
 # Lines shot_thumbnails logs (see media_pipeline/assets/editorial.py).
 _SHOT_DONE = re.compile(r"^thumbnail (\d+)/(\d+)\b")
 _SHOTS_PLANNED = re.compile(r"^(\d+) shot\(s\): (\d+) reused")
+# The line final_video logs about once a second while encoding (media_pipeline/assets/final_video.py).
+_FRAMES_ENCODED = re.compile(r"^conform (\d+)/(\d+) frames encoded\b")
 
 _LOGGED_EVENTS = {
     dg.DagsterEventType.RUN_ENQUEUED,
@@ -77,8 +79,37 @@ class StepState:
     started: list[str] = field(default_factory=list)  # in start order
     succeeded: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
-    shots_done: int = 0
-    shots_total: int | None = None
+    # For the steps in PROGRESS_LINES: units (shots, frames) finished, and how many there are.
+    done: dict[str, int] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)
+
+    def count(self, step: str, done: int, total: int | None = None) -> None:
+        # Lines can arrive out of order (several threads log them): never go back.
+        self.done[step] = max(self.done.get(step, 0), done)
+        if total is not None:
+            self.total[step] = total
+
+
+def _count_shots(message: str, state: StepState) -> None:
+    if match := _SHOT_DONE.match(message):
+        state.count("shot_thumbnails", int(match[1]), int(match[2]))
+    elif match := _SHOTS_PLANNED.match(message):
+        # Reused thumbnails are done the moment they are planned; they log no line of their own.
+        state.count("shot_thumbnails", int(match[2]), int(match[1]))
+
+
+def _count_frames(message: str, state: StepState) -> None:
+    if match := _FRAMES_ENCODED.match(message):
+        state.count("final_video", int(match[1]), int(match[2]))
+
+
+# Steps that report their own progress in log lines, and how to read those lines.
+PROGRESS_LINES: dict[str, Callable[[str, StepState], None]] = {
+    "shot_thumbnails": _count_shots,
+    "final_video": _count_frames,
+}
+# mp_renders rows back up the lines of this step: each finished shot writes one.
+RENDERS_STEP = "shot_thumbnails"
 
 
 def step_state(events: Sequence[dg.EventLogEntry]) -> StepState:
@@ -86,8 +117,9 @@ def step_state(events: Sequence[dg.EventLogEntry]) -> StepState:
     for entry in events:
         event = entry.dagster_event
         if event is None:
-            if entry.step_key == PROGRESS_STEP:
-                _count_shots(entry.user_message, state)
+            reader = PROGRESS_LINES.get(entry.step_key or "")
+            if reader is not None:
+                reader(entry.user_message, state)
             continue
         step = event.step_key
         if step is None:
@@ -101,21 +133,11 @@ def step_state(events: Sequence[dg.EventLogEntry]) -> StepState:
     return state
 
 
-def _count_shots(message: str, state: StepState) -> None:
-    if match := _SHOT_DONE.match(message):
-        state.shots_done = max(state.shots_done, int(match[1]))
-        state.shots_total = int(match[2])
-    elif match := _SHOTS_PLANNED.match(message):
-        # Reused thumbnails are done the moment they are planned; they log no line of their own.
-        state.shots_total = int(match[1])
-        state.shots_done = max(state.shots_done, int(match[2]))
-
-
 def progress(job_name: str, status: JobStatus, state: StepState, renders_done: int = 0) -> float:
-    """0..1 from finished steps plus the finished share of shot_thumbnails.
+    """0..1 from finished steps plus the finished share of the running steps that report one.
 
-    `renders_done` (mp_renders rows the run wrote) backs up the log lines: each finished shot
-    writes one row, so progress cannot fall behind even if a log line is late.
+    `renders_done` (thumbnail rows in mp_renders the run wrote) backs up the thumbnail lines:
+    each finished shot writes one row, so progress cannot fall behind even if a line is late.
     """
     if status == "succeeded":
         return 1.0
@@ -124,9 +146,14 @@ def progress(job_name: str, status: JobStatus, state: StepState, renders_done: i
         return 0.0
     total_weight = sum(weights.values())
     done = sum(weights.get(step, 0.0) for step in state.succeeded)
-    if PROGRESS_STEP in state.started and PROGRESS_STEP not in state.succeeded and state.shots_total:
-        shots = min(max(state.shots_done, renders_done), state.shots_total)
-        done += weights.get(PROGRESS_STEP, 0.0) * shots / state.shots_total
+    for step in PROGRESS_LINES:
+        total = state.total.get(step)
+        if step not in state.started or step in state.succeeded or not total:
+            continue
+        units = state.done.get(step, 0)
+        if step == RENDERS_STEP:
+            units = max(units, renders_done)
+        done += weights.get(step, 0.0) * min(units, total) / total
     # Never claim completion before Dagster does.
     return round(min(done / total_weight, 0.99), 3)
 

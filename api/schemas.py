@@ -4,6 +4,7 @@ without changing what clients see."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
@@ -12,7 +13,7 @@ from pydantic_core import PydanticCustomError
 T = TypeVar("T")
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["ingest_cut", "thumbnails", "shot_thumbnail"]
+JobKind = Literal["ingest_cut", "thumbnails", "shot_thumbnail", "final_video"]
 CutStatus = Literal["published", "ingested", "failed"]
 
 # Ids are Postgres `integer`s: bounding them keeps a huge id a 404-able request instead of a
@@ -153,7 +154,7 @@ class CutDiff(BaseModel):
 
 
 class JobOutput(BaseModel):
-    kind: str = Field(description="`thumbnail`, `contact_sheet`, ...")
+    kind: str = Field(description="`thumbnail`, `contact_sheet`, `final_video`, ...")
     url: str = Field(description="`/v1/artifacts/...` download URL")
     shot_id: int | None = None
 
@@ -172,10 +173,12 @@ class JobSummary(BaseModel):
         description="queued (waiting or starting), running (including while a cancel is being carried out), "
         "succeeded, failed or cancelled"
     )
-    progress: float = Field(ge=0, le=1, description="0..1; moves as steps and individual shots finish")
+    progress: float = Field(
+        ge=0, le=1, description="0..1; moves as steps, individual shots and (for a final video) frames finish"
+    )
     stage: str | None = Field(
         description="`queued`, `starting`, the step running or where it stopped (`cut_timeline`, `cut_shots`, "
-        "`shot_thumbnails`, `contact_sheet`), `cancelling`, or `done`"
+        "`cut_diff`, `shot_thumbnails`, `contact_sheet`, `final_video`), `cancelling`, or `done`"
     )
     error: str | None = Field(description="For a failed job: what went wrong, in a sentence a user can act on")
     run_id: str | None = Field(description="The Dagster run (null until it is launched)")
@@ -224,15 +227,54 @@ class ThumbnailRequest(BaseModel):
             ) from None
 
 
+MAX_WIDTH, MAX_HEIGHT, MIN_SIZE = 7680, 4320, 16
+_RESOLUTION = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """ "WxH" as (width, height): even numbers from 16x16 up to 7680x4320 (H.264 4:2:0 needs even sizes)."""
+    match = _RESOLUTION.match(text)
+    if match is None:
+        raise ValueError(f"must be WIDTHxHEIGHT in pixels, like 1920x1080, not {text!r}")
+    width, height = int(match[1]), int(match[2])
+    if not (MIN_SIZE <= width <= MAX_WIDTH and MIN_SIZE <= height <= MAX_HEIGHT):
+        raise ValueError(f"must be between {MIN_SIZE}x{MIN_SIZE} and {MAX_WIDTH}x{MAX_HEIGHT}, not {text}")
+    if width % 2 or height % 2:
+        raise ValueError(f"width and height must be even (H.264 halves the colour resolution), not {text}")
+    return width, height
+
+
 class FinalVideoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    resolution: Literal["3840x2160", "2560x1440", "1920x1080", "1280x720", "960x540", "640x360"] = "1920x1080"
+    resolution: str = Field(
+        default="1920x1080",
+        pattern=r"^\d{1,5}x\d{1,5}$",
+        description="Output `WIDTHxHEIGHT` in pixels: even numbers from 16x16 up to 7680x4320. The picture is "
+        "scaled to fit and letterboxed",
+        examples=["1920x1080", "1280x720", "3840x2160"],
+    )
     crf: int = Field(default=18, ge=0, le=51, description="x264 constant rate factor; lower is better and larger")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = (
-        "medium"
+        Field(default="medium", description="x264 preset: faster encodes are larger at the same quality")
     )
     audio: bool = Field(default=True, description="Include the cut's audio")
+
+    @field_validator("resolution", mode="wrap")
+    @classmethod
+    def _resolution(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # One sentence for every way a resolution can be wrong, instead of a regex in the answer.
+        try:
+            text = handler(value)
+            parse_resolution(text)
+        except ValidationError:
+            raise PydanticCustomError("resolution", "must be WIDTHxHEIGHT in pixels, like 1920x1080") from None
+        except ValueError as exc:
+            raise PydanticCustomError("resolution", str(exc)) from None
+        return text
+
+    def size(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
 
 
 # -- health -----------------------------------------------------------------------------------

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Response
 from sqlalchemy.orm import Session
 
-from api.dagster_gateway import DagsterGateway, GatewayError
-from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, unavailable
+from api.dagster_gateway import DagsterGateway
+from api.job_service import start_job
 from api.problems import field_problem
-from api.schemas import Job, ThumbnailRequest
+from api.schemas import Job, JobKind, ThumbnailRequest
 from media_pipeline.db.models import CutVersion, Shot
-from media_pipeline.db.models import Job as JobRow
 from media_pipeline.editorial.thumbnails import FrameChoiceError, frame_offset
 
 
@@ -33,38 +31,22 @@ def start_thumbnails(
             frame_offset(body.frame, shot.source_duration)
         except FrameChoiceError as exc:
             raise field_problem("frame", str(exc)) from exc
-    kind = "shot_thumbnail" if shot is not None else "thumbnails"
+    kind: JobKind = "shot_thumbnail" if shot is not None else "thumbnails"
     config: dict[str, Any] = {
         "frame": str(body.frame),
         "width": body.width,
         "force": body.force,
         "shot_ids": [shot.id] if shot is not None else [],
     }
-    digest = request_hash(
-        {"route": kind, "cut_id": cut.id, "shot_id": shot.id if shot else None, "body": body.model_dump()}
+    return start_job(
+        session,
+        gateway,
+        response,
+        kind=kind,
+        cut=cut,
+        shot_id=shot.id if shot is not None else None,
+        params=config,
+        run_config={"ops": {"shot_thumbnails": {"config": config}}},
+        request={"route": kind, "cut_id": cut.id, "shot_id": shot.id if shot else None, "body": body.model_dump()},
+        idempotency_key=idempotency_key,
     )
-    earlier = replay(session, idempotency_key, digest)
-    if earlier is None:
-        job = add_job(
-            session,
-            kind,
-            params=config,
-            cut_id=cut.id,
-            shot_id=shot.id if shot is not None else None,
-            idempotency_key=idempotency_key,
-            digest=digest,
-        )
-        earlier = commit_new(session, idempotency_key, digest)
-    if earlier is not None:
-        response.headers["Idempotent-Replayed"] = "true"
-        response.headers["Location"] = f"/v1/jobs/{earlier.id}"
-        return job_view(session, gateway, earlier)
-    try:
-        launch(session, gateway, job, cut.partition_key, {"ops": {"shot_thumbnails": {"config": config}}})
-    except GatewayError as exc:
-        session.rollback()
-        session.execute(sa.delete(JobRow).where(JobRow.id == job.id))
-        session.commit()
-        raise unavailable(exc) from exc
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return job_view(session, gateway, job)

@@ -123,6 +123,8 @@ def test_unknown_ids_are_404_problems(client: TestClient) -> None:
         ("post", "/v1/shots/1/thumbnail", {"json": {"force": "yes"}}, "force"),
         ("post", "/v1/cuts/1/final-video", {"json": {"preset": "turbo"}}, "preset"),
         ("post", "/v1/cuts/1/final-video", {"json": {"resolution": "1921x1080"}}, "resolution"),
+        ("post", "/v1/cuts/1/final-video", {"json": {"resolution": "7682x4320"}}, "resolution"),
+        ("post", "/v1/cuts/1/final-video", {"json": {"resolution": 1080}}, "resolution"),
         ("get", "/v1/cuts", {"params": {"limit": 0}}, "limit"),
         ("get", "/v1/cuts", {"params": {"cursor": "bm90LWEtY3Vyc29y"}}, "cursor"),
         ("get", "/v1/cuts", {"params": {"cursor": "%%%"}}, "cursor"),
@@ -248,7 +250,9 @@ def test_readyz_when_everything_is_up(client: TestClient) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_unexpected_errors_are_a_generic_500_problem_and_logged(
-    api_settings: Settings, gateway, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    api_settings: Settings,
+    gateway,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
     class Broken:
         def ping(self) -> None:
@@ -291,7 +295,15 @@ def test_openapi_documents_problem_responses_everywhere(app: FastAPI) -> None:
             for status in errors:
                 assert list(responses[status]["content"]) == [PROBLEM], (method, path, status)
     final = schema["paths"]["/v1/cuts/{cut_id}/final-video"]["post"]
-    assert not [status for status in final["responses"] if status.startswith("2")]
-    assert "not_implemented" in final["responses"]["501"]["description"]
+    assert [status for status in final["responses"] if status.startswith("2")] == ["202"]
+    assert "cut_not_ingested" in final["responses"]["409"]["description"]
+    assert "final_video.mp4" in final["description"]
+    assert not [
+        status
+        for item in schema["paths"].values()
+        for op in item.values()
+        for status in op["responses"]
+        if status == "501"
+    ]
     assert "413" in schema["paths"]["/v1/cuts"]["post"]["responses"]
     assert {"206", "416"} <= set(schema["paths"]["/v1/artifacts/{path}"]["get"]["responses"])

@@ -1,18 +1,21 @@
 """The API end to end on real storage, real Dagster runs and real ffmpeg: publish, ingest, shots,
-thumbnails, downloads, idempotency, failures and cancellation."""
+thumbnails, diffs, final videos, downloads, idempotency, failures and cancellation."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.dagster_gateway import InProcessGateway
 from api.main import create_app
+from media_pipeline.ffmpeg import probe
 from media_pipeline.samples import read_index
+from media_pipeline.settings import Settings
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import (
     AUTH,
@@ -201,6 +204,8 @@ def test_failed_run_reports_the_failure_sentence(client: TestClient, tmp_path: P
     # Thumbnails of a cut without shots are refused up front.
     refused = client.post(f"/v1/cuts/{cut['id']}/thumbnails", json={}, headers=AUTH)
     assert_problem(refused, 409, "cut_not_ingested")
+    refused = client.post(f"/v1/cuts/{cut['id']}/final-video", json={"audio": False}, headers=AUTH)
+    assert_problem(refused, 409, "cut_not_ingested")
     failed = client.get("/v1/jobs", params={"status": "failed"}, headers=AUTH).json()["items"]
     assert [j["id"] for j in failed] == [job["id"]]
     # A finished job cannot be cancelled.
@@ -309,16 +314,71 @@ def test_diff_statuses_are_the_editorial_modules() -> None:
     assert tuple(DiffSummary.model_fields) == PRECEDENCE
 
 
-def test_final_video_validates_then_answers_not_implemented(client: TestClient, plate: Path, tmp_path: Path) -> None:
+def test_final_video_renders_the_cut_and_serves_it_in_ranges(
+    api_settings: Settings, instance: dg.DagsterInstance, plate: Path, tmp_path: Path
+) -> None:
+    # Runs execute in their own process, as under the daemon: the job is followed while it runs.
+    gateway = InProcessGateway(instance, background=True)
+    with TestClient(create_app(api_settings, gateway=gateway)) as client:
+        created = upload(client, three_shot_cut(tmp_path, plate))
+        assert created.status_code == 202, created.text
+        cut = created.json()["cut"]
+        wait_for_job(client, created.json()["job"]["id"], lambda job: job["status"] == "succeeded")
+
+        path = f"/v1/cuts/{cut['id']}/final-video"
+        body = {"resolution": "160x90", "crf": 30, "preset": "ultrafast", "audio": False}
+        headers = {**AUTH, "Idempotency-Key": "final-1"}
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+        assert job["kind"] == "final_video" and job["cut_id"] == cut["id"] and job["run_id"]
+        assert job["params"] == {"width": 160, "height": 90, "crf": 30, "preset": "ultrafast", "audio": False}
+        again = client.post(path, json=body, headers=headers)
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == job["id"]
+        conflict = client.post(path, json={**body, "crf": 31}, headers=headers)
+        assert_problem(conflict, 409, "idempotency_conflict")
+
+        progress: list[float] = []
+        job = wait_for_job(
+            client, job["id"], lambda seen: progress.append(seen["progress"]) or seen["status"] == "succeeded"
+        )
+        assert progress == sorted(progress) and progress[-1] == 1.0, progress
+        assert job["stage"] == "done" and job["error"] is None
+        url = f"/v1/artifacts/cuts/{cut['partition_key']}/final_video.mp4"
+        assert job["outputs"] == [{"kind": "final_video", "url": url, "shot_id": None}]
+
+        # Players fetch video in byte ranges: two of them make up the whole file.
+        head = client.get(url, headers={**AUTH, "Range": "bytes=0-1023"})
+        assert head.status_code == 206 and head.headers["content-type"] == "video/mp4"
+        size = int(head.headers["content-range"].rsplit("/", 1)[1])
+        assert head.headers["content-range"] == f"bytes 0-1023/{size}" and len(head.content) == 1024
+        rest = client.get(url, headers={**AUTH, "Range": "bytes=1024-"})
+        assert rest.status_code == 206 and rest.headers["content-range"] == f"bytes 1024-{size - 1}/{size}"
+        video = tmp_path / "downloaded.mp4"
+        video.write_bytes(head.content + rest.content)
+        info = probe(video)
+        assert (info.width, info.height, info.rate, info.has_audio) == (160, 90, 24, False)
+        assert info.frame_count == 12 + 24 + 30
+    gateway.join()
+
+
+def test_final_video_options_are_checked_before_anything_runs(client: TestClient, plate: Path, tmp_path: Path) -> None:
     cut = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
     path = f"/v1/cuts/{cut['id']}/final-video"
-    body = assert_problem(client.post(path, json={"crf": 99}, headers=AUTH), 422, "validation_error")
-    assert body["errors"][0]["field"] == "crf"
-    body = assert_problem(
-        client.post(path, json={"resolution": "1920x1080", "audio": False}, headers=AUTH), 501, "not_implemented"
-    )
-    assert "final" in body["detail"]
+    for body, field, words in [
+        ({"crf": 99}, "crf", "less than or equal to 51"),
+        ({"resolution": "1921x1080"}, "resolution", "must be even"),
+        ({"resolution": "8192x4320"}, "resolution", "between 16x16 and 7680x4320"),
+        ({"resolution": "hd"}, "resolution", "WIDTHxHEIGHT"),
+        ({"preset": "turbo"}, "preset", "ultrafast"),
+    ]:
+        problem = assert_problem(client.post(path, json=body, headers=AUTH), 422, "validation_error")
+        assert [error["field"] for error in problem["errors"]] == [field]
+        assert words in problem["errors"][0]["message"], problem
     assert_problem(client.post("/v1/cuts/999999/final-video", json={}, headers=AUTH), 404, "not_found")
+    assert client.get("/v1/jobs", params={"kind": "final_video"}, headers=AUTH).json()["items"] == []
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

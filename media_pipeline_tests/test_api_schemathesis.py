@@ -1,14 +1,18 @@
 """Property-based checks of the API against its own OpenAPI document (schemathesis).
 
 Every operation gets generated valid and invalid requests (authenticated); the API must never
-answer 5xx (the documented 501 of final-video aside), every status and content type must be
-documented, every body must match its schema, and schema-invalid requests must be rejected.
+answer 5xx, every status and content type must be documented, every body must match its schema,
+and schema-invalid requests must be rejected.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
+import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -24,6 +28,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from api.dagster_gateway import PARTITION_TAG, InProcessGateway
+from media_pipeline.definitions import defs
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import AUTH, three_shot_cut, upload
 
@@ -35,8 +41,29 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-# Documented as always 501 until the final-video asset exists.
-NOT_IMPLEMENTED = {"POST /v1/cuts/{cut_id}/final-video"}
+
+
+class QueueingGateway(InProcessGateway):
+    """Runs ingests and thumbnails, but leaves final-video runs waiting, as behind a busy run queue.
+
+    Generated requests ask for any resolution and preset up to 7680x4320 `veryslow`; encoding
+    those is not what this test checks, and a queued run is a state the API must describe too.
+    """
+
+    def submit(self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        if job_name != "render_final_video":
+            return super().submit(job_name, partition_key, run_config, tags)
+        run = self.instance.create_run_for_job(
+            defs.resolve_job_def(job_name),
+            run_config=dict(run_config),
+            tags={**tags, PARTITION_TAG: partition_key},
+        )  # NOT_STARTED: a job `queued` (QUEUED itself needs a code location origin)
+        return run.run_id
+
+
+@pytest.fixture
+def gateway(instance: dg.DagsterInstance) -> InProcessGateway:
+    return QueueingGateway(instance)
 
 
 def exercise(operation: schemathesis.APIOperation, mode: GenerationMode, checks: list) -> None:
@@ -60,15 +87,13 @@ def test_api_conforms_to_its_openapi_document(app: FastAPI, client: TestClient, 
     assert upload(client, three_shot_cut(tmp_path, plate)).status_code == 202
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {f"{op.method.upper()} {op.path}" for op in operations} >= NOT_IMPLEMENTED
     failures = []
     for operation in operations:
         label = f"{operation.method.upper()} {operation.path}"
-        checks = [check for check in CHECKS if not (label in NOT_IMPLEMENTED and check is not_a_server_error)]
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             extra = [negative_data_rejection] if mode is GenerationMode.NEGATIVE else []
             try:
-                exercise(operation, mode, [*checks, *extra])
+                exercise(operation, mode, [*CHECKS, *extra])
             except Unsatisfiable:
                 assert mode is GenerationMode.NEGATIVE, label  # nothing to get wrong in a parameterless GET
             except Exception as exc:

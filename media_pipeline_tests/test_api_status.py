@@ -72,8 +72,17 @@ def add_job(url: str, run_id: str | None, kind: str = "ingest_cut", created: dt.
     job_id = str(uuid.uuid4())
     db.migrate(url)
     with db.session_scope(url) as session:
-        session.add(Job(id=job_id, kind=kind, status="queued", run_id=run_id, params={}, outputs=[],
-                        created_at=created or dt.datetime.now(dt.UTC)))
+        session.add(
+            Job(
+                id=job_id,
+                kind=kind,
+                status="queued",
+                run_id=run_id,
+                params={},
+                outputs=[],
+                created_at=created or dt.datetime.now(dt.UTC),
+            )
+        )
     return job_id
 
 
@@ -163,18 +172,27 @@ def test_pagination_with_cursors(client: TestClient, api_settings: Settings, tmp
 
 def user_line(run_id: str, step: str, message: str) -> dg.EventLogEntry:
     return dg.EventLogEntry(
-        error_info=None, level=20, user_message=message, run_id=run_id, timestamp=time.time(),
-        step_key=step, job_name="ingest_cut", dagster_event=None,
+        error_info=None,
+        level=20,
+        user_message=message,
+        run_id=run_id,
+        timestamp=time.time(),
+        step_key=step,
+        job_name="ingest_cut",
+        dagster_event=None,
     )
 
 
-def test_progress_moves_as_shots_finish(client: TestClient, instance: dg.DagsterInstance, plate: Path,
-                                        tmp_path: Path) -> None:
+def test_progress_moves_as_shots_finish(
+    client: TestClient, instance: dg.DagsterInstance, plate: Path, tmp_path: Path
+) -> None:
     job = upload(client, write_otio(tmp_path / "p.otio", [clip(f"s{n}", plate, n, 8) for n in range(4)])).json()["job"]
     events = list(instance.all_logs(job["run_id"]))
     step_started = next(
-        n for n, e in enumerate(events)
-        if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_START
+        n
+        for n, e in enumerate(events)
+        if e.dagster_event
+        and e.dagster_event.event_type == dg.DagsterEventType.STEP_START
         and e.step_key == "shot_thumbnails"
     )
     planned = next(n for n, e in enumerate(events) if e.user_message.startswith("4 shot(s)"))
@@ -200,6 +218,38 @@ def test_progress_moves_as_shots_finish(client: TestClient, instance: dg.Dagster
     planned_line = user_line(job["run_id"], "shot_thumbnails", "4 shot(s): 2 reused, 2 to render")
     reused = [*events[: step_started + 1], planned_line]
     assert runs.progress("ingest_cut", running, runs.step_state(reused)) == values[2]
+
+
+def test_final_video_progress_follows_the_frames_encoded(
+    client: TestClient, instance: dg.DagsterInstance, plate: Path, tmp_path: Path
+) -> None:
+    cut = upload(client, write_otio(tmp_path / "f.otio", [clip("a", plate, 0, 40), clip("b", plate, 50, 40)]))
+    cut_id = cut.json()["cut"]["id"]
+    body = {"resolution": "64x36", "preset": "ultrafast", "audio": False}
+    job = client.post(f"/v1/cuts/{cut_id}/final-video", json=body, headers=AUTH).json()
+    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    events = list(instance.all_logs(job["run_id"]))
+    started = next(
+        n
+        for n, e in enumerate(events)
+        if e.dagster_event
+        and e.dagster_event.event_type == dg.DagsterEventType.STEP_START
+        and e.step_key == "final_video"
+    )
+    before = events[: started + 1]
+    running: JobStatus = "running"
+    assert runs.progress("render_final_video", running, runs.step_state(before)) == 0
+    # final_video logs "conform <done>/<total> frames encoded" about once a second while encoding;
+    # lines from parallel encodes may arrive out of order and never move progress back.
+    values = []
+    for done in (10, 40, 30, 80):
+        before = [*before, user_line(job["run_id"], "final_video", f"conform {done}/80 frames encoded")]
+        values.append(runs.progress("render_final_video", running, runs.step_state(before)))
+    assert values == [0.125, 0.5, 0.5, 0.99]
+    assert runs.stage(S.STARTED, runs.step_state(before)) == "final_video"
+    # Lines logged by other steps are not read as frames.
+    stray = [*before[:-1], user_line(job["run_id"], "contact_sheet", "conform 80/80 frames encoded")]
+    assert runs.progress("render_final_video", running, runs.step_state(stray)) == 0.5
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

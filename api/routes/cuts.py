@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path as FilePath
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from api.dagster_gateway import DagsterGateway, GatewayError
 from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.diff import diff_view
-from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, unavailable
+from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, start_job, unavailable
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
 from api.problems import ApiProblem, not_found, problem_responses
@@ -298,26 +298,55 @@ def render_thumbnails(
 
 @router.post(
     "/{cut_id}/final-video",
-    status_code=501,
-    response_model=None,
-    summary="Render the cut as one video (not implemented yet)",
+    status_code=202,
+    response_model=Job,
+    summary="Render the cut as one H.264 video (conform)",
     description=(
-        "**Not implemented yet.** Rendering a cut's final video through the API is a later addition. "
-        "The route validates the encode options (422 naming the field) and the cut (404), then always answers "
-        "501 `not_implemented`; nothing is queued."
+        "Launches `render_final_video` for the cut's partition: the cut conformed from its source media with "
+        "exact frames, black gaps, slates for missing media, dissolves and (with `audio`) the conformed audio "
+        "tracks, at the timeline's frame rate and start timecode. Segments already encoded with the same options "
+        "(by any version of any cut) are reused, so a new cut version re-encodes only what changed.\n\n"
+        "Answers 202 with the job to follow at `/v1/jobs/{id}`: its `progress` follows the frames encoded, and "
+        'once it has succeeded its `outputs` hold `{"kind": "final_video", "url": '
+        '"/v1/artifacts/cuts/<partition>/final_video.mp4"}` (byte ranges supported, for players). Each render '
+        "replaces the cut's previous `final_video.mp4`. With an `Idempotency-Key`, repeating the same request "
+        "returns the same job."
     ),
     responses=problem_responses(
         400,
         404,
-        501,
-        descriptions={501: "Always, for now (`not_implemented`): final-video renders cannot be launched yet."},
+        409,
+        502,
+        503,
+        descriptions={
+            409: "The cut is not ingested (`cut_not_ingested`: it has no shots yet, or its ingest failed), or the "
+            "Idempotency-Key was used for another request (`idempotency_conflict`).",
+            422: "Invalid options; `errors[].field` names each one (`resolution`, `crf`, `preset`, `audio`) "
+            "(`validation_error`).",
+        },
     ),
 )
-def final_video(cut_id: CutId, session: SessionDep, body: FinalVideoRequest | None = None) -> NoReturn:
-    get_cut(session, cut_id)
-    raise ApiProblem(
-        501,
-        "not_implemented",
-        "rendering a cut's final video through the API is not implemented yet; the options were valid and "
-        "nothing was queued. Thumbnails and contact sheets are available",
+def final_video(
+    cut_id: CutId,
+    response: Response,
+    session: SessionDep,
+    gateway: GatewayDep,
+    body: FinalVideoRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    cut = get_cut(session, cut_id)
+    require_ingested(cut)
+    body = body or FinalVideoRequest()
+    width, height = body.size()
+    config = {"width": width, "height": height, "crf": body.crf, "preset": body.preset, "audio": body.audio}
+    return start_job(
+        session,
+        gateway,
+        response,
+        kind="final_video",
+        cut=cut,
+        params=config,
+        run_config={"ops": {"final_video": {"config": config}}},
+        request={"route": "final_video", "cut_id": cut.id, "body": body.model_dump()},
+        idempotency_key=idempotency_key,
     )
