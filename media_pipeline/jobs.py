@@ -22,6 +22,16 @@ thumbnails_job = dg.define_asset_job(
     description="Re-render thumbnails (all shots or some, see the shot_thumbnails config) and the contact sheet.",
 )
 
+# An interactive "refresh this shot" waits on this run: it renders the thumbnail only. The contact
+# sheet then shows as stale in the Dagster UI until the next whole-cut render.
+shot_thumbnail_job = dg.define_asset_job(
+    "render_shot_thumbnail",
+    selection=dg.AssetSelection.assets(shot_thumbnails),
+    partitions_def=cut_versions,
+    executor_def=dg.in_process_executor,
+    description="Re-render the thumbnails of some shots (shot_ids in the shot_thumbnails config), nothing else.",
+)
+
 final_video_job = dg.define_asset_job(
     "render_final_video",
     selection=dg.AssetSelection.assets("final_video"),
