@@ -1,0 +1,179 @@
+"""The HTTP API of a real `media-pipeline up`: timelines uploaded over HTTP, runs launched through
+the webserver's GraphQL API and executed by the daemon's run queue, jobs followed until they
+finish, thumbnails and a final video downloaded and checked frame by frame."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from media_pipeline.ffmpeg import probe
+from media_pipeline.samples import make_indexed_movie, read_index
+from media_pipeline_tests.conftest import CORPUS
+from media_pipeline_tests.test_api_support import clip, write_otio
+from media_pipeline_tests.test_stack import free_port, wait_for
+
+pytestmark = pytest.mark.stack
+
+TOKEN = "stack-api-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[bytes]
+    home: Path
+    api: httpx.Client
+
+    def logs(self) -> str:
+        """The end of each service's log, for assertion messages."""
+        tails = []
+        for log in sorted((self.home / "logs").glob("*.log")):
+            tails.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+        return "\n".join(tails)
+
+
+def reachable(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    home = tmp_path / "home"
+    ui_port, api_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+        "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+    }
+    command = [str(Path(sys.executable).parent / "media-pipeline"), "up", "--home", str(home)]
+    command += ["--ui-port", str(ui_port), "--api-port", str(api_port), "--no-sample"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/server_info"), 120, "the Dagster webserver", process)
+        wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 60, "the API", process)
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=AUTH, timeout=30) as api:
+            yield Stack(process, home, api)
+    finally:
+        # `up` stops its services (each in its own session) on SIGINT; killing its process
+        # group is only the fallback, and would leave them running.
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def follow(stack: Stack, job_id: str, timeout: float = 60) -> tuple[dict[str, Any], list[float]]:
+    """Poll the job until it finishes; the last answer and every progress value seen."""
+    seen: list[float] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        response = stack.api.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job = response.json()
+        seen.append(job["progress"])
+        if job["status"] in TERMINAL:
+            return job, seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout:.0f}s: {job}\n{stack.logs()}")
+        time.sleep(0.2)
+
+
+def assert_progress(seen: list[float]) -> None:
+    assert all(0 <= value <= 1 for value in seen), seen
+    assert seen == sorted(seen), f"progress went back: {seen}"
+
+
+def upload(stack: Stack, path: Path, **fields: str) -> dict[str, Any]:
+    response = stack.api.post(
+        "/v1/cuts",
+        files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
+        data={"project": "stack", "name": path.stem, **fields},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_api_over_http_ingests_renders_and_serves_the_results(stack: Stack, tmp_path: Path) -> None:
+    plate = make_indexed_movie(
+        tmp_path / "media" / "A001C001.mov", frames=96, rate=Fraction(24), size=(160, 90), start_timecode="01:00:00:00"
+    )
+    timeline = write_otio(
+        tmp_path / "reel1.otio",
+        [clip("sh010", plate, 0, 12), clip("sh020", plate, 20, 24), clip("sh030", plate, 60, 30)],
+    )
+    # An EDL of audio only (one event on two tracks): readable, so published, but with no shots.
+    sound_only = tmp_path / "multi_audio.edl"
+    shutil.copyfile(CORPUS / "multi_audio.edl", sound_only)
+
+    created = upload(stack, timeline)
+    failing = upload(stack, sound_only, rate="25")
+    cut = created["cut"]
+    assert cut["status"] == "published" and created["job"]["kind"] == "ingest_cut"
+
+    ingest, seen = follow(stack, created["job"]["id"])
+    assert ingest["status"] == "succeeded", f"{ingest}\n{stack.logs()}"
+    assert_progress(seen)
+    assert ingest["progress"] == 1.0 and ingest["stage"] == "done"
+
+    shots = stack.api.get(f"/v1/cuts/{cut['id']}/shots").json()["items"]
+    assert [(s["name"], s["media_status"]) for s in shots] == [
+        ("sh010", "linked"),
+        ("sh020", "linked"),
+        ("sh030", "linked"),
+    ]
+    # The default thumbnail is the exact middle frame: first + duration // 2 of each shot.
+    for shot, middle in zip(shots, (0 + 6, 20 + 12, 60 + 15), strict=True):
+        image = stack.api.get(shot["thumbnail_url"])
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert read_index(Image.open(io.BytesIO(image.content))) == middle, shot["name"]
+
+    response = stack.api.post(
+        f"/v1/cuts/{cut['id']}/final-video",
+        json={"resolution": "160x90", "crf": 30, "preset": "ultrafast", "audio": False},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["kind"] == "final_video"
+    final, seen = follow(stack, response.json()["id"])
+    assert final["status"] == "succeeded", f"{final}\n{stack.logs()}"
+    assert_progress(seen)
+    [output] = final["outputs"]
+    assert output["kind"] == "final_video"
+    assert output["url"] == f"/v1/artifacts/cuts/{cut['partition_key']}/final_video.mp4"
+    video = stack.api.get(output["url"])
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    path = tmp_path / "final_video.mp4"
+    path.write_bytes(video.content)
+    info = probe(path)
+    assert (info.width, info.height, info.frame_count) == (160, 90, 12 + 24 + 30)
+
+    failed, seen = follow(stack, failing["job"]["id"])
+    assert failed["status"] == "failed", failed
+    assert_progress(seen)
+    assert failed["error"] == (
+        "the timeline has no video track (it holds 2 audio track(s) only); there are no shots to extract"
+    )
+    assert failed["stage"] == "cut_shots"
+    assert stack.api.get(f"/v1/cuts/{failing['cut']['id']}").json()["status"] == "failed"
