@@ -75,8 +75,14 @@ def test_a_run_whose_worker_is_gone_is_failed_with_a_sentence(instance: dg.Dagst
     pid = dead_pid()
     run_id = started_run(instance, pid, logged_at=time.time() - 60)
     assert run_worker(instance, run_id) == run_reaper.Worker(pid, pytest.approx(time.time() - 60, abs=2))
+    # Its step held a slot of the ffmpeg pool when it died.
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("ffmpeg", 2)
+    assert storage.claim_concurrency_slot("ffmpeg", run_id, "final_video").is_claimed
+    assert storage.get_concurrency_run_ids() == {run_id}
 
     assert reap(instance, grace=0) == [(run_id, pid)]
+    assert storage.get_concurrency_run_ids() == set()  # the slot is given back
 
     run = instance.get_run_by_id(run_id)
     assert run is not None and run.status == dg.DagsterRunStatus.FAILURE

@@ -7,8 +7,8 @@ container restarted or recreated, `media-pipeline up` killed, the host's OOM kil
 left to notice: the run stays STARTED forever and keeps one of the
 MEDIA_PIPELINE_MAX_CONCURRENT_RUNS slots, so the queue stalls once enough runs died that way.
 
-This sensor finds such runs by the pid their worker logged ("Started process for run (pid: N)")
-and fails them with a sentence saying what to do.
+This sensor finds such runs by the pid their worker logged ("Started process for run (pid: N)"),
+fails them with a sentence saying what to do, and gives back the pool slots their steps held.
 
 Single host: sensors are evaluated inside the code location server, which is also the process
 that starts run workers under the DefaultRunLauncher, so a worker's pid is a pid of this host
@@ -135,6 +135,10 @@ def reap(instance: dg.DagsterInstance, *, grace: float = CODE_SERVER_GRACE_SECON
                 failure_reason=RunFailureReason.UNEXPECTED_TERMINATION,
             ),
         )
+        # A dead step never gives back its pool slot (the `ffmpeg` pool allows 2 steps at once):
+        # two runs lost like this would block every render for good.
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
         reaped.append((run_id, worker.pid))
     return reaped
 
