@@ -2,9 +2,9 @@
 environment, then run the container's command in this process's place.
 
 Dagster reads no environment variable for `concurrency.runs.max_concurrent_runs`, so the value
-of MEDIA_PIPELINE_MAX_CONCURRENT_RUNS is written into $DAGSTER_HOME/dagster.yaml here, as
-`media-pipeline up` does for its own instance copy. Without the variable the file is left as
-built (the packaged default).
+of MEDIA_PIPELINE_MAX_CONCURRENT_RUNS is written into $DAGSTER_HOME/dagster.yaml here, by the
+same function `media-pipeline up` uses for its own instance copy. Without the variable the file
+is left as built (the packaged default).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
+from media_pipeline.cli import write_run_limit
 
 HEADER = "# Run limit set from MEDIA_PIPELINE_MAX_CONCURRENT_RUNS by the image's entrypoint.\n"
 
@@ -24,9 +24,7 @@ def apply_run_limit(config_path: Path, limit: str) -> None:
     runs = int(limit)
     if runs < 1:
         raise SystemExit(f"MEDIA_PIPELINE_MAX_CONCURRENT_RUNS must be at least 1, not {limit!r}")
-    config = yaml.safe_load(config_path.read_text())
-    config.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = runs
-    config_path.write_text(HEADER + yaml.safe_dump(config, sort_keys=False))
+    write_run_limit(config_path, config_path, runs, header=HEADER)
 
 
 def main(argv: list[str]) -> None:

@@ -98,15 +98,26 @@ def dagster_postgres_url(url: str) -> str:
 def write_instance_config(settings: Settings) -> Path:
     """$DAGSTER_HOME/dagster.yaml from the packaged template, with this machine's run limit."""
     template = "dagster.postgres.yaml" if settings.dagster_postgres_url else "dagster.yaml"
-    config = yaml.safe_load((INSTANCE_TEMPLATES / template).read_text())
-    config["concurrency"]["runs"]["max_concurrent_runs"] = settings.max_concurrent_runs
-    target = settings.dagster_home / "dagster.yaml"
-    target.write_text(
-        "# Written by `media-pipeline up` from "
-        + template
-        + "; edits are overwritten.\n"
-        + yaml.safe_dump(config, sort_keys=False)
+    return write_run_limit(
+        INSTANCE_TEMPLATES / template,
+        settings.dagster_home / "dagster.yaml",
+        settings.max_concurrent_runs,
+        header=f"# Written by `media-pipeline up` from {template}; edits are overwritten.\n",
     )
+
+
+def write_run_limit(source: Path, target: Path, max_concurrent_runs: int, *, header: str) -> Path:
+    """The instance config `source` with `max_concurrent_runs` as its run limit, written to `target`.
+
+    Dagster reads no environment variable for `concurrency.runs.max_concurrent_runs`, so the
+    value of MEDIA_PIPELINE_MAX_CONCURRENT_RUNS has to be written into the file: here for `up`,
+    and by the image's entrypoint (deploy/docker-entrypoint.py) for the containers.
+    """
+    if max_concurrent_runs < 1:
+        raise ValueError(f"the run limit must be at least 1, not {max_concurrent_runs}")
+    config = yaml.safe_load(source.read_text())
+    config.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = max_concurrent_runs
+    target.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return target
 
 
