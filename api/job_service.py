@@ -34,7 +34,8 @@ logger = logging.getLogger("api.jobs")
 DAGSTER_JOB: dict[str, str] = {
     "ingest_cut": "ingest_cut",
     "thumbnails": "render_thumbnails",
-    "shot_thumbnail": "render_thumbnails",
+    # Only the thumbnail: an interactive refresh does not wait for the contact sheet.
+    "shot_thumbnail": "render_shot_thumbnail",
     "final_video": "render_final_video",
 }
 KIND_TAG = "media_pipeline/kind"

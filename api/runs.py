@@ -45,6 +45,7 @@ STEP_WEIGHTS: dict[str, dict[str, float]] = {
         "contact_sheet": 0.1,
     },
     "render_thumbnails": {"shot_thumbnails": 0.85, "contact_sheet": 0.15},
+    "render_shot_thumbnail": {"shot_thumbnails": 1.0},
     "render_final_video": {"final_video": 1.0},
 }
 

@@ -43,9 +43,10 @@ def read_shot(shot_id: ShotId, session: SessionDep) -> Shot:
     "/{shot_id}/thumbnail",
     status_code=202,
     response_model=Job,
-    summary="Re-render one shot's thumbnail (and the cut's contact sheet)",
-    description="Launches `render_thumbnails` for the shot's cut with `shot_ids: [shot_id]`. "
-    "An integer `frame` outside the shot is a 422 naming `frame`.",
+    summary="Re-render one shot's thumbnail",
+    description="Launches `render_shot_thumbnail` for the shot's cut with `shot_ids: [shot_id]`: the thumbnail "
+    "only, so an interactive refresh does not wait for the contact sheet (re-render the whole cut's thumbnails "
+    "to refresh it). An integer `frame` outside the shot is a 422 naming `frame`.",
     responses=problem_responses(400, 404, 409, 502, 503),
 )
 def render_thumbnail(
