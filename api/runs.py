@@ -183,14 +183,21 @@ def stage(run_status: dg.DagsterRunStatus | None, state: StepState) -> str:
     return "starting"
 
 
+_WORKER_EXIT = re.compile(r"unexpectedly|terminated by signal|exited with", re.IGNORECASE)
+
+
 def failure_sentence(events: Sequence[dg.EventLogEntry], run_id: str) -> str:
     """What went wrong, for a user: the dg.Failure description a step raised, else the first
     line of the error; never a stack trace."""
     fallback: str | None = None
+    worker_exit: str | None = None
     for entry in events:
         event = entry.dagster_event
         if event is None:
             continue
+        if event.event_type == dg.DagsterEventType.ENGINE_EVENT and _WORKER_EXIT.search(event.message or ""):
+            # The code server's own report that the run's process died (killed, out of memory).
+            worker_exit = event.message
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             data = event.step_failure_data
             user = getattr(data, "user_failure_data", None)
@@ -202,6 +209,11 @@ def failure_sentence(events: Sequence[dg.EventLogEntry], run_id: str) -> str:
             error = getattr(event.event_specific_data, "error", None)
             if error is not None:
                 fallback = _clip(_error_line(error))
+    if fallback is None and worker_exit:
+        fallback = _clip(
+            f"{worker_exit.strip().rstrip('.')}: the run's process was killed or ran out of memory; "
+            "submit the job again (finished work is reused)"
+        )
     return fallback or f"the run failed before any step reported why; open run {run_id} in the Dagster UI"
 
 

@@ -334,31 +334,23 @@ def ingested_cut(stack: Stack, plate: Path, folder: Path, name: str, first: int)
     return body["cut"]["id"], body["cut"]["partition_key"]
 
 
-def submit_final_video(stack: Stack, cut_id: int, partition_key: str) -> tuple[str, str | None]:
-    """(run id, job id) of a final_video render: through the API, or through Dagster's GraphQL
-    API (no job) while the API's route answers 501."""
+def submit_final_video(stack: Stack, cut_id: int) -> tuple[str, str]:
+    """(run id, job id) of a final_video render requested through the API."""
     response = httpx.post(
         f"{stack.api}/v1/cuts/{cut_id}/final-video",
         json={"resolution": "1920x1080", **FINAL_CONFIG},
         headers=AUTH,
         timeout=30,
     )
-    if response.status_code != 501:
-        assert response.status_code == 202, response.text
-        job_id = response.json()["id"]
-        run_id = wait_for(
-            lambda: httpx.get(f"{stack.api}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()["run_id"],
-            30,
-            "the final video job's run",
-            stack,
-        )
-        return run_id, job_id
-    from dagster_graphql import DagsterGraphQLClient
-
-    client = DagsterGraphQLClient("127.0.0.1", port_number=stack.ui_port)
-    run_config = {"ops": {"final_video": {"config": FINAL_CONFIG}}}
-    run_id = client.submit_job_execution("render_final_video", run_config=run_config, tags={PARTITION: partition_key})
-    return run_id, None
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    run_id = wait_for(
+        lambda: httpx.get(f"{stack.api}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()["run_id"],
+        30,
+        "the final video job's run",
+        stack,
+    )
+    return run_id, job_id
 
 
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -418,7 +410,7 @@ def decoded_frames(path: Path) -> int:
 
 
 def rerun_succeeds(stack: Stack, instance: dg.DagsterInstance, cut_id: int, partition_key: str) -> None:
-    run_id, _ = submit_final_video(stack, cut_id, partition_key)
+    run_id, _ = submit_final_video(stack, cut_id)
     run = finished_run(stack, instance, run_id, 60)
     assert run.status == dg.DagsterRunStatus.SUCCESS, stack.logs()
     output = stack.home / "artifacts" / "cuts" / partition_key / "final_video.mp4"
@@ -428,7 +420,7 @@ def rerun_succeeds(stack: Stack, instance: dg.DagsterInstance, cut_id: int, part
 def test_a_killed_run_worker_fails_its_run_and_a_rerun_succeeds(stack: Stack, plate_1080: Path, tmp_path: Path) -> None:
     cut_id, key = ingested_cut(stack, plate_1080, tmp_path, "conform_a", first=0)
     with stack.instance() as instance:
-        run_id, _ = submit_final_video(stack, cut_id, key)
+        run_id, job_id = submit_final_video(stack, cut_id)
         pid, children = encoding_worker(stack, instance, run_id)
         # As the OOM killer would: the worker, then the ffmpeg processes it started.
         os.kill(pid, signal.SIGKILL)
@@ -446,6 +438,8 @@ def test_a_killed_run_worker_fails_its_run_and_a_rerun_succeeds(stack: Stack, pl
             for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
         ]
         assert any("was terminated by signal 9 (SIGKILL)" in message for message in engine), engine
+        job = httpx.get(f"{stack.api}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()
+        assert job["status"] == "failed" and "killed or ran out of memory" in job["error"], job
         assert_nothing_half_written(stack, key)
 
         rerun_succeeds(stack, instance, cut_id, key)
@@ -465,7 +459,7 @@ def test_runs_a_crashed_stack_left_started_are_failed_by_the_reaper(
 ) -> None:
     cut_id, key = ingested_cut(stack, plate_1080, tmp_path, "conform_b", first=240)
     with stack.instance() as instance:
-        run_id, job_id = submit_final_video(stack, cut_id, key)
+        run_id, job_id = submit_final_video(stack, cut_id)
         pid, _ = encoding_worker(stack, instance, run_id)
         # The code server dies with its worker (a recreated `code` container, `up` killed, the
         # host out of memory): nobody is left to notice, and the run stays STARTED.
