@@ -8,6 +8,8 @@ for its ingest, then prints p50/p95 of:
   ffmpeg     the bare ffmpeg command that grabs the same frame
 each N times one after another and N at once.
 
+Also: POST -> first non-queued status, the launch latency.
+
 Usage: .venv/bin/python bench/latency.py [--runs 5]
 """
 
@@ -99,18 +101,23 @@ def main() -> None:
         wait(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 180, "the ingest")
         shot_ids = [shot["id"] for shot in client.get(f"/v1/cuts/{created['cut']['id']}/shots").json()["items"]]
 
+        to_running: list[float] = []
+
         def thumbnail(index: int) -> float:
             started = time.perf_counter()
             body = {"frame": "middle", "width": 480, "force": True}
             job = client.post(f"/v1/shots/{shot_ids[index % len(shot_ids)]}/thumbnail", json=body).json()
-            status = wait(
-                lambda: (
-                    client.get(f"/v1/jobs/{job['id']}").json()["status"] in ("succeeded", "failed")
-                    and client.get(f"/v1/jobs/{job['id']}").json()["status"]
-                ),
-                300,
-                "a thumbnail job",
-            )
+            seen_running = False
+
+            def finished() -> str | None:
+                nonlocal seen_running
+                status = client.get(f"/v1/jobs/{job['id']}").json()["status"]
+                if status != "queued" and not seen_running:
+                    seen_running = True  # POST -> running (or already done): the launch latency
+                    to_running.append(time.perf_counter() - started)
+                return status if status in ("succeeded", "failed") else None
+
+            status = wait(finished, 300, "a thumbnail job")
             assert status == "succeeded", status
             return time.perf_counter() - started
 
@@ -135,6 +142,7 @@ def main() -> None:
             results[f"{name}, one after another"] = [fn(i) for i in range(args.runs)]
             with ThreadPoolExecutor(args.runs) as pool:
                 results[f"{name}, {args.runs} at once"] = list(pool.map(fn, range(args.runs)))
+        results["thumbnail job POST -> running, all"] = to_running
         print(f"machine: {os.cpu_count()} cores; stack: media-pipeline up (SQLite, queued run coordinator)")
         for name, values in results.items():
             report(name, values)
