@@ -148,9 +148,7 @@ async def _http_handler(request: Request, exc: Exception) -> ProblemResponse:
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else _title(exc.status_code)
     if exc.status_code == 404:
         detail = f"no route matches {request.method} {request.url.path}"
-    return problem_response(
-        exc.status_code, code, detail, instance=request.url.path, headers=dict(exc.headers or {})
-    )
+    return problem_response(exc.status_code, code, detail, instance=request.url.path, headers=dict(exc.headers or {}))
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> ProblemResponse:
@@ -181,7 +179,6 @@ _DESCRIPTIONS = {
     416: "The Range cannot be satisfied for this file (`range_not_satisfiable`).",
     422: "Invalid request; `errors[].field` names each offending field (`validation_error`).",
     500: "Unexpected server error (`internal_error`); details are in the server log only.",
-    501: "Not implemented yet (`not_implemented`).",
     502: "Dagster refused to launch the run (`dagster_rejected`); nothing was created.",
     503: "A dependency (database, artifact store or Dagster) is unavailable.",
 }

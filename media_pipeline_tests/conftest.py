@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -27,10 +28,10 @@ CORPUS = REPO.parent / "shared" / "corpus" / "timelines"
 POSTGRES_ADMIN = os.environ.get("MEDIA_PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A throwaway Postgres database for the whole test session, dropped afterwards."""
-    name = f"mp_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """A new Postgres database (SQLAlchemy URL), dropped with its connections afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -38,12 +39,21 @@ def postgres_url() -> Iterator[str]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN.rsplit("/", 1)[0]
-    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-    for engine_url, engine in list(db._engines.items()):
-        if name in engine_url:
-            engine.dispose()
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        for engine_url, engine in list(db._engines.items()):
+            if name in engine_url:
+                engine.dispose()
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway Postgres database for the whole test session."""
+    with throwaway_postgres("mp_test") as url:
+        yield url
 
 
 # The whole suite runs on SQLite by default; MEDIA_PIPELINE_TEST_DATABASE=postgres runs it on

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,6 @@ from typing import Any, TypeVar
 import dagster as dg
 import httpx
 import opentimelineio as otio
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -32,7 +30,7 @@ from media_pipeline.db.models import CutVersion, Project, Render, Shot
 from media_pipeline.ffmpeg import ffmpeg_exe
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline.sensors.run_reaper import PID_EVENT, dead_worker_message
-from media_pipeline_tests.conftest import POSTGRES_ADMIN
+from media_pipeline_tests.conftest import throwaway_postgres
 from media_pipeline_tests.test_stack import free_port
 
 pytestmark = pytest.mark.stack
@@ -150,23 +148,9 @@ def cmdline(pid: int) -> str:
 
 @pytest.fixture(scope="module")
 def stack_database() -> Iterator[str]:
-    """A throwaway Postgres database for one stack, dropped afterwards (as conftest's postgres_url)."""
-    name = f"mp_stack_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"Postgres at {POSTGRES_ADMIN} is not reachable ({exc}); start it (see README, Tests)")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-    finally:
-        for engine_url, engine in list(db._engines.items()):
-            if name in engine_url:
-                engine.dispose()
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A throwaway Postgres database for one stack, dropped afterwards."""
+    with throwaway_postgres("mp_stack") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

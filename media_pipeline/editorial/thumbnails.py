@@ -151,12 +151,10 @@ def render_thumbnail(plan: ThumbnailPlan, output: Path) -> None:
     if plan.slate:
         render_slate(plan.slate, output, plan.width, plan.aspect)
         return
+    movie = plan.media_kind == "movie"  # sequences and stills: the input file is the one picture
     try:
-        if plan.media_kind == "movie":
-            assert plan.media_rate is not None and plan.media_frame is not None
-            grab_frame(Path(plan.input_path()), plan.media_rate, plan.media_frame, output, plan.width)
-        else:
-            grab_frame(Path(plan.input_path()), None, None, output, plan.width)
+        grab_frame(Path(plan.input_path()), plan.media_rate if movie else None, plan.media_frame if movie else None,
+                   output, plan.width)  # fmt: skip
     except FileNotFoundError:
         # ffmpeg exits cleanly with no frame when the seek lands past the last frame (the
         # container's duration over-stated the picture's).
