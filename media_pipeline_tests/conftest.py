@@ -49,9 +49,13 @@ def throwaway_postgres(prefix: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A throwaway Postgres database for the whole test session."""
+    """A Postgres database this test owns, dropped afterwards.
+
+    One per test, never one per session: a test that points Dagster's storage at it (its tables
+    `runs`, `instigators`, ...) must not leave them for the next test of the same xdist worker.
+    """
     with throwaway_postgres("mp_test") as url:
         yield url
 
@@ -61,15 +65,10 @@ def postgres_url() -> Iterator[str]:
 TEST_DATABASE = os.environ.get("MEDIA_PIPELINE_TEST_DATABASE", "sqlite")
 
 
-def _clean_postgres(url: str) -> Iterator[str]:
-    """Postgres tests share one database: each starts migrated and leaves its rows deleted."""
-    from media_pipeline.db.models import Base
-
+def _migrated_postgres(url: str) -> Iterator[str]:
+    """The test's own Postgres database, migrated."""
     db.migrate(url)
     yield url
-    with db.engine_for(url).begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -78,14 +77,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/domain.db"
     else:
-        yield from _clean_postgres(request.getfixturevalue("postgres_url"))
+        yield from _migrated_postgres(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
 def domain_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The domain database of the suite's run: SQLite, or Postgres with MEDIA_PIPELINE_TEST_DATABASE=postgres."""
     if TEST_DATABASE == "postgres":
-        yield from _clean_postgres(request.getfixturevalue("postgres_url"))
+        yield from _migrated_postgres(request.getfixturevalue("postgres_url"))
     else:
         yield f"sqlite:///{tmp_path}/domain.db"
 
