@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import dagster as dg
 
-from media_pipeline.partitions import cut_versions
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.settings import Settings
 
 logger = logging.getLogger("api.dagster")

@@ -49,10 +49,10 @@ STEP_WEIGHTS: dict[str, dict[str, float]] = {
     "render_final_video": {"final_video": 1.0},
 }
 
-# Lines shot_thumbnails logs (see media_pipeline/assets/editorial.py).
+# Lines shot_thumbnails logs (see media_pipeline/editorial/assets/cuts.py).
 _SHOT_DONE = re.compile(r"^thumbnail (\d+)/(\d+)\b")
 _SHOTS_PLANNED = re.compile(r"^(\d+) shot\(s\): (\d+) reused")
-# The line final_video logs about once a second while encoding (media_pipeline/assets/final_video.py).
+# The line final_video logs about once a second while encoding (media_pipeline/editorial/assets/final_video.py).
 _FRAMES_ENCODED = re.compile(r"^conform (\d+)/(\d+) frames encoded\b")
 
 _LOGGED_EVENTS = {

@@ -12,8 +12,8 @@ from api.job_service import as_utc
 from api.schemas import Cut, FrameRange
 from api.schemas import Shot as ShotOut
 from api.urls import artifact_url, artifact_url_for
-from media_pipeline.assets.editorial import latest_thumbnails
 from media_pipeline.db.models import CutVersion, Render, RenderStatus, Shot
+from media_pipeline.editorial.assets.cuts import latest_thumbnails
 
 
 def timecode(frame: int, rate: str | None) -> str:

@@ -23,12 +23,13 @@ from pathlib import Path
 import dagster as dg
 import opentimelineio as otio
 
-from media_pipeline import db, ffmpeg
-from media_pipeline.assets.editorial import cut_shots, cut_timeline
-from media_pipeline.assets.final_video import final_video
+from media_pipeline import db
+from media_pipeline.core import ffmpeg
+from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline
+from media_pipeline.editorial.assets.final_video import final_video
 from media_pipeline.editorial.conform import EncodeOptions, encoder_args
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.publish import publish_cut
-from media_pipeline.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 from media_pipeline.samples import make_indexed_movie
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import opentimelineio as otio
 
-from media_pipeline import ffmpeg
+from media_pipeline.core import ffmpeg
 from media_pipeline.samples import make_indexed_movie
 
 TOKEN = "bench-latency-token"

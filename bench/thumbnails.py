@@ -23,10 +23,11 @@ from pathlib import Path
 import dagster as dg
 import opentimelineio as otio
 
-from media_pipeline import db, ffmpeg
-from media_pipeline.assets.editorial import editorial_assets
+from media_pipeline import db
+from media_pipeline.core import ffmpeg
+from media_pipeline.editorial.assets.cuts import editorial_assets
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.publish import publish_cut
-from media_pipeline.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 from media_pipeline.samples import make_indexed_movie
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from media_pipeline import ffmpeg
+from media_pipeline.core import ffmpeg
 
 BITS = 16
 _GEQ = "geq=lum='255*mod(floor((N+{first})/pow(2\\,floor(X*{bits}/W)))\\,2)':cb=128:cr=128"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from api.dagster_gateway import InProcessGateway
 from api.main import create_app
-from media_pipeline.ffmpeg import probe
+from media_pipeline.core.ffmpeg import probe
 from media_pipeline.samples import read_index
 from media_pipeline.settings import Settings
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)

@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 from sqlalchemy.orm import Session
 
-from media_pipeline.assets.cut_diff import cut_diff
-from media_pipeline.assets.editorial import cut_shots, cut_timeline
 from media_pipeline.db.models import CutStatus, CutVersion, Project, Shot
+from media_pipeline.editorial.assets.cut_diff import cut_diff
+from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline
 from media_pipeline.editorial.cut_diff import (
     PRECEDENCE,
     CutDiff,

@@ -153,7 +153,7 @@ def test_unchanged_shots_are_reused_across_versions(tmp_path, db_url, artifact_r
 
 
 def test_a_single_shot_can_be_rerendered(tmp_path, domain_url, artifact_root, instance):
-    from media_pipeline.assets.editorial import contact_sheet, shot_thumbnails
+    from media_pipeline.editorial.assets.cuts import contact_sheet, shot_thumbnails
 
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=100, rate=Fraction(24))
     cut = write_cut(tmp_path / "edit.otio", [clip("a", movie.as_uri(), 0, 20), clip("b", movie.as_uri(), 30, 20)])

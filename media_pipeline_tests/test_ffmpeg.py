@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media_pipeline import ffmpeg
+from media_pipeline.core import ffmpeg
 from media_pipeline.samples import make_indexed_movie
 
 

@@ -10,9 +10,9 @@ import opentimelineio as otio
 import pytest
 from PIL import Image
 
-from media_pipeline import ffmpeg
-from media_pipeline.assets.editorial import cut_shots, cut_timeline
-from media_pipeline.assets.final_video import final_video
+from media_pipeline.core import ffmpeg
+from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline
+from media_pipeline.editorial.assets.final_video import final_video
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import decode_frames, ingest, make_resources, publish
 

@@ -10,10 +10,10 @@ import opentimelineio as otio
 import sqlalchemy as sa
 from PIL import Image
 
-from media_pipeline import ffmpeg
-from media_pipeline.assets.editorial import cut_shots, cut_timeline
-from media_pipeline.assets.proxies import shot_proxies
+from media_pipeline.core import ffmpeg
 from media_pipeline.db.models import Render
+from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline
+from media_pipeline.editorial.assets.proxies import shot_proxies
 from media_pipeline.resources import DatabaseResource
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import decode_frames, ingest, make_resources, publish

@@ -15,8 +15,8 @@ import pytest
 from dagster._core.events import DagsterEvent, EngineEventData
 from dagster._core.test_utils import create_run_for_test
 
-from media_pipeline.sensors import run_reaper
-from media_pipeline.sensors.run_reaper import dead_worker_message, reap, run_worker, run_worker_reaper
+from media_pipeline.platform import run_reaper
+from media_pipeline.platform.run_reaper import dead_worker_message, reap, run_worker, run_worker_reaper
 
 STARTED = dg.DagsterRunStatus.STARTED
 LINUX_PROC = Path("/proc/self/stat").exists()

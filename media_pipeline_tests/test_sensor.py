@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from media_pipeline.db.models import CutVersion, Project
+from media_pipeline.editorial.sensors import WatchCursor, watch_folder_sensor
 from media_pipeline.resources import ArtifactStore, DatabaseResource
-from media_pipeline.sensors.watch_folders import WatchCursor, watch_folder_sensor
 from media_pipeline_tests.conftest import CORPUS
 
 

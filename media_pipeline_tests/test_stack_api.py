@@ -21,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from media_pipeline.ffmpeg import probe
+from media_pipeline.core.ffmpeg import probe
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import CORPUS
 from media_pipeline_tests.test_api_support import clip, write_otio

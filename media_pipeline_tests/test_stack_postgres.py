@@ -26,10 +26,10 @@ import sqlalchemy as sa
 
 from media_pipeline import db
 from media_pipeline.cli import dagster_postgres_url
+from media_pipeline.core.ffmpeg import ffmpeg_exe
 from media_pipeline.db.models import CutVersion, Project, Render, Shot
-from media_pipeline.ffmpeg import ffmpeg_exe
+from media_pipeline.platform.run_reaper import PID_EVENT, dead_worker_message
 from media_pipeline.samples import make_indexed_movie
-from media_pipeline.sensors.run_reaper import PID_EVENT, dead_worker_message
 from media_pipeline_tests.conftest import throwaway_postgres
 from media_pipeline_tests.test_stack import free_port
 

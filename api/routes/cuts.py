@@ -32,13 +32,13 @@ from api.schemas import (
 from api.thumbnails import start_thumbnails
 from api.uploads import copy_limited, discard, safe_filename
 from api.views import cut_out, shots_out
+from media_pipeline.core.files import sha256_file
 from media_pipeline.db.models import CutStatus, CutVersion, Project
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
-from media_pipeline.files import sha256_file
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
 

@@ -23,7 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from media_pipeline import ffmpeg
+from media_pipeline.core import ffmpeg
 from media_pipeline.db.models import MediaStatus, Shot
 from media_pipeline.editorial.thumbnails import render_slate
 

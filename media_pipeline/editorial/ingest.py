@@ -9,11 +9,11 @@ import opentimelineio as otio
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from media_pipeline.core.files import atomic_path
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Shot
 from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.shots import ShotList, extract_shots, rate_text
 from media_pipeline.editorial.timeline import ReadOptions, read_timeline, timeline_rate
-from media_pipeline.files import atomic_path
 
 
 @dataclass

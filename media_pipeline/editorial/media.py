@@ -18,10 +18,10 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
-from media_pipeline import ffmpeg
+from media_pipeline.core import ffmpeg
+from media_pipeline.core.ffmpeg import MediaError, MediaInfo, exact_rate
 from media_pipeline.db.models import MediaStatus
 from media_pipeline.editorial.shots import ClipShot, seconds, to_frames
-from media_pipeline.ffmpeg import MediaError, MediaInfo, exact_rate
 
 IMAGE_SUFFIXES = {".exr", ".dpx", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".tga", ".bmp", ".webp"}
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | {".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm", ".mpg", ".mts", ".r3d"}

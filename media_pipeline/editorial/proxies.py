@@ -16,7 +16,7 @@ from typing import Any
 
 import opentimelineio as otio
 
-from media_pipeline import ffmpeg
+from media_pipeline.core import ffmpeg
 from media_pipeline.db.models import MediaStatus, Shot
 from media_pipeline.editorial.thumbnails import render_slate
 

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from media_pipeline.core.ffmpeg import exact_rate
+from media_pipeline.core.files import atomic_path, sha256_file
 from media_pipeline.db.models import CutVersion, Project, utcnow
+from media_pipeline.editorial.partitions import partition_key_for
 from media_pipeline.editorial.shots import rate_text
 from media_pipeline.editorial.timeline import EDL_ADAPTER, ReadOptions, adapter_for
-from media_pipeline.ffmpeg import exact_rate
-from media_pipeline.files import atomic_path, sha256_file
-from media_pipeline.partitions import partition_key_for
 
 
 @dataclass

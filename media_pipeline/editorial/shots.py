@@ -18,8 +18,8 @@ from typing import Any
 
 import opentimelineio as otio
 
+from media_pipeline.core.ffmpeg import exact_rate
 from media_pipeline.editorial.timeline import TimelineError, timeline_rate
-from media_pipeline.ffmpeg import exact_rate
 
 
 def seconds(rt: otio.opentime.RationalTime) -> Fraction:

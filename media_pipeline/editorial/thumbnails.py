@@ -17,9 +17,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from media_pipeline import ffmpeg
+from media_pipeline.core import ffmpeg
+from media_pipeline.core.files import atomic_path
 from media_pipeline.db.models import MediaStatus, Shot
-from media_pipeline.files import atomic_path
 
 RENDER_VERSION = 1  # bump when the rendering itself changes, so cached outputs are not reused
 FrameChoice = str | int

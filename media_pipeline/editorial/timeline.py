@@ -9,7 +9,7 @@ from typing import Any
 
 import opentimelineio as otio
 
-from media_pipeline.ffmpeg import exact_rate
+from media_pipeline.core.ffmpeg import exact_rate
 
 EDL_ADAPTER = "cmx_3600"
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render, RenderStatus, Shot
 from media_pipeline.editorial.ingest import store_shots, store_timeline
 from media_pipeline.editorial.media import MediaResolver
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.thumbnails import (
     FrameChoiceError,
     SheetCell,
@@ -39,7 +40,6 @@ from media_pipeline.editorial.thumbnails import (
     render_thumbnail,
 )
 from media_pipeline.editorial.timeline import TimelineError
-from media_pipeline.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 
 GROUP = "editorial"

@@ -17,7 +17,7 @@ from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
-from media_pipeline.files import atomic_path
+from media_pipeline.core.files import atomic_path
 
 # Rates that editorial tools write as rounded decimals; ffmpeg prints them rounded too.
 NTSC_RATES = (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(48000, 1001), Fraction(60000, 1001))

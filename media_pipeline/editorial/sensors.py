@@ -23,10 +23,10 @@ from typing import Any
 
 import dagster as dg
 
+from media_pipeline.editorial.jobs import ingest_cut_job
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.timeline import ReadOptions, readable_suffixes
-from media_pipeline.jobs import ingest_cut_job
-from media_pipeline.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource
 
 FOLDER_SETTINGS = "watch.json"

@@ -10,8 +10,9 @@ import opentimelineio as otio
 import sqlalchemy as sa
 from pydantic import Field
 
-from media_pipeline.assets.editorial import GROUP, cut_shots, load_cut, preview_markdown
+from media_pipeline.core.ffmpeg import exact_rate, probe, rate_arg
 from media_pipeline.db.models import Render, RenderStatus, Shot
+from media_pipeline.editorial.assets.cuts import GROUP, cut_shots, load_cut, preview_markdown
 from media_pipeline.editorial.conform import (
     EncodeOptions,
     Segment,
@@ -22,9 +23,8 @@ from media_pipeline.editorial.conform import (
     timeline_audio,
 )
 from media_pipeline.editorial.media import MediaResolver
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.thumbnails import grab_frame
-from media_pipeline.ffmpeg import exact_rate, probe, rate_arg
-from media_pipeline.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")

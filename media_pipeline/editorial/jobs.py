@@ -1,7 +1,7 @@
 import dagster as dg
 
-from media_pipeline.assets.editorial import contact_sheet, cut_shots, cut_timeline, shot_thumbnails
-from media_pipeline.partitions import cut_versions
+from media_pipeline.editorial.assets.cuts import contact_sheet, cut_shots, cut_timeline, shot_thumbnails
+from media_pipeline.editorial.partitions import cut_versions
 
 # Shots are rendered in parallel threads inside one step, so the steps themselves run in one
 # process: a multiprocess executor would only add seconds of start-up per step.
@@ -47,13 +47,3 @@ proxies_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Review proxies with burn-ins and filmstrips for all shots or some (see the shot_proxies config).",
 )
-
-
-@dg.op(description="Does nothing: a run of this job measures Dagster's own launch overhead.")
-def do_nothing() -> None:
-    return None
-
-
-@dg.job(executor_def=dg.in_process_executor, description="A no-op run: checks (and times) the run path end to end.")
-def health_check() -> None:
-    do_nothing()

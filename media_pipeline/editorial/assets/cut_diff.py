@@ -6,8 +6,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from media_pipeline.assets.editorial import GROUP, cut_shots, load_cut
+from media_pipeline.core.files import atomic_path
 from media_pipeline.db.models import CutStatus
+from media_pipeline.editorial.assets.cuts import GROUP, cut_shots, load_cut
 from media_pipeline.editorial.cut_diff import (
     DEFAULT_HANDLES,
     PRECEDENCE,
@@ -17,8 +18,7 @@ from media_pipeline.editorial.cut_diff import (
     ingested_versions_before,
     load_cut_history,
 )
-from media_pipeline.files import atomic_path
-from media_pipeline.partitions import cut_versions
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from media_pipeline.assets.editorial import (
+from media_pipeline.editorial.assets.cuts import (
     GROUP,
     RenderRecorder,
     ShotSelection,
@@ -19,6 +19,7 @@ from media_pipeline.assets.editorial import (
     select_shots,
     shot_render,
 )
+from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.proxies import (
     BURN_INS,
     ProxyOptions,
@@ -27,7 +28,6 @@ from media_pipeline.editorial.proxies import (
     render_filmstrip,
     render_proxy,
 )
-from media_pipeline.partitions import cut_versions
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")

@@ -1,0 +1,22 @@
+"""What every area shares in the asset graph: the resources, the run reaper, the no-op job."""
+
+import dagster as dg
+
+from media_pipeline.platform.health import health_check
+from media_pipeline.platform.run_reaper import run_worker_reaper
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
+from media_pipeline.settings import Settings
+
+
+def definitions(config: Settings) -> dg.Definitions:
+    del config  # resources read their settings from the environment at run time (dg.EnvVar)
+    return dg.Definitions(
+        jobs=[health_check],
+        sensors=[run_worker_reaper],
+        resources={
+            "database": DatabaseResource(url=dg.EnvVar("MEDIA_PIPELINE_DATABASE_URL")),
+            "artifacts": ArtifactStore(root=dg.EnvVar("MEDIA_PIPELINE_ARTIFACT_ROOT")),
+            "ffmpeg": FFmpegResource(concurrency=dg.EnvVar.int("MEDIA_PIPELINE_FFMPEG_CONCURRENCY")),
+            "media_search": MediaSearchResource(media_roots=dg.EnvVar("MEDIA_PIPELINE_MEDIA_ROOTS")),
+        },
+    )
