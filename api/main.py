@@ -13,6 +13,7 @@ from api.dagster_gateway import DagsterGateway, GraphQLGateway
 from api.middleware import AuthGuardMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers, rewrite_problem_media_types
 from api.routes import api_router
+from api.web import router as web
 from media_pipeline.settings import Settings, load_settings
 
 logger = logging.getLogger("api")
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
             expose_headers=["Location", "Content-Range", "Accept-Ranges", "Idempotent-Replayed"],
         )
     app.include_router(api_router)
+    app.include_router(web.router)
+    app.mount("/app/static", web.static_files, name="app-static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

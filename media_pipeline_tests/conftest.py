@@ -178,3 +178,11 @@ def decode_frames(path: Path) -> list[Image.Image]:
     raw = subprocess.run(command, capture_output=True, check=True).stdout
     size = 160 * 90
     return [Image.frombytes("L", (160, 90), raw[i : i + size]) for i in range(0, len(raw), size)]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    # Fixtures read `item.rep_call` to keep evidence of a failed test (e.g. a browser screenshot).
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
