@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -11,6 +11,7 @@ import dagster as dg
 from sqlalchemy.orm import Session
 
 from media_pipeline import db
+from media_pipeline.core import ffmpeg as media_ffmpeg
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,12 +63,38 @@ class FFmpegResource(dg.ConfigurableResource):
     def map_parallel(
         self, fn: Callable[[T], R], items: Iterable[T], on_done: Callable[[T, R | BaseException], None]
     ) -> None:
-        """Run `fn` over `items` in at most `concurrency` threads (each drives one ffmpeg)."""
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            futures = {pool.submit(fn, item): item for item in items}
-            for future in as_completed(futures):
-                error = future.exception()
-                on_done(futures[future], error if error is not None else future.result())
+        """Run `fn` over `items` in at most `concurrency` threads (each drives one ffmpeg).
+
+        Interrupted (the run is terminated: Dagster raises in this, the step's, thread), it
+        kills every ffmpeg the items started, starts no queued item, and re-raises once the
+        worker threads have let go (their partial outputs deleted), within seconds.
+        """
+        with media_ffmpeg.cancel_scope() as scope:
+
+            def guarded(item: T) -> R:
+                scope.check()  # a queued item whose turn comes after a cancel does nothing
+                return fn(item)
+
+            pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency))
+            futures: dict[Future[R], T] = {}
+            try:
+                for item in items:
+                    futures[pool.submit(media_ffmpeg.run_in_scope(guarded), item)] = item
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        error = future.exception()
+                        on_done(futures[future], error if error is not None else future.result())
+            except BaseException:
+                scope.cancel()
+                for future in futures:
+                    future.cancel()
+                # Killed ffmpegs end at once; give their threads the moment to discard partials.
+                wait(futures, timeout=10)
+                raise
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
 
 
 class MediaSearchResource(dg.ConfigurableResource):

@@ -1,74 +1,67 @@
-"""The one place that runs ffmpeg: probing, progress, error capture, atomic outputs.
+"""The one place that runs ffmpeg: input checks, progress, error capture, cancellation, atomic outputs.
 
 ffmpeg is always given an argument list (never a shell string). The binary comes from
-imageio-ffmpeg, so no system ffmpeg is needed; imageio-ffmpeg ships no ffprobe, so probing
-parses `ffmpeg -i`'s stream report.
+imageio-ffmpeg, so no system ffmpeg is needed; probing uses PyAV (`media_pipeline.core.probe`).
+
+Every input a caller names with `-i` is checked before ffmpeg starts: a media file must be a
+local file that `probe` accepts (allowed demuxers and decoders, pixel limit), an image sequence
+pattern is checked on its first file, and ffmpeg itself is told the same rules
+(`-protocol_whitelist file`, `-format_whitelist`, `-codec_whitelist`, `-max_pixels`). Only inputs
+whose format the caller forces with `-f` are exempt: `lavfi` (generated pictures) and `concat`
+(a list of our own files), which take the file protocol only.
+
+Cancellation: ffmpeg runs in its own process group, registered with the `cancel_scope` of the
+work that started it (worker threads get it through their context, see `run_in_scope`). When the
+scope is cancelled, or its block is left by an exception such as Dagster's run interruption,
+every process in it is killed at once and no new one starts; outputs still being written are
+discarded, never renamed into place.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
+import functools
+import os
 import re
+import signal
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
+from media_pipeline.core.errors import Cancelled, FFmpegError, MediaError
 from media_pipeline.core.files import atomic_path
+from media_pipeline.core.probe import DECODERS, DEFAULT_MAX_PIXELS, DEMUXERS, MediaInfo, local_file, probe
+from media_pipeline.core.rates import NTSC_RATES, exact_rate, rate_arg
 
-# Rates that editorial tools write as rounded decimals; ffmpeg prints them rounded too.
-NTSC_RATES = (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(48000, 1001), Fraction(60000, 1001))
+__all__ = [
+    "NTSC_RATES",
+    "CancelScope",
+    "Cancelled",
+    "FFmpegError",
+    "MediaError",
+    "MediaInfo",
+    "Progress",
+    "cancel_scope",
+    "exact_rate",
+    "ffmpeg_exe",
+    "filter_value",
+    "format_seconds",
+    "probe",
+    "rate_arg",
+    "run",
+    "run_in_scope",
+    "seek_seconds",
+]
 
-
-def exact_rate(rate: float | str | Fraction) -> Fraction:
-    """The exact rational rate behind a decimal one: 23.976 -> 24000/1001, 25 -> 25."""
-    value = Fraction(str(rate)) if not isinstance(rate, Fraction) else rate
-    for ntsc in NTSC_RATES:
-        if abs(value - ntsc) < Fraction(6, 1000):
-            return ntsc
-    return value.limit_denominator(1001)
-
-
-class FFmpegError(RuntimeError):
-    """ffmpeg failed; `str()` is a sentence for a user, `stderr_tail` what ffmpeg said last."""
-
-    def __init__(self, summary: str, stderr_tail: str = "", returncode: int | None = None):
-        self.summary = summary
-        self.stderr_tail = stderr_tail
-        self.returncode = returncode
-        detail = f" ffmpeg said: {stderr_tail.strip()}" if stderr_tail.strip() else ""
-        super().__init__(f"{summary}.{detail}")
-
-
-class MediaError(FFmpegError):
-    """A media file is missing, unreadable or not media at all."""
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    path: str
-    width: int
-    height: int
-    rate: Fraction
-    duration: Fraction  # seconds, exact as far as the container reports it
-    start_timecode: str | None
-    codec: str
-    has_audio: bool
-    sample_aspect: Fraction = Fraction(1)
-
-    @property
-    def frame_count(self) -> int:
-        """Frames in the container's duration: exact for picture-only files; an audio track
-        that runs longer makes it an over-estimate (ffmpeg -i reports no stream duration)."""
-        # Containers report durations rounded to 10 ms: round, do not truncate.
-        return round(self.duration * self.rate)
-
-    @property
-    def display_aspect(self) -> Fraction:
-        return Fraction(self.width, self.height) * self.sample_aspect
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -85,71 +78,179 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+)(.*)")
-_SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
-_SAR = re.compile(r"SAR (\d+):(\d+)")
-_FPS = re.compile(r"([\d.]+k?) (fps|tbr)")
-_TIMECODE = re.compile(r"^\s*timecode\s*:\s*(\d\d:\d\d:\d\d[:;.]\d\d)", re.MULTILINE)
-_UNREADABLE = ("Invalid data found", "moov atom not found", "could not find codec", "Invalid argument")
-
-
 def _tail(text: str, lines: int = 6) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def probe(path: Path | str) -> MediaInfo:
-    """Rate, size, duration and start timecode of a media file's first video stream."""
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"Media file {path} does not exist")
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=60,
-    )
-    report = proc.stderr
-    video = _VIDEO.search(report)
-    if video is None:
-        reason = next((line for line in report.splitlines() if any(m in line for m in _UNREADABLE)), "")
-        if reason or "Stream #" not in report:
-            raise MediaError(
-                f"{path.name} is not a readable media file (corrupt, truncated or not video); re-export or re-copy it",
-                _tail(reason or report),
-            )
-        raise MediaError(f"{path.name} has no video stream", _tail(report))
-    codec, rest = video.group(1), video.group(2)
-    size = _SIZE.search(rest)
-    fps = _FPS.search(rest)
-    if size is None or fps is None:
-        raise MediaError(f"{path.name}: could not read the video size and frame rate", _tail(report))
-    fps_text = fps.group(1)
-    rate = exact_rate(float(fps_text[:-1]) * 1000 if fps_text.endswith("k") else fps_text)
-    duration_match = _DURATION.search(report)
-    duration = (
-        Fraction(int(duration_match.group(1)) * 3600 + int(duration_match.group(2)) * 60)
-        + Fraction(duration_match.group(3))
-        if duration_match
-        else Fraction(1) / rate  # still images report "Duration: N/A"
-    )
-    sar = _SAR.search(rest)
-    sample_aspect = Fraction(int(sar.group(1)), int(sar.group(2))) if sar and int(sar.group(2)) else Fraction(1)
-    timecode = _TIMECODE.search(report)
-    return MediaInfo(
-        path=str(path),
-        width=int(size.group(1)),
-        height=int(size.group(2)),
-        rate=rate,
-        duration=duration,
-        start_timecode=timecode.group(1) if timecode else None,
-        codec=codec,
-        has_audio=": Audio:" in report,
-        sample_aspect=sample_aspect or Fraction(1),
+# -- cancellation ----------------------------------------------------------------------------
+class CancelScope:
+    """The ffmpeg processes of one piece of work (a step), killed together on `cancel()`."""
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._processes: set[subprocess.Popen[str]] = set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Kill every process of the scope now; none starts after this."""
+        with self._lock:
+            self._cancelled.set()
+            running = list(self._processes)
+        for proc in running:
+            _kill(proc)
+
+    def check(self, what: str = "the work") -> None:
+        if self.cancelled:
+            raise Cancelled(f"{what} was not started: the run was cancelled")
+
+    def _start(self, cmd: list[str], what: str) -> subprocess.Popen[str]:
+        # Under the lock, so a cancel either sees this process or stops it from starting.
+        with self._lock:
+            self.check(what)
+            proc = _popen(cmd)
+            self._processes.add(proc)
+            return proc
+
+    def _forget(self, proc: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._processes.discard(proc)
+
+
+_scope: contextvars.ContextVar[CancelScope | None] = contextvars.ContextVar("ffmpeg_cancel_scope", default=None)
+
+
+@contextlib.contextmanager
+def cancel_scope() -> Iterator[CancelScope]:
+    """A scope for the ffmpeg work of the block (the current one if already inside a scope).
+
+    Leaving the block by any exception (KeyboardInterrupt, Dagster's
+    DagsterExecutionInterruptedError, a failure) cancels it: every ffmpeg still running in it,
+    in any thread, is killed.
+    """
+    current = _scope.get()
+    if current is not None:
+        yield current
+        return
+    scope = CancelScope()
+    token = _scope.set(scope)
+    try:
+        yield scope
+    except BaseException:
+        scope.cancel()
+        raise
+    finally:
+        _scope.reset(token)
+
+
+def run_in_scope(fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn` running in the caller's cancel scope from any thread (e.g. a thread pool's)."""
+    scope = _scope.get()
+
+    @functools.wraps(fn)
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _scope.set(scope)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _scope.reset(token)
+
+    return bound
+
+
+def _popen(cmd: list[str]) -> subprocess.Popen[str]:
+    # Its own process group: a terminal's Ctrl-C does not reach it half-way through a write, and
+    # a cancel kills it (and anything it started) as one.
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", process_group=0
     )
 
 
+def _kill(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
+# -- inputs ----------------------------------------------------------------------------------
+_GENERATED_FORMATS = ("lavfi",)
+_LIST_FORMATS = ("concat",)
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def guarded_args(args: Sequence[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:
+    """`args` with every `-i` input checked and ffmpeg's own input restrictions in front of it."""
+    out: list[str] = []
+    options_start = 0
+    items = list(args)
+    index = 0
+    while index < len(items):
+        arg = items[index]
+        if arg != "-i" or index + 1 >= len(items):
+            out.append(arg)
+            index += 1
+            continue
+        options = items[options_start:index]
+        target = items[index + 1]
+        forced = _option(options, "-f")
+        if forced in _GENERATED_FORMATS:
+            restrictions: list[str] = []
+        elif forced in _LIST_FORMATS:
+            restrictions = ["-protocol_whitelist", "file"]
+        else:
+            _check_input(target, _option(options, "-start_number"), max_pixels)
+            restrictions = [
+                "-protocol_whitelist", "file",
+                "-format_whitelist", ",".join(DEMUXERS),
+                "-codec_whitelist", ",".join(DECODERS),
+                "-max_pixels", str(max_pixels),
+            ]  # fmt: skip
+        out += [*restrictions, "-i", target]
+        index += 2
+        options_start = index
+    return out
+
+
+def _option(options: list[str], name: str) -> str | None:
+    value = None
+    for position, arg in enumerate(options[:-1]):
+        if arg == name:
+            value = options[position + 1]
+    return value
+
+
+def _check_input(target: str, start_number: str | None, max_pixels: int) -> None:
+    if "%" in target and not Path(target).exists():
+        # An image sequence pattern: its files are what the first one is.
+        try:
+            first = target % int(start_number or 0)
+        except (TypeError, ValueError):
+            raise MediaError(f"{Path(target).name} is not a valid image sequence pattern") from None
+        info = _checked(local_file(first), max_pixels)
+        if not info.is_image:
+            raise MediaError(f"{Path(first).name} is not a still image, so it cannot be part of an image sequence")
+        return
+    if not _URL_LIKE.match(target) and not Path(target).exists():
+        return  # ffmpeg reports it ("No such file or directory") in the caller's words
+    _checked(local_file(target), max_pixels)
+
+
+def _checked(path: Path, max_pixels: int) -> MediaInfo:
+    stat = path.stat()
+    return _probe_cached(str(path), stat.st_size, stat.st_mtime_ns, max_pixels)
+
+
+@functools.lru_cache(maxsize=512)
+def _probe_cached(path: str, size: int, mtime_ns: int, max_pixels: int) -> MediaInfo:
+    # Keyed by size and mtime: a file replaced since is probed again.
+    return probe(path, max_pixels=max_pixels)
+
+
+# -- running ---------------------------------------------------------------------------------
 def run(
     args: Sequence[str],
     output: Path | None = None,
@@ -157,17 +258,20 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     timeout: float | None = None,
     what: str = "ffmpeg",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Run ffmpeg with `args`; `output` (if given) is appended and written atomically.
 
     The output is written to a temporary name in the same folder and renamed only after ffmpeg
-    exits cleanly, so a failed, killed or timed-out encode leaves no file under the final name.
+    exits cleanly, so a failed, killed, cancelled or timed-out encode leaves no file under the
+    final name. Inputs are checked first (see the module docstring): MediaError if one is refused.
     """
+    checked = guarded_args(args, max_pixels)
     if output is None:
-        _run(list(args), on_progress, timeout, what)
+        _run(checked, on_progress, timeout, what)
         return
     with atomic_path(output) as tmp:
-        _run([*args, str(tmp)], on_progress, timeout, what)
+        _run([*checked, str(tmp)], on_progress, timeout, what)
 
 
 def _run(
@@ -179,7 +283,8 @@ def _run(
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1"]
     cmd += args
     stderr_lines: collections.deque[str] = collections.deque(maxlen=30)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+    scope = _scope.get()
+    proc = scope._start(cmd, what) if scope is not None else _popen(cmd)
 
     def drain_stderr() -> None:
         assert proc.stderr is not None
@@ -188,7 +293,7 @@ def _run(
 
     reader = threading.Thread(target=drain_stderr, daemon=True)
     reader.start()
-    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    timer = threading.Timer(timeout, _kill, args=(proc,)) if timeout else None
     if timer:
         timer.start()
     try:
@@ -203,13 +308,18 @@ def _run(
                 block = {}
         returncode = proc.wait()
     except BaseException:
-        proc.kill()
+        # Interrupted here (Dagster's run termination lands in the step's thread): stop ffmpeg.
+        _kill(proc)
         proc.wait()
         raise
     finally:
         if timer:
             timer.cancel()
+        if scope is not None:
+            scope._forget(proc)
         reader.join(timeout=5)
+    if scope is not None and scope.cancelled:
+        raise Cancelled(f"{what} was stopped: the run was cancelled")
     if returncode != 0:
         tail = _tail("\n".join(stderr_lines))
         if timeout and returncode < 0:
@@ -254,7 +364,3 @@ def filter_value(text: str) -> str:
     for special in "\\'[],;":
         text = text.replace(special, "\\" + special)
     return text
-
-
-def rate_arg(rate: Fraction) -> str:
-    return f"{rate.numerator}/{rate.denominator}"

@@ -338,9 +338,10 @@ def timeline_audio(timeline: Any, resolver: Any) -> tuple[list[AudioClip], list[
                 continue
             try:
                 info = resolver.probe(path)
-            except ffmpeg.MediaError:
-                info = None  # an audio-only file: ffmpeg -i reports no picture to probe
-            if info is not None and not info.has_audio:
+            except ffmpeg.MediaError as exc:
+                notes.append(f"audio clip {item.name!r}: {exc} Rendered as silence.")
+                continue
+            if not info.has_audio:
                 notes.append(f"audio clip {item.name!r}: {path.name} has no audio stream; rendered as silence")
                 continue
             media_start = media_start_seconds(reference.available_range, info)

@@ -18,8 +18,9 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
-from media_pipeline.core import ffmpeg
-from media_pipeline.core.ffmpeg import MediaError, MediaInfo, exact_rate
+from media_pipeline.core.errors import MediaError
+from media_pipeline.core.probe import DEFAULT_MAX_PIXELS, MediaInfo, probe
+from media_pipeline.core.rates import exact_rate
 from media_pipeline.db.models import MediaStatus
 from media_pipeline.editorial.shots import ClipShot, seconds, to_frames
 
@@ -58,9 +59,10 @@ def file_name(path: str) -> str:
 class MediaResolver:
     """Resolves media for one cut: relinks by file name under search roots, probes once per file."""
 
-    def __init__(self, search_roots: list[Path], origin_dir: Path | None = None):
+    def __init__(self, search_roots: list[Path], origin_dir: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.search_roots = [root for root in search_roots if root.is_dir()]
         self.origin_dir = origin_dir
+        self.max_pixels = max_pixels
         self._index: dict[str, Path] | None = None
         self._probes: dict[str, MediaInfo | MediaError] = {}
 
@@ -95,7 +97,7 @@ class MediaResolver:
         key = str(path)
         if key not in self._probes:
             try:
-                self._probes[key] = ffmpeg.probe(path)
+                self._probes[key] = probe(path, max_pixels=self.max_pixels)
             except MediaError as exc:
                 self._probes[key] = exc
         result = self._probes[key]
@@ -143,11 +145,12 @@ class MediaResolver:
             return ResolvedMedia(status=MediaStatus.MISSING, url=url, notes=[self.missing_hint(recorded)])
         try:
             info = self.probe(path)
+            info.require_video()
         except MediaError as exc:
             return ResolvedMedia(
                 status=MediaStatus.MISSING, url=url, path=str(path), notes=[*notes, f"unreadable media: {exc}"]
             )
-        if path.suffix.lower() in IMAGE_SUFFIXES and info.frame_count <= 1:
+        if info.is_image:
             # One picture held for the whole shot (animatic frames, title cards).
             return ResolvedMedia(
                 status=MediaStatus.LINKED,
@@ -200,6 +203,14 @@ class MediaResolver:
         url = ref.target_url_base + ref.name_prefix
         if path is None:
             return ResolvedMedia(status=MediaStatus.MISSING, url=url, notes=[self.missing_hint(recorded_first)])
+        try:
+            # The first file stands for the sequence: allowed format, pixel limit.
+            if not self.probe(path).is_image:
+                raise MediaError(f"{path.name} is not a still image, so it cannot be part of an image sequence")
+        except MediaError as exc:
+            return ResolvedMedia(
+                status=MediaStatus.MISSING, url=url, path=str(path), notes=[f"unreadable media: {exc}"]
+            )
         pattern = path.parent / f"{ref.name_prefix}%0{padding}d{ref.name_suffix}" if padding else None
         if pattern is None:
             pattern = path.parent / f"{ref.name_prefix}%d{ref.name_suffix}"
@@ -219,7 +230,7 @@ class MediaResolver:
 def media_start_seconds(available: otio.opentime.TimeRange | None, info: MediaInfo | None) -> Fraction:
     if available is not None:
         return seconds(available.start_time)
-    if info is not None and info.start_timecode:
+    if info is not None and info.video is not None and info.start_timecode:
         rate = info.rate
         timecode = otio.opentime.from_timecode(info.start_timecode, float(rate))
         return Fraction(round(timecode.value)) / rate
