@@ -24,7 +24,6 @@ import contextlib
 import contextvars
 import functools
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -37,7 +36,7 @@ from typing import ParamSpec, TypeVar
 
 from media_pipeline.core.errors import Cancelled, FFmpegError, MediaError
 from media_pipeline.core.files import atomic_path
-from media_pipeline.core.probe import DECODERS, DEFAULT_MAX_PIXELS, DEMUXERS, MediaInfo, local_file, probe
+from media_pipeline.core.probe import DECODERS, DEFAULT_MAX_PIXELS, DEMUXERS, MediaInfo, is_url, local_file, probe
 from media_pipeline.core.rates import NTSC_RATES, exact_rate, rate_arg
 
 __all__ = [
@@ -179,7 +178,6 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 # -- inputs ----------------------------------------------------------------------------------
 _GENERATED_FORMATS = ("lavfi",)
 _LIST_FORMATS = ("concat",)
-_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def guarded_args(args: Sequence[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:
@@ -234,7 +232,7 @@ def _check_input(target: str, start_number: str | None, max_pixels: int) -> None
         if not info.is_image:
             raise MediaError(f"{Path(first).name} is not a still image, so it cannot be part of an image sequence")
         return
-    if not _URL_LIKE.match(target) and not Path(target).exists():
+    if not is_url(target) and not Path(target).exists():
         return  # ffmpeg reports it ("No such file or directory") in the caller's words
     _checked(local_file(target), max_pixels)
 

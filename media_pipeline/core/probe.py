@@ -54,7 +54,7 @@ DECODERS: tuple[str, ...] = (
 )  # fmt: skip
 # Containers whose header states a video stream's frame count exactly (a sample table / index).
 _STATED_FRAME_COUNTS = ("mov", "avi")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # http:, concat:, subfile:, file: ...
+_URL = re.compile(r"^[A-Za-z0-9+.-]+[:,]")  # http:, concat:, file:, subfile,... as ffmpeg tells protocols
 _IMAGE_FORMATS = re.compile(r"^(image2|\w+_pipe)$")
 
 
@@ -139,10 +139,15 @@ class MediaInfo:
         return self.audio is not None
 
 
+def is_url(text: str) -> bool:
+    """Whether ffmpeg would read `text` through a protocol (http:, concat:, subfile,...) rather than as a file."""
+    return bool(_URL.match(text))
+
+
 def local_file(path: Path | str) -> Path:
     """`path` as a local regular file, or a MediaError saying why it is not one."""
     text = str(path)
-    if _URL.match(text):
+    if is_url(text):
         raise MediaError(
             f"{text[:80]!r} is a URL or an FFmpeg protocol, not a media file: only files on this machine are read; "
             "give the path of a file"
