@@ -63,6 +63,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_PIPELINE_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS. Empty: no CORS headers."),
     Setting("MEDIA_PIPELINE_SENSOR_INTERVAL", "5", "Seconds between watch-folder sensor evaluations."),
     Setting(
+        "MEDIA_PIPELINE_MAX_PIXELS",
+        "100000000",
+        "Largest picture (width x height) read from media, checked from headers before decoding.",
+    ),
+    Setting(
         "MEDIA_PIPELINE_SETTLE_SECONDS",
         "2",
         "A dropped file is ingested once its size and mtime are unchanged for this long (copy still running).",
@@ -105,6 +110,7 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     sensor_interval: int = 5
     settle_seconds: float = 2.0
+    max_pixels: int = 100_000_000
 
     @property
     def dagster_home(self) -> Path:
@@ -133,7 +139,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         cors_origins=tuple(o.strip() for o in get("MEDIA_PIPELINE_CORS_ORIGINS").split(",") if o.strip()),
         sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
         settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
+        max_pixels=_positive("MEDIA_PIPELINE_MAX_PIXELS", get("MEDIA_PIPELINE_MAX_PIXELS")),
     )
+
+
+def _positive(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+    return number
 
 
 def export_defaults(env: dict[str, str] | None = None) -> None:

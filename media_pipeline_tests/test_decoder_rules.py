@@ -187,3 +187,25 @@ def test_the_pixel_limit_is_a_parameter(tmp_path: Path) -> None:
     resolver = MediaResolver([tmp_path], max_pixels=50_000)
     with pytest.raises(MediaError, match="above the limit"):
         resolver.probe(movie)
+
+
+def test_the_setting_sets_the_limit_of_the_code_location(tmp_path: Path) -> None:
+    from media_pipeline.core import probe as probe_module
+    from media_pipeline.platform.definitions import definitions
+    from media_pipeline.settings import load_settings
+
+    with pytest.raises(ValueError, match="MEDIA_PIPELINE_MAX_PIXELS must be a positive whole number, not '0'"):
+        load_settings({"MEDIA_PIPELINE_HOME": str(tmp_path), "MEDIA_PIPELINE_MAX_PIXELS": "0"})
+    assert load_settings({"MEDIA_PIPELINE_HOME": str(tmp_path)}).max_pixels == 100_000_000
+    still = tmp_path / "card.png"
+    Image.new("RGB", (400, 300)).save(still)
+    before = probe_module.max_pixels_limit()
+    try:
+        definitions(load_settings({"MEDIA_PIPELINE_HOME": str(tmp_path), "MEDIA_PIPELINE_MAX_PIXELS": "100000"}))
+        with pytest.raises(MediaError, match=r"above the limit of 0\.1 MP"):
+            probe(still)
+        with pytest.raises(MediaError, match=r"above the limit of 0\.1 MP"):
+            ffmpeg.run(["-i", str(still), "-frames:v", "1"], tmp_path / "f.jpg")
+    finally:
+        probe_module.set_max_pixels(before)
+    assert probe(still).width == 400

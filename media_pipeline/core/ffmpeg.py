@@ -36,7 +36,7 @@ from typing import ParamSpec, TypeVar
 
 from media_pipeline.core.errors import Cancelled, FFmpegError, MediaError
 from media_pipeline.core.files import atomic_path
-from media_pipeline.core.probe import DECODERS, DEFAULT_MAX_PIXELS, DEMUXERS, MediaInfo, is_url, local_file, probe
+from media_pipeline.core.probe import DECODERS, DEMUXERS, MediaInfo, is_url, local_file, max_pixels_limit, probe
 from media_pipeline.core.rates import NTSC_RATES, exact_rate, rate_arg
 
 __all__ = [
@@ -180,8 +180,9 @@ _GENERATED_FORMATS = ("lavfi",)
 _LIST_FORMATS = ("concat",)
 
 
-def guarded_args(args: Sequence[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:
+def guarded_args(args: Sequence[str], max_pixels: int | None = None) -> list[str]:
     """`args` with every `-i` input checked and ffmpeg's own input restrictions in front of it."""
+    max_pixels = max_pixels or max_pixels_limit()
     out: list[str] = []
     options_start = 0
     items = list(args)
@@ -256,13 +257,14 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     timeout: float | None = None,
     what: str = "ffmpeg",
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> None:
     """Run ffmpeg with `args`; `output` (if given) is appended and written atomically.
 
     The output is written to a temporary name in the same folder and renamed only after ffmpeg
     exits cleanly, so a failed, killed, cancelled or timed-out encode leaves no file under the
-    final name. Inputs are checked first (see the module docstring): MediaError if one is refused.
+    final name. Inputs are checked first (see the module docstring): MediaError if one is refused;
+    `max_pixels` defaults to the process's limit (`probe.set_max_pixels`).
     """
     checked = guarded_args(args, max_pixels)
     if output is None:

@@ -27,6 +27,19 @@ from media_pipeline.core.errors import MediaError
 from media_pipeline.core.rates import exact_rate
 
 DEFAULT_MAX_PIXELS = 100_000_000  # imgproxy allows 50 MP, thumbor 75 MP; 8K DCI is 35 MP
+_process_limit = {"max_pixels": DEFAULT_MAX_PIXELS}
+
+
+def set_max_pixels(limit: int) -> None:
+    """The pixel limit of this process, for calls that pass none (the platform sets
+    MEDIA_PIPELINE_MAX_PIXELS here when the code location loads)."""
+    if limit < 1:
+        raise ValueError(f"the pixel limit must be a positive number of pixels, not {limit}")
+    _process_limit["max_pixels"] = limit
+
+
+def max_pixels_limit() -> int:
+    return _process_limit["max_pixels"]
 
 # FFmpeg demuxer names (an alias list like "mov,mp4,m4a,3gp,3g2,mj2" matches by any alias).
 DEMUXERS: tuple[str, ...] = (
@@ -162,12 +175,13 @@ def local_file(path: Path | str) -> Path:
     return local
 
 
-def probe(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
+def probe(path: Path | str, *, max_pixels: int | None = None) -> MediaInfo:
     """Streams, exact frame count, rates, start timecode and audio length of a media file.
 
     Raises MediaError (a sentence) for anything that is not a readable, allowed media file or
-    whose pictures are larger than `max_pixels`.
+    whose pictures are larger than `max_pixels` (default: the process's limit, see set_max_pixels).
     """
+    max_pixels = max_pixels or max_pixels_limit()
     local = local_file(path)
     _check_image_header(local, max_pixels)
     try:

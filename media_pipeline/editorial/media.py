@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 
 from media_pipeline.core.errors import MediaError
-from media_pipeline.core.probe import DEFAULT_MAX_PIXELS, MediaInfo, probe
+from media_pipeline.core.probe import MediaInfo, probe
 from media_pipeline.core.rates import exact_rate
 from media_pipeline.db.models import MediaStatus
 from media_pipeline.editorial.shots import ClipShot, seconds, to_frames
@@ -59,7 +59,7 @@ def file_name(path: str) -> str:
 class MediaResolver:
     """Resolves media for one cut: relinks by file name under search roots, probes once per file."""
 
-    def __init__(self, search_roots: list[Path], origin_dir: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, search_roots: list[Path], origin_dir: Path | None = None, max_pixels: int | None = None):
         self.search_roots = [root for root in search_roots if root.is_dir()]
         self.origin_dir = origin_dir
         self.max_pixels = max_pixels

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from media_pipeline.core.probe import set_max_pixels
 from media_pipeline.platform.health import health_check
 from media_pipeline.platform.run_reaper import run_worker_reaper
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
@@ -9,7 +10,9 @@ from media_pipeline.settings import Settings
 
 
 def definitions(config: Settings) -> dg.Definitions:
-    del config  # resources read their settings from the environment at run time (dg.EnvVar)
+    # Resources read their settings from the environment at run time (dg.EnvVar); the media
+    # core's pixel limit is process-wide, set as the code location loads (run workers load it too).
+    set_max_pixels(config.max_pixels)
     return dg.Definitions(
         jobs=[health_check],
         sensors=[run_worker_reaper],
