@@ -19,12 +19,17 @@ import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 from PIL import Image, UnidentifiedImageError
 
 from media_pipeline.core.errors import MediaError
 from media_pipeline.core.rates import exact_rate
+
+if TYPE_CHECKING:
+    # Imported where used: loading FFmpeg's libraries costs a Dagster run worker 0.3-0.7 s at
+    # start, which runs that never probe should not pay.
+    import av
 
 DEFAULT_MAX_PIXELS = 100_000_000  # imgproxy allows 50 MP, thumbor 75 MP; 8K DCI is 35 MP
 _process_limit = {"max_pixels": DEFAULT_MAX_PIXELS}
@@ -181,6 +186,8 @@ def probe(path: Path | str, *, max_pixels: int | None = None) -> MediaInfo:
     Raises MediaError (a sentence) for anything that is not a readable, allowed media file or
     whose pictures are larger than `max_pixels` (default: the process's limit, see set_max_pixels).
     """
+    import av
+
     max_pixels = max_pixels or max_pixels_limit()
     local = local_file(path)
     _check_image_header(local, max_pixels)
@@ -212,6 +219,8 @@ _OPEN_OPTIONS = {
 
 
 def _read(path: Path, container: av.container.InputContainer) -> MediaInfo:
+    import av
+
     video_stream = container.streams.video[0] if container.streams.video else None
     audio_stream = container.streams.audio[0] if container.streams.audio else None
     format_name = container.format.name
@@ -291,6 +300,8 @@ def _count(
     audio: av.audio.stream.AudioStream | None,
 ) -> tuple[int, int | None]:
     """Video packets and audio samples, by demuxing (reading packets, decoding nothing)."""
+    import av
+
     streams = [s for s in (video, audio) if s is not None]
     frames = 0
     ticks = 0
@@ -366,6 +377,8 @@ _SNIFFED = (
 
 def _refusal(path: Path, exc: av.FFmpegError) -> MediaError:
     """A sentence for a file FFmpeg would not open (or would open with a refused demuxer)."""
+    import av
+
     with path.open("rb") as fh:
         head = fh.read(4096)
     if not head:
