@@ -177,3 +177,35 @@ def test_api_over_http_ingests_renders_and_serves_the_results(stack: Stack, tmp_
     )
     assert failed["stage"] == "cut_shots"
     assert stack.api.get(f"/v1/cuts/{failing['cut']['id']}").json()["status"] == "failed"
+
+
+def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack, tmp_path: Path) -> None:
+    """Dagster's own termination path (webserver -> run launcher -> code server -> run worker)."""
+    import psutil
+
+    from media_pipeline_tests.test_cancel import CEILING, ffmpegs_touching, partials, wait_until
+
+    plate = make_indexed_movie(
+        tmp_path / "media" / "A001C001.mov", frames=96, rate=Fraction(24), size=(1920, 1080),
+        start_timecode="01:00:00:00",
+    )  # fmt: skip
+    timeline = write_otio(tmp_path / "reel9.otio", [clip(f"sh{n:03d}", plate, 0, 96) for n in range(6)])
+    body = upload(stack, timeline)
+    job, _ = follow(stack, body["job"]["id"], timeout=180)
+    assert job["status"] == "succeeded", f"{job}\n{stack.logs()}"
+    artifacts = stack.home / "artifacts"
+    options = {"resolution": "1920x1080", "preset": "veryslow", "crf": 10, "audio": False}
+    response = stack.api.post(f"/v1/cuts/{body['cut']['id']}/final-video", json=options)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    wait_until(lambda: len(ffmpegs_touching(artifacts)) >= 1, timeout=180)
+    running = {proc.pid for proc in ffmpegs_touching(artifacts)}
+
+    assert stack.api.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+    assert wait_until(lambda: not ffmpegs_touching(artifacts), timeout=CEILING) < CEILING, stack.logs()
+    assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in running)
+    job, _ = follow(stack, job_id, timeout=90)
+    assert job["status"] == "cancelled", f"{job}\n{stack.logs()}"
+    assert not ffmpegs_touching(artifacts)  # no queued segment started afterwards
+    assert not (artifacts / "cuts" / body["cut"]["partition_key"] / "final_video.mp4").exists()
+    assert partials(artifacts) == []

@@ -169,6 +169,8 @@ def _popen(cmd: list[str]) -> subprocess.Popen[str]:
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.returncode is not None:
+        return  # reaped: its pid (the group's id) may already belong to another process
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
