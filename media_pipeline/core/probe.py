@@ -192,11 +192,19 @@ def probe(path: Path | str, *, max_pixels: int | None = None) -> MediaInfo:
     local = local_file(path)
     _check_image_header(local, max_pixels)
     try:
-        container = av.open(str(local), options=_OPEN_OPTIONS)
+        # Tags in another encoding than UTF-8 (old cameras) must not make a file unreadable.
+        container = av.open(str(local), options=_OPEN_OPTIONS, metadata_errors="replace")
     except av.FFmpegError as exc:
         raise _refusal(local, exc) from None
     with container:
-        info = _read(local, container)
+        try:
+            info = _read(local, container)
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+            # Nonsense in the headers (a zero rate or time base, absurd durations).
+            raise MediaError(
+                f"{local.name} states impossible stream values (a zero rate or time base, an absurd duration); "
+                "re-export or re-copy it"
+            ) from None
     if info.video is None and info.audio is None:
         raise MediaError(f"{local.name} holds no video or audio stream; re-export or re-copy it")
     if info.video is not None:
