@@ -198,7 +198,13 @@ def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack,
     response = stack.api.post(f"/v1/cuts/{body['cut']['id']}/final-video", json=options)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
-    wait_until(lambda: len(ffmpegs_touching(artifacts)) >= 1, timeout=180)
+
+    def encoding() -> bool:
+        current = stack.api.get(f"/v1/jobs/{job_id}").json()
+        assert current["status"] not in TERMINAL, f"{current}\n{stack.logs()}"
+        return len(ffmpegs_touching(artifacts)) >= 1
+
+    wait_until(encoding, timeout=300, interval=0.2)
     running = {proc.pid for proc in ffmpegs_touching(artifacts)}
 
     assert stack.api.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
