@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -224,6 +225,7 @@ def render(
     *,
     render_id: str,
     concurrency: int = 2,
+    on_plan: Callable[[int, list[str]], None] | None = None,
 ) -> RenderResult:
     work = folder / "work"
     hooks.stage("VALIDATE")
@@ -263,6 +265,8 @@ def render(
                 f"clamped to {scene_plan.frames} (minShot..maxShot)",
             )
 
+    if on_plan is not None:
+        on_plan(len(plan.scenes), [f"scene_{s.index + 1:02d}" for s in plan.scenes])
     look = Look(spec.width, spec.height, spec.rate, spec.crf, spec.preset)
     segments = plan_segments(visuals, plan.xfade_frames)
     encoded, reused_segments, reused_scenes = _build(work, look, segments, hooks, concurrency)
