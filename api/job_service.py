@@ -37,6 +37,7 @@ DAGSTER_JOB: dict[str, str] = {
     # Only the thumbnail: an interactive refresh does not wait for the contact sheet.
     "shot_thumbnail": "render_shot_thumbnail",
     "final_video": "render_final_video",
+    "slideshow_render": "render_slideshow",
 }
 KIND_TAG = "media_pipeline/kind"
 

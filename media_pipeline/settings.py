@@ -72,6 +72,17 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "A dropped file is ingested once its size and mtime are unchanged for this long (copy still running).",
     ),
+    Setting(
+        "MEDIA_PIPELINE_SLIDESHOW_FPS", "30", "Slideshow frame rate when a render names none (25, 30, 30000/1001)."
+    ),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT", "2.5", "Shortest slideshow scene, seconds (`minShot`)."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_MAX_SHOT", "8.0", "Longest slideshow scene, seconds (`maxShot`)."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_XFADE", "0.5", "Crossfade between slideshow scenes, seconds (`xfade`)."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_CRF", "18", "H.264 CRF of slideshow renders."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_PRESET", "medium", "x264 preset of slideshow renders."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_RESOLUTION", "1920x1080", "Slideshow output size."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS", "-16", "Slideshow loudness target, LUFS integrated."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS", "50000000", "Largest slideshow image (width x height)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -89,6 +100,21 @@ def _raw(name: str, env: dict[str, str] | None = None) -> str:
 
 def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip())
+
+
+@dataclass(frozen=True)
+class SlideshowDefaults:
+    """What a slideshow render uses for each option it does not name."""
+
+    fps: str = "30"
+    min_shot: float = 2.5
+    max_shot: float = 8.0
+    xfade: float = 0.5
+    crf: int = 18
+    preset: str = "medium"
+    resolution: str = "1920x1080"
+    loudness: float = -16.0
+    max_pixels: int = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,7 @@ class Settings:
     sensor_interval: int = 5
     settle_seconds: float = 2.0
     max_pixels: int = 100_000_000
+    slideshow: SlideshowDefaults = field(default_factory=lambda: SlideshowDefaults())
 
     @property
     def dagster_home(self) -> Path:
@@ -140,6 +167,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
         settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
         max_pixels=_positive("MEDIA_PIPELINE_MAX_PIXELS", get("MEDIA_PIPELINE_MAX_PIXELS")),
+        slideshow=SlideshowDefaults(
+            fps=get("MEDIA_PIPELINE_SLIDESHOW_FPS"),
+            min_shot=float(get("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT")),
+            max_shot=float(get("MEDIA_PIPELINE_SLIDESHOW_MAX_SHOT")),
+            xfade=float(get("MEDIA_PIPELINE_SLIDESHOW_XFADE")),
+            crf=int(get("MEDIA_PIPELINE_SLIDESHOW_CRF")),
+            preset=get("MEDIA_PIPELINE_SLIDESHOW_PRESET"),
+            resolution=get("MEDIA_PIPELINE_SLIDESHOW_RESOLUTION"),
+            loudness=float(get("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS")),
+            max_pixels=int(get("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS")),
+        ),
     )
 
 

@@ -88,3 +88,15 @@ def to_wav(source: Path, target: Path, *, what: str) -> None:
         what=what,
         timeout=600,
     )  # fmt: skip
+
+
+def check_audio(path: Path) -> None:
+    """MediaError with a sentence unless `path` holds an audio stream ffmpeg can decode."""
+    try:
+        ffmpeg.analyse(
+            ["-i", str(path), "-map", "0:a:0", "-t", "1", "-f", "null", "-"], what=f"reading {path.name}", timeout=60
+        )
+    except ffmpeg.FFmpegError as exc:
+        raise ffmpeg.MediaError(
+            f"{path.name} is not readable audio (no audio stream ffmpeg can decode); re-export it as WAV, MP3 or AAC"
+        ) from exc

@@ -308,9 +308,11 @@ def render(
         raise RenderError([f"the render failed its checks and was not published ({'; '.join(failed)})"])
     result.video = _publish(folder, staging, [video, *scene_files])
     result.scene_files = [folder / "output" / p.name for p in scene_files]
-    record = folder / "renders" / f"{render_id}.json"
-    with atomic_path(record) as tmp:
-        tmp.write_text(json.dumps(result.summary(), indent=2))
+    summary = json.dumps({"render_id": render_id, **result.summary()}, indent=2)
+    # <render>.json for this render; latest.json names the video the original API's outputs/video serves.
+    for record in (folder / "renders" / f"{render_id}.json", folder / "renders" / "latest.json"):
+        with atomic_path(record) as tmp:
+            tmp.write_text(summary)
     return result
 
 
