@@ -175,6 +175,10 @@ def test_render_is_idempotent_and_returns_render_and_job(client: TestClient, set
     assert_problem(other, 409, "idempotency_conflict")
     video = client.get(created["render"]["output_url"], headers=AUTH)
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    summary = client.get(f"/v1/slideshows/trip/renders/{created['render']['id']}", headers=AUTH).json()
+    assert summary["frames"] == summary["planned_frames"] == 25 and summary["reused_scenes"] == []
+    assert all(check["passed"] for check in summary["checks"].values())
+    assert_problem(client.get("/v1/slideshows/trip/renders/0123456789ab", headers=AUTH), 404, "not_found")
 
 
 class Server:

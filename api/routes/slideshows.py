@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path as FilePath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Path, Response, UploadFile
 from fastapi.responses import StreamingResponse
@@ -316,3 +316,24 @@ def last_video(
     name = json.loads(latest.read_text())["video"]
     relative = f"slideshows/{slideshow_id}/output/{name}"
     return download(path=relative, settings=settings, range_header=range_header, if_range=if_range)
+
+
+@router.get(
+    "/slideshows/{slideshow_id}/renders/{render_id}",
+    summary="What a finished render did",
+    description="The frame plan, the measured frames, durations, loudness and ducking depth, the checks, which "
+    "scenes were reused from earlier renders and the warnings (as `renders/<render>.json`). 404 until the "
+    "render has succeeded.",
+    responses=problem_responses(404),
+)
+def render_summary(
+    slideshow_id: SlideshowId,
+    render_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="The render's id")],
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    record = slideshow_dir(settings, slideshow_id) / "renders" / f"{render_id}.json"
+    if not record.is_file():
+        raise ApiProblem(
+            404, "not_found", f"render {render_id} of slideshow {slideshow_id} has not finished (or does not exist)"
+        )
+    return dict(json.loads(record.read_text()))
