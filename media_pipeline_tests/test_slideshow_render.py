@@ -87,6 +87,11 @@ def test_frames_crossfades_voice_onset_and_scene_files(tmp_path: Path) -> None:
     assert hooks.stages[:2] == ["VALIDATE", "AUDIO_PREP"] and hooks.stages[-2:] == ["CONCAT", "FINALIZE"]
     assert {f"SCENE_BUILD[{n}]" for n in (1, 2, 3)} <= set(hooks.stages)
 
+    # The crossfade is frames 54..59: scene 1's second image (green) fading into scene 2 (blue).
+    before, middle, after = (frame_colour(video, n, tmp_path) for n in (53, 57, 60))
+    assert before[1] > 150 and before[2] < 100 and after[2] > 150 and after[1] < 100
+    assert 60 < middle[1] < 190 and 60 < middle[2] < 190
+
     # The voice starts at the sample where scene 2's first frame (54) begins: 54 * 48000 / rate.
     onset = frame_to_sample(54, rate)
     assert onset == 86486
@@ -102,6 +107,16 @@ def test_frames_crossfades_voice_onset_and_scene_files(tmp_path: Path) -> None:
     summary = json.loads((folder / "renders" / "r1.json").read_text())
     assert summary["frames"] == 123 and summary["reused_scenes"] == []
     assert not any(p.name.startswith(".") for p in (folder / "output").iterdir())
+
+
+def frame_colour(video: Path, frame: int, work: Path) -> tuple[int, int, int]:
+    """The colour at the centre-right of one frame (away from captions and corner marks)."""
+    from media_pipeline.core import ffmpeg
+
+    still = work / f"frame{frame}.png"
+    ffmpeg.run(["-i", str(video), "-vf", f"select=eq(n\\,{frame})", "-frames:v", "1"], still)
+    with Image.open(still) as picture:
+        return picture.convert("RGB").getpixel((picture.width * 3 // 4, picture.height // 2))  # type: ignore[return-value]
 
 
 def test_ducking_is_at_least_10_db_measured_on_the_output(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Path, Response, UploadFile
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError
@@ -37,7 +38,7 @@ from media_pipeline.slideshows.assets_store import AssetRefused, check_upload, s
 from media_pipeline.slideshows.config import SlideshowRenderConfig
 from media_pipeline.slideshows.job_kinds import SLIDESHOW_RENDER
 from media_pipeline.slideshows.partitions import new_render_key, slideshow_renders, split_render_key
-from media_pipeline.slideshows.spec import SLIDESHOW_ID, RenderRequest, SceneList
+from media_pipeline.slideshows.spec import SLIDESHOW_ID, AssetName, RenderRequest, SceneList
 
 router = APIRouter(tags=["slideshows"])
 
@@ -47,6 +48,7 @@ SlideshowId = Annotated[
 Subdir = Annotated[Literal["images", "voiceovers", "music"], Form(description="Which asset folder the files go in")]
 KIND = "slideshow_render"
 _NAME_CHARS = "letters, digits, spaces and . _ ( ) + -"
+_ASSET_NAME: TypeAdapter[str] = TypeAdapter(AssetName)
 
 
 def slideshow_dir(settings: Settings, slideshow_id: str) -> FilePath:
@@ -114,13 +116,9 @@ def upload_assets(
 
 
 def asset_name(filename: str | None) -> str:
-    from pydantic import TypeAdapter, ValidationError
-
-    from media_pipeline.slideshows.spec import AssetName
-
     name = FilePath((filename or "").replace("\\", "/")).name
     try:
-        return TypeAdapter(AssetName).validate_python(name)
+        return _ASSET_NAME.validate_python(name)
     except ValidationError:
         raise field_problem(
             "files", f"the file name {name[:80]!r} is not usable; use 1-200 {_NAME_CHARS}, not starting with a dot"

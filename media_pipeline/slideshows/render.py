@@ -33,7 +33,15 @@ from media_pipeline.core.files import atomic_path, sha256_file
 from media_pipeline.slideshows import mix, tts
 from media_pipeline.slideshows.plan import FramePlan, PlanError, TimingOptions, plan_frames, timing_frames
 from media_pipeline.slideshows.spec import Scene, SceneList
-from media_pipeline.slideshows.visuals import Look, SceneVisual, Segment, encode_segment, join, plan_segments
+from media_pipeline.slideshows.visuals import (
+    Look,
+    SceneVisual,
+    Segment,
+    SegmentPlan,
+    encode_segment,
+    join,
+    plan_segments,
+)
 
 LOUDNESS_TOLERANCE = 1.0  # LU either side of the target
 TRUE_PEAK_MAX = -1.0
@@ -337,7 +345,7 @@ def segment_path(work: Path, segment: Segment, look: Look) -> Path:
     return work / "segments" / key[:2] / f"{key}.mp4"
 
 
-def _build(work: Path, look: Look, segments: Any, hooks: Hooks, concurrency: int) -> tuple[int, int, list[int]]:
+def _build(work: Path, look: Look, segments: SegmentPlan, hooks: Hooks, concurrency: int) -> tuple[int, int, list[int]]:
     """Encode what is not cached, scene by scene (a scene's stage covers its own segments and
     the crossfade into the next). Returns (encoded, reused, indices of scenes fully reused)."""
     per_scene: list[list[Segment]] = [list(own) for own in segments.scenes]
@@ -408,7 +416,7 @@ def _measure(
     gap = abs(audio_seconds - video_seconds)
     checks["av_duration"] = (
         gap <= float(AAC_FRAME_SECONDS),
-        f"audio {audio_seconds:.4f} s, video {video_seconds:.4f} s (within one AAC frame: {gap <= 1024 / 48000})",
+        f"audio {audio_seconds:.4f} s, video {video_seconds:.4f} s (at most one AAC frame, 21.3 ms, apart)",
     )
     loudness = true_peak = None
     if any(voices) or spec.music:
