@@ -69,7 +69,7 @@ SCENES_DOC = dict(
     description="Validates the structure (422 with `errors[].field` paths such as `scenes.1.images`) and stores "
     "`scenes.json`, replacing the previous one. Whether the named files exist is checked when a render starts, "
     "so scenes may be put before their assets are uploaded.",
-    responses=problem_responses(422),
+    responses=problem_responses(400, 422),
 )
 router.put("/slideshows/{slideshow_id}/scenes", **SCENES_DOC)(put_scenes)  # type: ignore[arg-type]
 router.put("/projects/{slideshow_id}/scenes", **SCENES_DOC, include_in_schema=True)(put_scenes)  # type: ignore[arg-type]
@@ -132,7 +132,7 @@ ASSETS_DOC = dict(
     "second name is a hard link). Images and audio are probed first: an unreadable file, an image over the pixel "
     "limit (`MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS`) or a request over the size limit is refused with a sentence, "
     "and nothing from that request is stored.",
-    responses=problem_responses(413, 422),
+    responses=problem_responses(400, 413, 422),
 )
 router.post("/slideshows/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
 router.post("/projects/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
@@ -206,6 +206,7 @@ def start_render(
 
 
 RENDER_RESPONSES = problem_responses(
+    400,
     409, 422, 502, 503,
     descriptions={409: "No scenes were put yet (`no_scenes`), or the Idempotency-Key was used for another request."},
 )  # fmt: skip
