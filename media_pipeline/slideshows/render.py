@@ -293,17 +293,26 @@ def render(
     staging = work / "final" / render_id
     staging.mkdir(parents=True, exist_ok=True)
     video = staging / spec.output_name
-    final_files = [segment_path(work, s, look) for s in segments.final]
-    join(final_files, soundtrack, video, frames=plan.total_frames, list_file=staging / "final.txt")
-    scene_files = []
-    for index, own in enumerate(segments.scenes):
-        target = staging / f"scene_{index + 1:02d}.mp4"
-        start, end = mix.scene_samples(plan)[index]
+    spans = mix.scene_samples(plan)
+    scene_files = [staging / f"scene_{index + 1:02d}.mp4" for index in range(len(segments.scenes))]
+
+    def join_final() -> None:
+        files = [segment_path(work, s, look) for s in segments.final]
+        join(files, soundtrack, video, frames=plan.total_frames, list_file=staging / "final.txt")
+
+    def join_scene(index: int) -> None:
+        files = [segment_path(work, s, look) for s in segments.scenes[index]]
+        target = scene_files[index]
         join(
-            [segment_path(work, s, look) for s in own], soundtrack, target, frames=plan.scenes[index].frames,
-            list_file=staging / f"scene_{index + 1:02d}.txt", audio_samples=(start, end),
+            files, soundtrack, target, frames=plan.scenes[index].frames, list_file=staging / f"{target.stem}.txt",
+            audio_samples=spans[index],
         )  # fmt: skip
-        scene_files.append(target)
+
+    # Stream copies and small AAC encodes: run side by side like the scene builds.
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = [pool.submit(join_final), *(pool.submit(join_scene, i) for i in range(len(scene_files)))]
+        for future in futures:
+            future.result()
 
     hooks.stage("FINALIZE")
     result = _measure(video, plan, spec, voices, beds)
