@@ -292,9 +292,12 @@ def list_outputs(slideshow_id: SlideshowId, settings: SettingsDep) -> Outputs:
     )
 
 
-router.get("/slideshows/{slideshow_id}/outputs", response_model=Outputs, summary="The files under output/")(
-    list_outputs
-)
+router.get(
+    "/slideshows/{slideshow_id}/outputs",
+    response_model=Outputs,
+    summary="The files under output/",
+    responses=problem_responses(404),
+)(list_outputs)
 
 
 @router.get(
