@@ -72,6 +72,15 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "A dropped file is ingested once its size and mtime are unchanged for this long (copy still running).",
     ),
+    Setting("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST", "100", "Most videos one frame extraction request may hold."),
+    Setting(
+        "MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE",
+        "",
+        "`1` lets extraction download from loopback, private and link-local addresses. Empty: refused.",
+    ),
+    Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
+    Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
+    Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -111,6 +120,11 @@ class Settings:
     sensor_interval: int = 5
     settle_seconds: float = 2.0
     max_pixels: int = 100_000_000
+    max_videos_per_request: int = 100
+    fetch_allow_private: bool = False
+    fetch_max_bytes: int = 2 * 1024**3
+    fetch_timeout: float = 300.0
+    extraction_item_timeout: float = 600.0
 
     @property
     def dagster_home(self) -> Path:
@@ -140,6 +154,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
         settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
         max_pixels=_positive("MEDIA_PIPELINE_MAX_PIXELS", get("MEDIA_PIPELINE_MAX_PIXELS")),
+        max_videos_per_request=max(1, int(get("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST"))),
+        fetch_allow_private=flag(get("MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE")),
+        fetch_max_bytes=int(get("MEDIA_PIPELINE_FETCH_MAX_BYTES")),
+        fetch_timeout=float(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
+        extraction_item_timeout=float(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
     )
 
 
@@ -151,6 +170,10 @@ def _positive(name: str, value: str) -> int:
     if number < 1:
         raise ValueError(f"{name} must be a positive whole number, not {value!r}")
     return number
+
+
+def flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def export_defaults(env: dict[str, str] | None = None) -> None:
