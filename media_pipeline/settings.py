@@ -123,8 +123,8 @@ class Settings:
     max_videos_per_request: int = 100
     fetch_allow_private: bool = False
     fetch_max_bytes: int = 2 * 1024**3
-    fetch_timeout: float = 300.0
-    extraction_item_timeout: float = 600.0
+    fetch_timeout: int = 300
+    extraction_item_timeout: int = 600
 
     @property
     def dagster_home(self) -> Path:
@@ -157,8 +157,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_videos_per_request=max(1, int(get("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST"))),
         fetch_allow_private=flag(get("MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE")),
         fetch_max_bytes=int(get("MEDIA_PIPELINE_FETCH_MAX_BYTES")),
-        fetch_timeout=float(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
-        extraction_item_timeout=float(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
+        fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
+        extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
     )
 
 

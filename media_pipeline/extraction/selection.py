@@ -261,7 +261,7 @@ def planned_frames(spec: ByIndex | Interval | Timestamps | Scenes | Best, info: 
     if isinstance(spec, ByIndex):
         return len(set(spec.frames))
     if isinstance(spec, Timestamps):
-        return len(set(spec.timestamps))
+        return len(spec.timestamps)
     if isinstance(spec, Best):
         return spec.count
     if isinstance(spec, Interval):
