@@ -164,15 +164,19 @@ def extraction_frames(
         item_dir = folder / "items" / state.key
         write_json(item_dir / "manifest.json", item_manifest(state, batch, artifacts, item_dir))
 
-    def fail(state: ItemState, exc: BaseException) -> None:
+    def fail(state: ItemState, exc: BaseException, *, report: bool = True) -> None:
         sentence = _sentence(exc)
         context.log.warning(f"{state.key} ({describe(state.item)}) failed: {exc!r}")
         with lock:
             remainder = state.planned - state.advanced
             state.advanced = state.planned
         finish(state, "failed", sentence)
-        progress.item_failed(state.key, sentence, advance=remainder)
-        log("error", f"failed: {sentence}", state)
+        if report:
+            reported_failure(state, remainder)
+
+    def reported_failure(state: ItemState, advance: int) -> None:
+        progress.item_failed(state.key, state.error or "", advance=advance)
+        log("error", f"failed: {state.error}", state)
 
     # 1. Fetch and probe every item (downloads run in parallel), so the plan is known up front.
     progress.stage("fetching")
@@ -185,14 +189,14 @@ def extraction_frames(
 
     def prepared(state: ItemState, outcome: BaseException | None) -> None:
         if isinstance(outcome, BaseException):
-            fail(state, outcome)
+            fail(state, outcome, report=False)  # reported once the plan is out
 
     ffmpeg.map_parallel(prepare, states, prepared)
     ready = [state for state in states if state.status == "queued"]
     progress.plan(total=sum(state.planned for state in ready), items=[state.key for state in states])
     for state in states:
         if state.status == "failed":
-            progress.item_failed(state.key, state.error or "", advance=0)
+            reported_failure(state, 0)
 
     # 2. Extract, one item per worker thread; progress counts frames written over frames planned.
     progress.stage("extracting")

@@ -11,7 +11,8 @@ from media_pipeline.platform.job_kinds import JobKind, register
 
 def run_config(request: BaseModel) -> dict[str, Any]:
     # The run carries the whole request, so re-executing it from the Dagster UI repeats the batch.
-    return {"ops": {"extraction_frames": {"config": {"request": request.model_dump_json()}}}}
+    # Unset fields stay unset: an item without `crop` takes the batch's, an item with `crop: null` none.
+    return {"ops": {"extraction_frames": {"config": {"request": request.model_dump_json(exclude_unset=True)}}}}
 
 
 FRAME_EXTRACTION = register(
