@@ -33,6 +33,7 @@ TAGS = [
     {"name": "cuts", "description": "Timelines published as cut versions, their shots, diffs and renders"},
     {"name": "shots", "description": "Single shots"},
     {"name": "jobs", "description": "Dagster runs launched through the API: status, progress, logs, outputs"},
+    {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
 ]
