@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from PIL import Image
 
-from media_pipeline.extraction.assets import CHECK, extraction_frames
+from media_pipeline.extraction.assets import CHECK, extraction_frames, frames_check
 from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
 from media_pipeline.extraction.partitions import extraction_batches
 from media_pipeline.extraction.request import ExtractionRequest
@@ -174,3 +174,18 @@ def test_the_item_limit(monkeypatch):
     with pytest.raises(ValueError, match="4 videos is more than one request may hold"):
         ExtractionRequest.model_validate({"items": items})
     assert len(ExtractionRequest.model_validate({"items": items[:3]}).items) == 3
+
+
+def test_the_check_fails_when_a_listed_frame_is_missing_or_unexplained(artifact_root):
+    store = ArtifactStore(root=str(artifact_root))
+    (artifact_root / "f.jpg").write_bytes(b"x")
+    frame = {"path": "f.jpg", "requested": ["frame 0"]}
+    ok = {"item": "item-000", "status": "succeeded", "mode": "frames", "planned": 1, "frames": [frame], "warnings": []}
+    assert frames_check([ok, {"item": "item-001", "status": "failed", "error": "a sentence"}], store).passed
+    gone = {**ok, "frames": [{"path": "gone.jpg", "requested": ["frame 0"]}]}
+    short = {**ok, "planned": 2}
+    explained = {**short, "warnings": ["frames 7 do not exist: the video has 5 frames (0..4)"]}
+    assert not frames_check([gone], store).passed
+    assert not frames_check([short], store).passed
+    assert frames_check([explained], store).passed
+    assert not frames_check([{"item": "item-002", "status": "failed", "error": None}], store).passed
