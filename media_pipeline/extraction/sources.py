@@ -112,22 +112,33 @@ def _refused_address(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def check_host(url: str, policy: SourcePolicy) -> None:
-    """Refuse URLs whose host resolves to loopback, private, link-local or other non-public addresses."""
+def check_host(url: str, policy: SourcePolicy) -> str:
+    """The address to connect to for `url`; refused when the host resolves to loopback, private,
+    link-local or other non-public addresses (any of them), unless the policy allows those."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SourceRefused("only http:// and https:// URLs with a host can be downloaded")
-    if policy.allow_private:
-        return
     try:
         infos = socket.getaddrinfo(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
     except (socket.gaierror, UnicodeError):
         raise SourceRefused(f"the host {parsed.hostname} could not be resolved; check the URL") from None
-    if any(_refused_address(str(info[4][0])) for info in infos):
+    addresses = [str(info[4][0]) for info in infos]
+    if not policy.allow_private and any(_refused_address(address) for address in addresses):
         raise SourceRefused(
             f"{parsed.hostname} is a loopback, private or link-local address, which this server does not "
             "download from (MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE); use a public URL"
         )
+    return addresses[0]
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """`url` aimed at the address that was checked, so a second DNS answer cannot send the
+    download elsewhere (DNS rebinding); Host header and TLS server name stay the original host."""
+    parsed = urllib.parse.urlparse(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parsed.port}" if parsed.port else host
+    original = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=netloc).geturl(), {"Host": original}, {"sni_hostname": parsed.hostname or ""}
 
 
 def _file_name(url: str) -> str:
@@ -144,9 +155,11 @@ def fetch_url(url: str, workdir: Path, policy: SourcePolicy) -> FetchedSource:
     current = url
     with httpx.Client(follow_redirects=False, timeout=httpx.Timeout(min(30.0, policy.timeout))) as client:
         for _ in range(_MAX_REDIRECTS + 1):
-            check_host(current, policy)
+            target, headers, extensions = _pinned(current, check_host(current, policy))
             try:
-                with client.stream("GET", current, headers={"User-Agent": "media_pipeline"}) as response:
+                with client.stream(
+                    "GET", target, headers={"User-Agent": "media_pipeline", **headers}, extensions=extensions
+                ) as response:
                     if response.is_redirect:
                         location = response.headers.get("location", "")
                         hops.append(current)
