@@ -86,14 +86,18 @@ class ExtractionAccepted(BaseModel):
 class ProcessItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    platform: str = Field(description="`youtube`, `instagram`, ...; `file` (code: a path) or `url` (code: a URL)")
-    code: str = Field(min_length=1, max_length=4096)
+    platform: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="`youtube`, `instagram`, ...; `file` (code: a path) or `url` (code: a URL)",
+    )
+    code: str = Field(min_length=1, max_length=2048)
 
 
 class ProcessRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ProcessItem] = Field(min_length=1)
+    # The real limit is MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST (checked with the extraction request).
+    items: list[ProcessItem] = Field(min_length=1, max_length=10_000)
 
 
 class ProcessAccepted(BaseModel):

@@ -50,7 +50,9 @@ FRAME_RULE = (
         "request returns the same extraction."
     ),
     responses=problem_responses(
+        400,
         409,
+        413,
         502,
         503,
         descriptions={
@@ -113,7 +115,7 @@ _ORIGINAL_STATUS = {
         "(code: an absolute path under the media roots) or `url` (code: an http(s) URL). Frames are taken every "
         "second; `POST /v1/extractions` offers every mode."
     ),
-    responses=problem_responses(409, 502, 503),
+    responses=problem_responses(400, 409, 413, 502, 503),
 )
 def process(
     body: ProcessRequest,

@@ -133,10 +133,12 @@ def seconds_of(value: Timestamp) -> Fraction | None:
 class ExtractionItem(_Strict):
     """One video: exactly one of `source`, `media_id` or `platform` + `code`."""
 
-    source: str | None = Field(default=None, max_length=4096, description="`file:///abs/path.mp4` or `https://...`")
+    source: str | None = Field(default=None, max_length=2048, description="`file:///abs/path.mp4` or `https://...`")
     media_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    platform: str | None = Field(default=None, description="`youtube`, `instagram`, ...; `file` and `url` too")
-    code: str | None = Field(default=None, max_length=4096)
+    platform: str | None = Field(
+        default=None, pattern=_PLATFORM.pattern, description="`youtube`, `instagram`, ...; `file` and `url` too"
+    )
+    code: str | None = Field(default=None, min_length=1, max_length=2048)
     frames: FramesSpec | None = None
     crop: CropSpec = None
     format: Format | None = None
@@ -147,8 +149,6 @@ class ExtractionItem(_Strict):
         if sum(given) != 1:
             raise ValueError("give exactly one of source, media_id or platform (with code)")
         if self.platform is not None:
-            if not _PLATFORM.match(self.platform):
-                raise ValueError(f"platform {self.platform!r} is not a platform name (lowercase, e.g. youtube)")
             if not self.code:
                 raise ValueError(f"platform {self.platform!r} needs a code (the video's id, a path or a URL)")
         elif self.code is not None:
@@ -165,7 +165,8 @@ class ExtractionItem(_Strict):
 class ExtractionRequest(_Strict):
     """A batch: the videos, and what to take from each (an item may override frames, crop, format)."""
 
-    items: list[ExtractionItem] = Field(min_length=1)
+    # The real limit is MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST (below); this bounds the schema.
+    items: list[ExtractionItem] = Field(min_length=1, max_length=10_000)
     frames: FramesSpec = Field(default_factory=lambda: Interval(mode="interval", every_seconds=1.0))
     crop: CropSpec = None
     format: Format = "jpg"
