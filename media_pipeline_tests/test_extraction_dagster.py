@@ -105,6 +105,7 @@ def test_a_batch_with_bad_items_succeeds_for_the_good_ones(instance, artifact_ro
     assert materialization.metadata["frames"].value == 5
     assert materialization.metadata["failed"].value == 3
     assert "preview" in materialization.metadata
+    assert "| item-001 | " in materialization.metadata["table"].value
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == CHECK and check.passed
 

@@ -263,6 +263,7 @@ def extraction_frames(
         "frames": manifest["counts"]["frames"],
         "manifest": dg.MetadataValue.path(str(manifest_path)),
         "failures": dg.MetadataValue.md("\n".join(f"- {m['item']}: {m['error']}" for m in failed) or "none"),
+        "table": dg.MetadataValue.md(items_table(manifests)),
     }
     if not succeeded:
         raise dg.Failure(
@@ -274,6 +275,15 @@ def extraction_frames(
     if written:
         metadata["preview"] = preview_strip(written)
     return dg.MaterializeResult(metadata=metadata, check_results=[frames_check(manifests, artifacts)])
+
+
+def items_table(manifests: list[dict[str, Any]]) -> str:
+    rows = ["| item | source | status | frames | first frames (index @ timecode) |", "|---|---|---|---|---|"]
+    for m in manifests:
+        first = ", ".join(f"{f['index']} @ {f['timecode']}" for f in m["frames"][:4])
+        source = m["source"][-60:].replace("|", "\\|")
+        rows.append(f"| {m['item']} | {source} | {m['status']} | {m['written']} | {first} |")
+    return "\n".join(rows)
 
 
 def frames_check(manifests: list[dict[str, Any]], artifacts: ArtifactStore) -> dg.AssetCheckResult:
