@@ -29,7 +29,7 @@ from api.extraction_schemas import (
     ExtractionJob,
     ExtractionLog,
 )
-from api.job_service import as_utc, commit_new, replay, request_hash, unavailable, unavailable_for_read
+from api.job_service import KIND_TAG, as_utc, commit_new, replay, request_hash, unavailable, unavailable_for_read
 from api.problems import not_found
 from api.urls import artifact_url
 from media_pipeline.db.models import Job
@@ -41,7 +41,6 @@ from media_pipeline.extraction.sources import describe
 from media_pipeline.platform.progress import ProgressEvent
 
 KIND = FRAME_EXTRACTION.name
-KIND_TAG = "media_pipeline/kind"
 
 
 def batch_folder(artifact_root: Path, batch: str) -> Path:
