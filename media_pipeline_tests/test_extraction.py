@@ -23,6 +23,7 @@ from media_pipeline.extraction.request import (
     Scenes,
     Timestamps,
 )
+from media_pipeline.extraction.selection import ByIndexSelector, InstantSelector
 from media_pipeline.samples import make_indexed_movie, make_scene_movie, read_index
 
 RATES = [Fraction(25), Fraction(24000, 1001), Fraction(30000, 1001)]
@@ -254,3 +255,21 @@ def test_timecodes(movies):
     assert core_frames.timecode_seconds("00:00:01:00", rate) == Fraction(30) / rate
     with pytest.raises(ValueError, match="frames go up to 24"):
         core_frames.timecode_seconds("00:00:01:25", Fraction(25))
+
+
+def test_decoding_stops_after_the_last_frame_asked_for(movies, tmp_path):
+    decoded = []
+    selector = ByIndexSelector([2, 4])
+    for _, frame in core_frames.decode(movies["25"]):
+        decoded.append(frame.index)
+        selector.feed(frame)
+        if selector.done:
+            break
+    assert decoded == [0, 1, 2, 3, 4]
+    instants = InstantSelector(iter([(Fraction(1, 10), "0.1")]), rate=Fraction(25), open_ended=False)
+    picks = []
+    for _, frame in core_frames.decode(movies["25"]):
+        picks += instants.feed(frame)
+        if instants.done:
+            break
+    assert [p.frame.index for p in picks] == [2] and frame.index == 3  # 0.1 s is frame 2, known at frame 3

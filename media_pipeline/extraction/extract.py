@@ -86,6 +86,8 @@ def extract_item(
 def _feed(video: Path, selector: Selector, deadline: float | None) -> Iterator[Pick]:
     for _, frame in frames.decode(video, deadline=deadline):
         yield from selector.feed(frame)
+        if selector.done:  # e.g. the last index asked for: the rest of the file need not be decoded
+            break
     yield from selector.finish()
 
 

@@ -51,6 +51,11 @@ class Selector:
     def finish(self) -> list[Pick]:
         return []
 
+    @property
+    def done(self) -> bool:
+        """Nothing later in the stream can be picked: decoding may stop here."""
+        return False
+
 
 class ByIndexSelector(Selector):
     def __init__(self, indices: list[int], labels: dict[int, list[str]] | None = None):
@@ -66,6 +71,10 @@ class ByIndexSelector(Selector):
             self._remaining.discard(frame.index)
             return [Pick(frame, self._labels.get(frame.index, [f"frame {frame.index}"]))]
         return []
+
+    @property
+    def done(self) -> bool:
+        return not self._remaining
 
     def finish(self) -> list[Pick]:
         if self._remaining:
@@ -131,6 +140,10 @@ class InstantSelector(Selector):
         if not duration:  # the container did not say: one nominal frame
             duration = max(1, _tick(1 / self._rate, frame.time_base))
         return self._position(frame) + int(duration)
+
+    @property
+    def done(self) -> bool:
+        return self._next is None
 
     def feed(self, frame: DecodedFrame) -> list[Pick]:
         if self._first_pts is None:
