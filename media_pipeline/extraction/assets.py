@@ -32,6 +32,7 @@ from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, FFmpegResource
 
 CHECK = "every_planned_frame_written"
+PROGRESS_INTERVAL = 1.0  # seconds between an item's progress events
 
 
 class ExtractionConfig(dg.Config):
@@ -202,14 +203,23 @@ def extraction_frames(
     progress.stage("extracting")
 
     def on_frame(state: ItemState) -> Any:
+        counted = 0
+        last_sent = time.monotonic()
+
         def advance(_record: dict[str, Any]) -> None:
+            nonlocal counted, last_sent
             # Never past the plan before the item ends: an estimate (scenes) must not overshoot.
+            counted = min(counted + 1, state.planned - 1)
+            # Each event is a write to Dagster's event log: at most one per item every
+            # PROGRESS_INTERVAL seconds (the rest goes out with the item's end).
+            if time.monotonic() - last_sent < PROGRESS_INTERVAL:
+                return
             with lock:
-                step = state.advanced < state.planned - 1
-                if step:
-                    state.advanced += 1
-            if step:
-                progress.advance(1, item=state.key)
+                step = counted - state.advanced
+                state.advanced += max(0, step)
+            if step > 0:
+                progress.advance(step, item=state.key)
+                last_sent = time.monotonic()
 
         return advance
 
