@@ -30,7 +30,6 @@ from typing import Any, Protocol
 
 import dagster as dg
 
-from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.settings import Settings
 
 logger = logging.getLogger("api.dagster")
@@ -90,8 +89,8 @@ class RunInfo:
 
 
 class DagsterGateway(Protocol):
-    def add_partition(self, partition_key: str, partitions: str = cut_versions.name) -> None:
-        """Make sure the partition exists in the dynamic partition set `partitions` (idempotent)."""
+    def add_partition(self, partitions: str, partition_key: str) -> None:
+        """Make sure `partition_key` exists in the dynamic partitions named `partitions` (idempotent)."""
 
     def submit(
         self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
@@ -155,7 +154,7 @@ class InstanceReads:
     def _load_instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.get()
 
-    def add_partition(self, partition_key: str, partitions: str = cut_versions.name) -> None:
+    def add_partition(self, partitions: str, partition_key: str) -> None:
         try:
             if not self.instance.has_dynamic_partition(partitions, partition_key):
                 self.instance.add_dynamic_partitions(partitions, [partition_key])

@@ -27,6 +27,7 @@ from api.schemas import Job as JobOut
 from api.schemas import JobKind, JobOutput, JobSummary
 from api.urls import artifact_url
 from media_pipeline.db.models import CutVersion, Job, Render, RenderStatus
+from media_pipeline.editorial.partitions import cut_versions
 
 logger = logging.getLogger("api.jobs")
 
@@ -124,7 +125,7 @@ def launch(
     session.refresh(job)
     if job.status == "cancelled":
         return  # cancelled in the moment between creating the job and launching it
-    gateway.add_partition(partition_key)
+    gateway.add_partition(cut_versions.name, partition_key)
     run_id = gateway.submit(DAGSTER_JOB[job.kind], partition_key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: job.kind})
     job.run_id = run_id
     session.commit()

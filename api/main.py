@@ -34,6 +34,7 @@ TAGS = [
     {"name": "shots", "description": "Single shots"},
     {"name": "jobs", "description": "Dagster runs launched through the API: status, progress, logs, outputs"},
     {"name": "slideshows", "description": "Narrated slideshows: scenes, assets, renders (also as /v1/projects)"},
+    {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
 ]

@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 T = TypeVar("T")
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["ingest_cut", "thumbnails", "shot_thumbnail", "final_video", "slideshow_render"]
+JobKind = Literal["ingest_cut", "thumbnails", "shot_thumbnail", "final_video", "slideshow_render", "frame_extraction"]
 CutStatus = Literal["published", "ingested", "failed"]
 
 # Ids are Postgres `integer`s: bounding them keeps a huge id a 404-able request instead of a

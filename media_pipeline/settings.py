@@ -83,6 +83,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_PIPELINE_SLIDESHOW_RESOLUTION", "1920x1080", "Slideshow output size."),
     Setting("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS", "-16", "Slideshow loudness target, LUFS integrated."),
     Setting("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS", "50000000", "Largest slideshow image (width x height)."),
+    Setting("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST", "100", "Most videos one frame extraction request may hold."),
+    Setting(
+        "MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE",
+        "",
+        "`1` lets extraction download from loopback, private and link-local addresses. Empty: refused.",
+    ),
+    Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
+    Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
+    Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -138,6 +147,11 @@ class Settings:
     settle_seconds: float = 2.0
     max_pixels: int = 100_000_000
     slideshow: SlideshowDefaults = field(default_factory=lambda: SlideshowDefaults())
+    max_videos_per_request: int = 100
+    fetch_allow_private: bool = False
+    fetch_max_bytes: int = 2 * 1024**3
+    fetch_timeout: int = 300
+    extraction_item_timeout: int = 600
 
     @property
     def dagster_home(self) -> Path:
@@ -178,6 +192,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             loudness=float(get("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS")),
             max_pixels=int(get("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS")),
         ),
+        max_videos_per_request=max(1, int(get("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST"))),
+        fetch_allow_private=flag(get("MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE")),
+        fetch_max_bytes=int(get("MEDIA_PIPELINE_FETCH_MAX_BYTES")),
+        fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
+        extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
     )
 
 
@@ -189,6 +208,10 @@ def _positive(name: str, value: str) -> int:
     if number < 1:
         raise ValueError(f"{name} must be a positive whole number, not {value!r}")
     return number
+
+
+def flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def export_defaults(env: dict[str, str] | None = None) -> None:

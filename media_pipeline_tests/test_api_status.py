@@ -329,8 +329,8 @@ def test_graphql_gateway_submits_the_partition_as_a_tag(instance: dg.DagsterInst
     assert gateway.host == "127.0.0.1"  # a wildcard bind address is not where to connect
     client = RecordingClient()
     gateway._clients.client = client  # this thread's client
-    gateway.add_partition("show.reel.v001")
-    gateway.add_partition("show.reel.v001")
+    gateway.add_partition("cut_versions", "show.reel.v001")
+    gateway.add_partition("cut_versions", "show.reel.v001")
     assert instance.get_dynamic_partitions("cut_versions") == ["show.reel.v001"]
     config = {"ops": {"shot_thumbnails": {"config": {"frame": "first", "shot_ids": [7]}}}}
     run_id = gateway.submit("render_thumbnails", "show.reel.v001", config, {"media_pipeline/job_id": "j1"})

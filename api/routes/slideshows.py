@@ -192,7 +192,7 @@ def start_render(
         response.headers["Location"] = f"/v1/jobs/{earlier.id}"
         return job_view(session, gateway, earlier), str(earlier.params["partition_key"])
     try:
-        gateway.add_partition(key, slideshow_renders.name)
+        gateway.add_partition(slideshow_renders.name, key)
         run_config = SLIDESHOW_RENDER.config_for(config)
         job.run_id = gateway.submit(SLIDESHOW_RENDER.dagster_job, key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: KIND})
         session.commit()
