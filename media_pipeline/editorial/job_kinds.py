@@ -72,21 +72,28 @@ def prepare_shot_render(session: Session, subject_id: str, request: ThumbnailJob
 
 
 def ingest_ended(session: Session, run: RunFacts) -> None:
-    """A cut's status is its ingest's: one that ended before its shots were extracted (failed,
-    killed, reaped, cancelled) leaves the cut `failed` with the reason, not `published` for good."""
-    if run.status.value == "SUCCESS":
-        return
+    """A cut's status is its ingest's, and only its ingest's.
+
+    An ingest that ended without succeeding (a step failed, its worker was killed or reaped, it
+    was cancelled) leaves the cut `failed` with the reason, never `published` or half-ingested
+    for good. One that succeeded leaves it `ingested`, also when it was a re-execution of the
+    failed steps only (which does not run `cut_shots` again).
+    """
     cut = _cut(session, run)
-    if cut is None or cut.status == CutStatus.INGESTED:
+    if cut is None:
+        return
+    if run.status.value == "SUCCESS":
+        if cut.status == CutStatus.FAILED and cut.shot_count is not None:
+            cut.status, cut.error = CutStatus.INGESTED, None
         return
     cut.status = CutStatus.FAILED
     if run.status.value == "CANCELED":
-        cut.error = cut.error or (
-            "the ingest was cancelled before the cut's shots were extracted; re-run ingest_cut for this partition "
-            "from the Dagster UI, or publish the timeline again"
+        cut.error = (
+            "the ingest was cancelled before it finished; re-run ingest_cut for this partition from the Dagster UI, "
+            "or publish the timeline again"
         )
     else:
-        cut.error = cut.error or run.error or "the ingest failed before the cut's shots were extracted"
+        cut.error = run.error or "the ingest failed; open its run in the Dagster UI"
 
 
 def thumbnail_config(request: ThumbnailJob) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def link(session: Session, run: dg.DagsterRun, kind: JobKind) -> Linked:
     job = Job(
         id=str(uuid.uuid4()),
         kind=kind.name,
-        status=job_status(run.status),
+        status="queued",  # brought up to date (or finished) by the caller
         run_id=run.run_id,
         subject_type=subject.type if subject else None,
         subject_id=subject.id if subject else None,
