@@ -2,7 +2,8 @@
 state comes from Dagster and its final state from the job tracker; a cut's status is its ingest's;
 a new area's job kind needs no line of generic code."""
 
-# No `from __future__ import annotations`: Dagster reads the op's config annotation at definition.
+from __future__ import annotations
+
 import json
 import time
 from collections.abc import Iterator
@@ -11,7 +12,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import Field
 
 from api.dagster_gateway import InProcessGateway
 from api.main import create_app
@@ -21,6 +21,7 @@ from media_pipeline.platform import job_kinds
 from media_pipeline.platform.job_kinds import JOB_ID_TAG, JobKind
 from media_pipeline.resources import ArtifactStore, DatabaseResource
 from media_pipeline.settings import Settings
+from media_pipeline_tests import widgets_area
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import (
     AUTH,
@@ -182,46 +183,9 @@ def test_sensor_ui_and_retry_runs_are_jobs_with_their_source(
 # -- a new area's job kind, end to end, with no edit to generic code --------------------------
 
 
-class CountRequest(dg.Config):
-    """The throwaway area's request, also its run config."""
-
-    count: int = Field(default=3, ge=1, le=100_000, description="How many widgets to count")
-    pause: float = Field(default=0.0, ge=0, le=1, description="Seconds per widget")
-
-
-@dg.op(name="count_widgets")
-def count_widgets(context: dg.OpExecutionContext, config: CountRequest) -> int:
-    for _ in range(config.count):
-        time.sleep(config.pause)
-    context.log.info(f"counted {config.count} widgets")
-    return config.count
-
-
-@dg.job(name="widget_count", executor_def=dg.in_process_executor)
-def widget_count() -> None:
-    count_widgets()
-
-
-# The throwaway area's code location: an InProcessGateway loads `defs` of a module by name (also
-# in the child processes it executes runs in).
-defs = dg.Definitions(jobs=[widget_count])
-WIDGETS = __name__
-
-
 @pytest.fixture
 def widget_kind() -> Iterator[JobKind]:
-    kind = job_kinds.register(
-        JobKind(
-            name="widget_count",
-            area="widgets",
-            dagster_job="widget_count",
-            request_model=CountRequest,
-            subject_type="widget",
-            progress_unit="items",
-            config_step="count_widgets",
-            step_weights={"count_widgets": 1.0},
-        )
-    )
+    kind = job_kinds.register(widgets_area.kind)
     yield kind
     job_kinds.unregister(kind.name)
 
@@ -230,7 +194,8 @@ def widget_kind() -> Iterator[JobKind]:
 def test_a_throwaway_areas_job_kind_runs_end_to_end_through_v1_jobs(
     widget_kind: JobKind, api_settings: Settings, instance: dg.DagsterInstance
 ) -> None:
-    gateway = InProcessGateway(instance, definitions_module=WIDGETS, background=True)
+    # Generous: a spawned run process imports Dagster, slow on a loaded machine.
+    gateway = InProcessGateway(instance, definitions_module=widgets_area.__name__, background=True, start_timeout=300)
     with TestClient(create_app(api_settings, gateway=gateway)) as client:
         start = {"kind": "widget_count", "subject_id": "w-1", "params": {"count": 2}}
         response = client.post("/v1/jobs", json=start, headers={**AUTH, "Idempotency-Key": "widgets-1"})
