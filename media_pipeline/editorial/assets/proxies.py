@@ -5,7 +5,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from media_pipeline.editorial.assets.cuts import (
     GROUP,
@@ -35,6 +35,11 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ProxyConfig(ShotSelection):
+    """The shot_proxies config, and the body of `POST /v1/cuts/{id}/proxies` (strict: "480" is not a
+    width, and an unknown option is a typo worth reporting)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     width: int = Field(default=1280, description="Proxy width; height follows the media's display aspect")
     crf: int = Field(default=23, description="H.264 constant rate factor")
     preset: str = Field(default="veryfast", description="x264 preset")
