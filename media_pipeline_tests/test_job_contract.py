@@ -236,3 +236,33 @@ def test_a_throwaway_areas_job_kind_runs_end_to_end_through_v1_jobs(
     with TestClient(create_app(api_settings, gateway=gateway)) as client:
         finished = client.get("/v1/jobs", params={"status": "cancelled"}, headers=AUTH).json()["items"]
         assert [item["id"] for item in finished] == [long_job["id"]]
+
+
+# -- proxies through the API ------------------------------------------------------------------
+
+
+def test_proxies_route_renders_some_shots_and_shots_carry_their_urls(
+    client: TestClient, plate: Path, tmp_path: Path
+) -> None:
+    cut = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
+    body = {"shot_names": ["sh010", "sh030"], "width": 160, "preset": "ultrafast", "filmstrip_frames": 2}
+    response = client.post(f"/v1/cuts/{cut['id']}/proxies", json=body, headers=AUTH)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert (job["kind"], job["status"], job["subject_id"]) == ("proxies", "succeeded", str(cut["id"]))
+    assert job["params"]["shot_names"] == ["sh010", "sh030"] and job["params"]["width"] == 160
+    shots = {shot["name"]: shot for shot in client.get(f"/v1/cuts/{cut['id']}/shots", headers=AUTH).json()["items"]}
+    assert shots["sh020"]["proxy_url"] is None and shots["sh020"]["filmstrip_url"] is None
+    for name in ("sh010", "sh030"):
+        proxy = client.get(shots[name]["proxy_url"], headers=AUTH)
+        strip = client.get(shots[name]["filmstrip_url"], headers=AUTH)
+        assert proxy.status_code == 200 and proxy.content[4:8] == b"ftyp"
+        assert strip.status_code == 200 and strip.content[:2] == b"\xff\xd8"
+    assert {output["url"] for output in job["outputs"]} == {shots[n]["proxy_url"] for n in ("sh010", "sh030")}
+
+    for bad, field in [({"width": 5}, "width"), ({"width": "480"}, "width"), ({"burn_ins": ["clock"]}, "burn_ins"),
+                       ({"widht": 480}, "widht"), ({"crf": 99}, "crf")]:  # fmt: skip
+        problem = assert_problem(client.post(f"/v1/cuts/{cut['id']}/proxies", json=bad, headers=AUTH), 422,
+                                 "validation_error")  # fmt: skip
+        assert field in [error["field"] for error in problem["errors"]], (bad, problem)
+    assert_problem(client.post("/v1/cuts/424242/proxies", json={}, headers=AUTH), 404, "not_found")
