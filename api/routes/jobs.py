@@ -26,10 +26,17 @@ from api.problems import ApiProblem, field_problem, not_found, problem_responses
 from api.schemas import MAX_ID, Job, JobStatus, JobSummary, Page
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
+from media_pipeline.platform import job_kinds
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobId = Annotated[uuid.UUID, Path(description="A job's id (a UUID)")]
+# Documented as an enum of the kinds registered when the app starts; checked against the registry
+# on each request, so a kind registered later is found too.
+KindQuery = Annotated[
+    str | None,
+    Query(description="Only jobs of this kind", json_schema_extra={"enum": sorted(job_kinds.load())}),
+]
 Source = Literal["api", "sensor", "ui", "retry"]
 
 
@@ -103,7 +110,7 @@ def list_jobs(
     session: SessionDep,
     gateway: GatewayDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state")] = None,
-    kind: Annotated[TextQuery | None, Query(description="Only jobs of this kind")] = None,
+    kind: KindQuery = None,
     source: Annotated[Source | None, Query(description="Only jobs started this way")] = None,
     subject_type: Annotated[TextQuery | None, Query(description="Only jobs about this type of subject")] = None,
     subject_id: Annotated[TextQuery | None, Query(description="Only jobs about this subject")] = None,
@@ -115,6 +122,9 @@ def list_jobs(
 ) -> Page[JobSummary]:
     position = decode_cursor(cursor, created_at=str, id=str)
     query = sa.select(JobRow)
+    if kind is not None and kind not in job_kinds.load():
+        known = ", ".join(sorted(job_kinds.load()))
+        raise field_problem("kind", f"there is no job kind {kind!r}; the kinds are: {known}", location="query")
     if kind is not None:
         query = query.where(JobRow.kind == kind)
     if source is not None:
