@@ -30,11 +30,11 @@ from typing import Any, Protocol
 
 import dagster as dg
 
+from media_pipeline.platform.job_kinds import JOB_ID_TAG
 from media_pipeline.settings import Settings
 
 logger = logging.getLogger("api.dagster")
 
-JOB_ID_TAG = "media_pipeline/job_id"
 PARTITION_TAG = "dagster/partition"
 
 
@@ -93,9 +93,9 @@ class DagsterGateway(Protocol):
         """Make sure `partition_key` exists in the dynamic partitions named `partitions` (idempotent)."""
 
     def submit(
-        self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
+        self, job_name: str, partition_key: str | None, run_config: Mapping[str, Any], tags: Mapping[str, str]
     ) -> str:
-        """Launch `job_name` for one partition; the new run's id."""
+        """Launch `job_name` (for one partition, unless None); the new run's id."""
 
     def run_status(self, run_id: str) -> RunInfo | None:
         """The run's current state; None if the instance has no such run."""
@@ -239,7 +239,7 @@ class GraphQLGateway(InstanceReads):
         return client
 
     def submit(
-        self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
+        self, job_name: str, partition_key: str | None, run_config: Mapping[str, Any], tags: Mapping[str, str]
     ) -> str:
         from dagster_graphql import DagsterGraphQLClientError
 
@@ -251,7 +251,7 @@ class GraphQLGateway(InstanceReads):
                     job_name,
                     repository_location_name=self.location_name,
                     run_config=dict(run_config),
-                    tags={**tags, PARTITION_TAG: partition_key},
+                    tags={**tags, PARTITION_TAG: partition_key} if partition_key is not None else dict(tags),
                 )
             )
         except DagsterGraphQLClientError as exc:
@@ -296,7 +296,7 @@ def _execute(
     module: str,
     job_name: str,
     run_id: str,
-    partition_key: str,
+    partition_key: str | None,
     run_config: Mapping[str, Any],
     tags: Mapping[str, str],
 ) -> None:
@@ -343,7 +343,7 @@ class InProcessGateway(InstanceReads):
         self._watchers: list[threading.Thread] = []
 
     def submit(
-        self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
+        self, job_name: str, partition_key: str | None, run_config: Mapping[str, Any], tags: Mapping[str, str]
     ) -> str:
         run_id = str(uuid.uuid4())
         args = (self.definitions_module, job_name, run_id, partition_key, dict(run_config), dict(tags))

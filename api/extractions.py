@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,17 @@ from api.extraction_schemas import (
     ExtractionJob,
     ExtractionLog,
 )
-from api.job_service import KIND_TAG, as_utc, commit_new, replay, request_hash, unavailable, unavailable_for_read
+from api.job_service import (
+    KIND_TAG,
+    add_job,
+    as_utc,
+    commit_new,
+    replay,
+    request_hash,
+    unavailable,
+    unavailable_for_read,
+)
 from api.problems import not_found
-from api.urls import artifact_url
 from media_pipeline.db.models import Job
 from media_pipeline.extraction.extract import write_json
 from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
@@ -39,6 +46,7 @@ from media_pipeline.extraction.partitions import extraction_batches, new_batch_i
 from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
 from media_pipeline.extraction.sources import describe
 from media_pipeline.platform.progress import ProgressEvent
+from media_pipeline.platform.urls import artifact_url
 
 KIND = FRAME_EXTRACTION.name
 
@@ -71,16 +79,14 @@ def start_extraction(
         response.headers["Idempotent-Replayed"] = "true"
         return str(earlier.params["extraction_id"]), earlier
     batch = new_batch_id()
-    job = Job(
-        id=str(uuid.uuid4()),
-        kind=KIND,
-        status="queued",
+    job = add_job(
+        session,
+        FRAME_EXTRACTION,
+        subject_id=batch,
         params={"extraction_id": batch, "items": len(request.items)},
         idempotency_key=idempotency_key,
-        request_hash=digest,
-        outputs=[],
+        digest=digest,
     )
-    session.add(job)
     winner = commit_new(session, idempotency_key, digest)
     if winner is not None:
         response.headers["Idempotent-Replayed"] = "true"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from api.job_service import as_utc
 from api.schemas import Cut, FrameRange
 from api.schemas import Shot as ShotOut
-from api.urls import artifact_url, artifact_url_for
 from media_pipeline.db.models import CutVersion, Render, RenderStatus, Shot
-from media_pipeline.editorial.assets.cuts import latest_thumbnails
+from media_pipeline.editorial.assets.cuts import latest_renders, latest_thumbnails
+from media_pipeline.platform.urls import artifact_url, artifact_url_for
 
 
 def timecode(frame: int, rate: str | None) -> str:
@@ -73,10 +73,13 @@ def cut_out(session: Session, cut: CutVersion, artifact_root: Path) -> Cut:
 
 def shots_out(session: Session, cut: CutVersion, shots: list[Shot]) -> list[ShotOut]:
     thumbnails = latest_thumbnails(session, cut.id)
+    proxies = latest_renders(session, cut.id, "proxy")
     record_origin = int((cut.options or {}).get("global_start_frame") or 0)
     out = []
     for shot in shots:
         thumbnail = thumbnails.get(shot.id)
+        proxy = proxies.get(shot.id)
+        proxy_path = proxy.output_path if proxy is not None else None
         out.append(
             ShotOut(
                 id=shot.id,
@@ -93,6 +96,11 @@ def shots_out(session: Session, cut: CutVersion, shots: list[Shot]) -> list[Shot
                 notes=[str(note) for note in shot.notes or []],
                 thumbnail_url=artifact_url(thumbnail.output_path)
                 if thumbnail is not None and thumbnail.output_path
+                else None,
+                proxy_url=artifact_url(proxy_path) if proxy_path else None,
+                # Written next to its proxy (see editorial/assets/proxies.py).
+                filmstrip_url=artifact_url(str(PurePosixPath(proxy_path).with_suffix(".filmstrip.jpg")))
+                if proxy_path
                 else None,
             )
         )

@@ -35,7 +35,7 @@ def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, p
     cut, job = body["cut"], body["job"]
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"
     assert cut["project"] == "show" and cut["name"] == "reel1" and cut["version"] == 1
-    assert job["kind"] == "ingest_cut" and job["cut_id"] == cut["id"]
+    assert job["kind"] == "ingest_cut" and (job["subject_type"], job["subject_id"]) == ("cut", str(cut["id"]))
 
     # The in-process gateway runs the job before answering; the job reads its state from Dagster.
     job = client.get(f"/v1/jobs/{job['id']}", headers=AUTH).json()
@@ -127,7 +127,7 @@ def test_thumbnail_routes_launch_render_thumbnails(client: TestClient, plate: Pa
     single = client.post(f"/v1/shots/{target['id']}/thumbnail", json={"frame": 7, "force": True}, headers=AUTH)
     assert single.status_code == 202, single.text
     job = single.json()
-    assert job["kind"] == "shot_thumbnail" and job["shot_id"] == target["id"] and job["status"] == "succeeded"
+    assert job["kind"] == "shot_thumbnail" and job["subject_id"] == str(target["id"]) and job["status"] == "succeeded"
     thumbnails = [o for o in job["outputs"] if o["kind"] == "thumbnail"]
     assert [o["shot_id"] for o in thumbnails] == [target["id"]]
     image = client.get(thumbnails[0]["url"], headers=AUTH)
@@ -199,7 +199,7 @@ def test_failed_run_reports_the_failure_sentence(client: TestClient, tmp_path: P
     assert job["stage"] == "cut_shots"
     assert 0 < job["progress"] < 1
     assert "Traceback" not in str(job) and 'File "' not in str(job)
-    cut = client.get(f"/v1/cuts/{job['cut_id']}", headers=AUTH).json()
+    cut = client.get(f"/v1/cuts/{job['subject_id']}", headers=AUTH).json()
     assert cut["status"] == "failed" and cut["error"] == job["error"]
     # Thumbnails of a cut without shots are refused up front.
     refused = client.post(f"/v1/cuts/{cut['id']}/thumbnails", json={}, headers=AUTH)
@@ -332,7 +332,7 @@ def test_final_video_renders_the_cut_and_serves_it_in_ranges(
         assert response.status_code == 202, response.text
         job = response.json()
         assert response.headers["location"] == f"/v1/jobs/{job['id']}"
-        assert job["kind"] == "final_video" and job["cut_id"] == cut["id"] and job["run_id"]
+        assert job["kind"] == "final_video" and job["subject_id"] == str(cut["id"]) and job["run_id"]
         assert job["params"] == {"width": 160, "height": 90, "crf": 30, "preset": "ultrafast", "audio": False}
         again = client.post(path, json=body, headers=headers)
         assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"

@@ -25,7 +25,7 @@ from media_pipeline.db.models import Job
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.settings import Settings
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
-from media_pipeline_tests.test_api_support import AUTH, assert_problem, clip, upload, write_otio
+from media_pipeline_tests.test_api_support import AUTH, assert_problem, clip, track_jobs, upload, write_otio
 
 S = dg.DagsterRunStatus
 EXPECTED = {
@@ -115,6 +115,10 @@ def test_job_status_follows_each_run_status(
     listed = client.get("/v1/jobs", params={"status": "queued", "limit": 200}, headers=AUTH).json()["items"]
     assert {j["id"] for j in listed} == {jobs[s] for s in EXPECTED if EXPECTED[s] == "queued"}
 
+    # Reading never wrote a state: the job tracker writes final states once runs have ended.
+    with db.session_scope(api_settings.database_url) as session:
+        assert set(session.scalars(sa.select(Job.status))) == {"queued"}
+    track_jobs(instance, api_settings.database_url)
     # Final states were cached in the rows: with Dagster unreachable they still answer, while
     # unfinished jobs cannot be described and say so.
     app.state.gateway = DownGateway(instance)

@@ -18,17 +18,7 @@ from api.job_service import add_job, commit_new, job_view, launch, replay, reque
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
 from api.problems import ApiProblem, not_found, problem_responses
-from api.schemas import (
-    MAX_ID,
-    Cut,
-    CutCreated,
-    CutDiff,
-    FinalVideoRequest,
-    Job,
-    Page,
-    Shot,
-    ThumbnailRequest,
-)
+from api.schemas import MAX_ID, Cut, CutCreated, CutDiff, Job, Page, Shot
 from api.thumbnails import start_thumbnails
 from api.uploads import copy_limited, discard, safe_filename
 from api.views import cut_out, shots_out
@@ -36,8 +26,11 @@ from media_pipeline.core.files import sha256_file
 from media_pipeline.db.models import CutStatus, CutVersion, Project
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
+from media_pipeline.editorial import job_kinds
+from media_pipeline.editorial.assets.proxies import ProxyConfig
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
 from media_pipeline.editorial.publish import publish_cut
+from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
@@ -151,9 +144,9 @@ def create_cut(
             ).cut
             job = add_job(
                 session,
-                "ingest_cut",
+                job_kinds.ingest_cut,
+                subject_id=str(cut.id),
                 params={"partition_key": cut.partition_key},
-                cut_id=cut.id,
                 idempotency_key=idempotency_key,
                 digest=digest,
             )
@@ -174,9 +167,9 @@ def create_cut(
 def _created(
     session: Session, artifact_root: FilePath, gateway: DagsterGateway, job: JobRow, response: Response
 ) -> CutCreated:
-    if job.cut_version_id is None:
+    if job.kind != job_kinds.ingest_cut.name or job.subject_id is None:
         raise ApiProblem(409, "idempotency_conflict", "this Idempotency-Key belongs to a job that is not a publish")
-    cut = get_cut(session, job.cut_version_id)
+    cut = get_cut(session, int(job.subject_id))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     view = job_view(session, gateway, job)
     session.refresh(cut)  # the run may have changed it already (in-process runs finish before this)
@@ -288,12 +281,11 @@ def render_thumbnails(
     response: Response,
     session: SessionDep,
     gateway: GatewayDep,
-    body: ThumbnailRequest | None = None,
+    body: ThumbnailJob | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     cut = get_cut(session, cut_id)
-    require_ingested(cut)
-    return start_thumbnails(session, gateway, response, cut, None, body or ThumbnailRequest(), idempotency_key)
+    return start_thumbnails(session, gateway, response, cut, None, body or ThumbnailJob(), idempotency_key)
 
 
 @router.post(
@@ -335,18 +327,69 @@ def final_video(
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     cut = get_cut(session, cut_id)
-    require_ingested(cut)
-    body = body or FinalVideoRequest()
-    width, height = body.size()
-    config = {"width": width, "height": height, "crf": body.crf, "preset": body.preset, "audio": body.audio}
     return start_job(
         session,
         gateway,
         response,
-        kind="final_video",
-        cut=cut,
-        params=config,
-        run_config={"ops": {"final_video": {"config": config}}},
-        request={"route": "final_video", "cut_id": cut.id, "body": body.model_dump()},
+        kind=job_kinds.final_video.name,
+        subject_id=cut.id,
+        request=body or FinalVideoRequest(),
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post(
+    "/{cut_id}/proxies",
+    status_code=202,
+    response_model=Job,
+    summary="Render review proxies (H.264 with burn-ins) and filmstrips for all of the cut's shots or some",
+    description=(
+        "Launches `render_proxies` for the cut's partition with these options (the `shot_proxies` config): "
+        "`shot_ids` / `shot_names` choose shots (empty: all), `width`, `crf`, `preset`, `gop`, `handles` (clamped "
+        "to the media that exists), `burn_ins` (any of `shot_name`, `source_timecode`, `frame_number`, "
+        "`cut_version`), `filmstrip_frames`, `force`. Unchanged proxies are reused. Once the job has succeeded, "
+        "each shot's `proxy_url` and `filmstrip_url` point at its latest proxy."
+    ),
+    responses=problem_responses(
+        400,
+        404,
+        409,
+        502,
+        503,
+        descriptions={
+            409: "The cut is not ingested (`cut_not_ingested`), or the Idempotency-Key was used for another "
+            "request (`idempotency_conflict`).",
+            422: "Invalid options; `errors[].field` names each one (`validation_error`).",
+        },
+    ),
+)
+def render_proxies(
+    cut_id: CutId,
+    response: Response,
+    session: SessionDep,
+    gateway: GatewayDep,
+    body: ProxyConfig | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    cut = get_cut(session, cut_id)
+    body = body or ProxyConfig()
+    problems = body.problems()
+    if problems:
+        raise ApiProblem(
+            422,
+            "validation_error",
+            "invalid request: " + "; ".join(f"{field}: {message}" for field, message in problems),
+            errors=[
+                {"field": field, "loc": ["body", field], "message": message, "type": "value_error"}
+                for field, message in problems
+            ],
+        )
+    return start_job(
+        session,
+        gateway,
+        response,
+        kind=job_kinds.proxies.name,
+        subject_id=cut.id,
+        request=body,
         idempotency_key=idempotency_key,
     )

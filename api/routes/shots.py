@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session, selectinload
 from api.deps import GatewayDep, SessionDep
 from api.params import IdempotencyKey
 from api.problems import not_found, problem_responses
-from api.schemas import MAX_ID, Job, Shot, ThumbnailRequest
+from api.schemas import MAX_ID, Job, Shot
 from api.thumbnails import start_thumbnails
 from api.views import shots_out
 from media_pipeline.db.models import CutVersion
 from media_pipeline.db.models import Shot as ShotRow
+from media_pipeline.editorial.requests import ThumbnailRequest
 
 router = APIRouter(prefix="/shots", tags=["shots"])
 

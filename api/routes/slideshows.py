@@ -31,8 +31,8 @@ from api.slideshow_schemas import (
     StoredFile,
 )
 from api.uploads import copy_limited
-from api.urls import artifact_url
 from media_pipeline.db.models import Job as JobRow
+from media_pipeline.platform.urls import artifact_url
 from media_pipeline.settings import Settings
 from media_pipeline.slideshows.assets_store import AssetRefused, check_upload, store, write_scenes
 from media_pipeline.slideshows.config import SlideshowRenderConfig
@@ -174,8 +174,8 @@ def start_render(
 ) -> tuple[Job, str]:
     """Create the job and launch its run on a new render partition; (job, partition key).
 
-    The same steps as `job_service.start_job`, which today only knows jobs about a cut (its launch
-    adds partitions to `cut_versions`); the run config comes from the registered job kind.
+    The steps of `job_service.start_job`, except that the subject (a new render partition) is made
+    here and the answer also names the render; the run config comes from the registered job kind.
     """
     if not (slideshow_dir(settings, slideshow_id) / "scenes.json").is_file():
         raise ApiProblem(409, "no_scenes", f"slideshow {slideshow_id} has no scenes yet; PUT its scenes first")
@@ -185,7 +185,9 @@ def start_render(
     if earlier is None:
         key = new_render_key(slideshow_id)
         params = {"slideshow_id": slideshow_id, "partition_key": key, **config.model_dump()}
-        job = add_job(session, KIND, params=params, cut_id=None, idempotency_key=idempotency_key, digest=digest)  # type: ignore[arg-type]
+        job = add_job(
+            session, SLIDESHOW_RENDER, subject_id=key, params=params, idempotency_key=idempotency_key, digest=digest
+        )
         earlier = commit_new(session, idempotency_key, digest)
     if earlier is not None:
         response.headers["Idempotent-Replayed"] = "true"

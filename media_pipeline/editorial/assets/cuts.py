@@ -75,7 +75,7 @@ def failing_cut(database: DatabaseResource, partition_key: str) -> Iterator[None
     """Turn a user-facing error into a failed cut version and a Dagster failure with the reason."""
     try:
         yield
-    except (TimelineError, FrameChoiceError) as exc:
+    except TimelineError as exc:
         with database.session() as session:
             cut = load_cut(session, partition_key)
             cut.status = CutStatus.FAILED
@@ -239,8 +239,12 @@ def shot_thumbnails(
 ) -> dg.MaterializeResult:
     key = context.partition_key
     cut_dir = artifacts.cut_dir(key)
-    with failing_cut(database, key):
+    try:
         choice = parse_frame_choice(config.frame)
+    except FrameChoiceError as exc:
+        # A bad option fails this run only: the cut's status is its ingest's, and a re-render
+        # (from the launchpad, say) says nothing about whether the cut was ingested.
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     if config.width < 16 or config.width > 4096:
         raise dg.Failure(description=f"width must be between 16 and 4096 pixels, not {config.width}")
     run_id = context.run.run_id
@@ -469,17 +473,22 @@ def source_timecode(shot: Shot) -> str:
     return otio.opentime.to_timecode(otio.opentime.RationalTime(shot.source_start, rate), rate, drop_frame=False)
 
 
-def latest_thumbnails(session: Session, cut_version_id: int) -> dict[int, Render]:
+def latest_renders(session: Session, cut_version_id: int, kind: str) -> dict[int, Render]:
+    """Each shot's latest successful render of `kind` (`thumbnail`, `proxy`) in the cut."""
     renders = session.scalars(
         sa.select(Render)
         .where(
             Render.cut_version_id == cut_version_id,
-            Render.kind == "thumbnail",
+            Render.kind == kind,
             Render.status == RenderStatus.SUCCEEDED,
         )
         .order_by(Render.id)
     )
     return {render.shot_id: render for render in renders if render.shot_id is not None}
+
+
+def latest_thumbnails(session: Session, cut_version_id: int) -> dict[int, Render]:
+    return latest_renders(session, cut_version_id, "thumbnail")
 
 
 editorial_assets = [cut_timeline, cut_shots, shot_thumbnails, contact_sheet]
