@@ -48,7 +48,11 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Folders searched by file name for media whose recorded path does not exist, `" + os.pathsep + "`-separated.",
     ),
-    Setting("MEDIA_PIPELINE_EDL_RATE", "24", "Frame rate for EDLs dropped into watch folders without a `watch.json`."),
+    Setting(
+        "MEDIA_PIPELINE_EDL_RATE",
+        "24",
+        "Frame rate for EDLs dropped into watch folders without a `watch.json` `rate`: 25, 23.976, 29.97, 30000/1001.",
+    ),
     Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
     Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
     Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
@@ -94,7 +98,7 @@ class Settings:
     artifact_root: Path
     watch_dirs: tuple[Path, ...]
     media_roots: tuple[Path, ...]
-    edl_rate: float
+    edl_rate: str  # exact text such as 25 or 24000/1001; parsed where it is used
     api_token: str
     ui_port: int
     api_port: int
@@ -122,7 +126,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         artifact_root=Path(get("MEDIA_PIPELINE_ARTIFACT_ROOT")).expanduser().resolve(),
         watch_dirs=_paths(get("MEDIA_PIPELINE_WATCH_DIRS")),
         media_roots=_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")),
-        edl_rate=float(get("MEDIA_PIPELINE_EDL_RATE")),
+        edl_rate=get("MEDIA_PIPELINE_EDL_RATE"),
         api_token=get("MEDIA_PIPELINE_API_TOKEN"),
         ui_port=int(get("MEDIA_PIPELINE_UI_PORT")),
         api_port=int(get("MEDIA_PIPELINE_API_PORT")),

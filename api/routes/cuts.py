@@ -17,7 +17,7 @@ from api.diff import diff_view
 from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, start_job, unavailable
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
-from api.problems import ApiProblem, not_found, problem_responses
+from api.problems import ApiProblem, field_problem, not_found, problem_responses
 from api.schemas import (
     MAX_ID,
     Cut,
@@ -38,7 +38,7 @@ from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
 from media_pipeline.editorial.publish import publish_cut
-from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
+from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes, user_rate
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
 
@@ -100,7 +100,13 @@ def create_cut(
     project: FormText,
     name: FormText,
     rate: Annotated[
-        float | None, Form(gt=0, le=1000, description="Frame rate of an EDL (EDLs carry none; default 24)")
+        str | None,
+        Form(
+            max_length=32,
+            description="Frame rate of an EDL (EDLs carry none; default 24): a number such as `25`, `23.976`, "
+            "`29.97`, `59.94`, or exact text such as `30000/1001`. Drop-frame is read from the EDL itself "
+            "(`FCM: DROP FRAME` or `;` timecodes).",
+        ),
     ] = None,
     media_roots: Annotated[
         list[MediaRoot] | None,
@@ -114,7 +120,10 @@ def create_cut(
     try:
         local = upload_dir / filename
         copy_limited(file.file, local, settings.max_upload_bytes)
-        read_options = ReadOptions(rate=rate)
+        try:
+            read_options = ReadOptions(rate=user_rate(rate))
+        except TimelineError as exc:
+            raise field_problem("rate", str(exc)) from exc
         try:
             read_timeline(local, read_options)
         except TimelineError as exc:
@@ -129,7 +138,7 @@ def create_cut(
                 "route": "POST /v1/cuts",
                 "project": project,
                 "name": name,
-                "rate": rate,
+                "rate": read_options.as_dict()["rate"],
                 "media_roots": roots,
                 "filename": filename,
                 "sha256": sha256_file(local),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -10,8 +11,15 @@ from typing import Any
 import opentimelineio as otio
 
 from media_pipeline.core.ffmpeg import exact_rate
+from media_pipeline.core.timecode import DROP_FRAME_RATES, RateError, parse_rate, rate_label, rate_text
 
 EDL_ADAPTER = "cmx_3600"
+FCP7_ADAPTER = "fcp_xml"
+DEFAULT_EDL_RATE = Fraction(24)
+# Where the pipeline keeps what it learnt reading a timeline (drop-frame, skipped clips) in the
+# stored OTIO, so that a later step, and an exported file, still know it.
+METADATA_KEY = "media_pipeline"
+_EDL_TIMECODE = re.compile(r"\b(\d\d:\d\d:\d\d):(\d\d)\b")
 
 
 class TimelineError(ValueError):
@@ -22,15 +30,36 @@ class TimelineError(ValueError):
 class ReadOptions:
     """How to read a timeline file. `rate` matters only to formats that carry none (EDL)."""
 
-    rate: float | None = None
+    rate: Fraction | None = None
     ignore_timecode_mismatch: bool = False
 
+    def __post_init__(self) -> None:
+        # Callers hand over what users typed (25, 23.976, "30000/1001"): keep it exact.
+        if self.rate is not None and not isinstance(self.rate, Fraction):
+            object.__setattr__(self, "rate", user_rate(self.rate))
+
     def as_dict(self) -> dict[str, Any]:
-        return {"rate": self.rate, "ignore_timecode_mismatch": self.ignore_timecode_mismatch}
+        return {
+            "rate": rate_text(self.rate) if self.rate is not None else None,
+            "ignore_timecode_mismatch": self.ignore_timecode_mismatch,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReadOptions:
-        return cls(rate=data.get("rate"), ignore_timecode_mismatch=bool(data.get("ignore_timecode_mismatch")))
+        return cls(
+            rate=parse_rate(data["rate"]) if data.get("rate") else None,
+            ignore_timecode_mismatch=bool(data.get("ignore_timecode_mismatch")),
+        )
+
+
+def user_rate(value: float | int | str | Fraction | None) -> Fraction | None:
+    """A rate a user gave (API form, watch.json, setting); TimelineError with a sentence if bad."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_rate(value)
+    except RateError as exc:
+        raise TimelineError(str(exc)) from None
 
 
 @dataclass
@@ -58,19 +87,113 @@ def adapter_for(path: Path) -> str:
 def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResult:
     """Read any format an installed adapter reads; raise TimelineError with a reason if not."""
     adapter = adapter_for(path)
-    kwargs: dict[str, Any] = {}
     warnings: list[str] = []
-    if adapter == EDL_ADAPTER:
-        kwargs["rate"] = options.rate or 24
-        kwargs["ignore_timecode_mismatch"] = options.ignore_timecode_mismatch
-    elif options.rate:
-        warnings.append(f"rate {options.rate:g} was ignored: {path.suffix} files carry their own frame rate")
+    drop_frame = False
     try:
-        result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
+        if adapter == EDL_ADAPTER:
+            rate = options.rate or DEFAULT_EDL_RATE
+            text, drop_frame = _edl_text(path, rate)
+            # The adapter checks timecodes against OTIO's list of SMPTE rates, which holds the
+            # exact NTSC rates (24000/1001 as a float), not a rounded 23.976.
+            result = otio.adapters.read_from_string(
+                text, adapter_name=adapter, rate=float(rate), ignore_timecode_mismatch=options.ignore_timecode_mismatch
+            )
+        else:
+            if options.rate:
+                warnings.append(
+                    f"rate {rate_label(options.rate)} was ignored: {path.suffix} files carry their own frame rate"
+                )
+            result = otio.adapters.read_from_file(str(path), adapter_name=adapter)
+    except TimelineError:
+        raise
     except Exception as exc:  # adapters raise anything from ValueError to AttributeError
-        raise TimelineError(_explain(path, adapter, kwargs, exc)) from exc
+        raise TimelineError(_explain(path, adapter, options.rate or DEFAULT_EDL_RATE, exc)) from exc
     timeline = _first_timeline(path, result, warnings)
+    if adapter == EDL_ADAPTER:
+        _edl_record_start(timeline)
+    if adapter == FCP7_ADAPTER:
+        warnings += _apply_fcp_enabled(timeline)
+    timeline.metadata[METADATA_KEY] = {**timeline.metadata.get(METADATA_KEY, {}), "drop_frame": drop_frame}
     return ReadResult(timeline=timeline, adapter=adapter, warnings=warnings)
+
+
+def _edl_text(path: Path, rate: Fraction) -> tuple[str, bool]:
+    """The EDL's text with drop-frame made explicit, and whether any of it is drop-frame.
+
+    OTIO reads a timecode as drop-frame only when written `HH:MM:SS;FF`; many EDLs instead
+    declare `FCM: DROP FRAME` and write every timecode with colons. Events after such a line
+    get `;` here so that their frames are counted as drop-frame.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # older Avid EDLs: clip names in the system code page
+    lines: list[str] = []
+    drop_frame = False
+    declared = False
+    for line in text.splitlines():
+        stripped = line.strip().upper()
+        if stripped.startswith("FCM"):
+            declared = "NON" not in stripped and "DROP" in stripped
+        elif declared and line[:1].isdigit():
+            line = _EDL_TIMECODE.sub(r"\1;\2", line)
+        if line[:1].isdigit() and re.search(r"\d\d:\d\d:\d\d[;.]\d\d", line):
+            drop_frame = True
+        lines.append(line)
+    if drop_frame and rate not in DROP_FRAME_RATES:
+        raise TimelineError(
+            f"{path.name} has drop-frame timecode, which exists only at 29.97 and 59.94 fps, not at "
+            f"{rate_label(rate)}: publish it again with rate=29.97 (or 59.94)"
+        )
+    return "\n".join(lines) + "\n", drop_frame
+
+
+def _edl_record_start(timeline: otio.schema.Timeline) -> None:
+    """Make the EDL's first record timecode the timeline's start.
+
+    The EDL reader keeps where each track's record side starts (01:00:00:00, say) as a negative
+    start of the track's source range, so record timecodes would count from 00:00:00:00. The
+    earliest becomes `global_start_time`; a track starting later gets a leading gap instead.
+    """
+    starts = {
+        id(track): -track.source_range.start_time
+        for track in timeline.tracks
+        if track.source_range is not None and track.source_range.start_time.value < 0
+    }
+    if not starts:
+        return
+    first = min(starts.values(), key=lambda rt: rt.to_seconds())
+    for track in timeline.tracks:
+        start = starts.get(id(track))
+        if start is None:
+            continue
+        track.source_range = None
+        late = start - first
+        if late.value > 0:
+            track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=late)))
+    timeline.global_start_time = first
+
+
+def _apply_fcp_enabled(timeline: otio.schema.Timeline) -> list[str]:
+    """Premiere and FCP 7 write `<enabled>FALSE</enabled>` on clips and tracks that are switched
+    off; the FCP XML adapter keeps it only as metadata, so carry it over to OTIO's own flag."""
+    notes: list[str] = []
+    for track in timeline.tracks:
+        if _fcp_disabled(track) and track.enabled:
+            track.enabled = False
+            notes.append(f"{track.kind.lower()} track {track.name or '(unnamed)'!r} is disabled and was left out")
+        for item in track.find_children(descended_from_type=otio.core.Item, shallow_search=False):
+            if _fcp_disabled(item) and item.enabled:
+                item.enabled = False
+                if track.enabled and track.kind == otio.schema.TrackKind.Video:
+                    notes.append(f"clip {item.name!r} is disabled and was left out")
+    return notes
+
+
+def _fcp_disabled(item: otio.core.SerializableObjectWithMetadata) -> bool:
+    value = (item.metadata.get("fcp_xml") or {}).get("enabled")
+    return isinstance(value, str) and value.strip().upper() == "FALSE"
 
 
 def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema.Timeline:
@@ -87,22 +210,34 @@ def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema
     raise TimelineError(f"{path.name} holds no timeline (it reads as a {type(result).__name__})")
 
 
-def _explain(path: Path, adapter: str, kwargs: dict[str, Any], exc: Exception) -> str:
+def _explain(path: Path, adapter: str, rate: Fraction, exc: Exception) -> str:
     reason = str(exc).strip() or type(exc).__name__
     if adapter == EDL_ADAPTER:
-        rate = kwargs["rate"]
+        label = rate_label(rate)
         if "Frame rate mismatch" in reason or "has frames beyond" in reason:
             return (
-                f"{path.name}: its timecodes do not fit {rate:g} fps ({reason}). An EDL carries no frame "
-                "rate: publish it again with the rate it was cut at (for example rate=25)"
+                f"{path.name}: its timecodes do not fit {label} fps ({reason}). An EDL carries no frame "
+                "rate: publish it again with the rate it was cut at (for example rate=25 or rate=23.976)"
+            )
+        if "does not support this rate" in reason:
+            return (
+                f"{path.name}: {label} fps is not a timecode rate, so the EDL's timecodes cannot be read at it; "
+                "publish it again with the rate it was cut at (24, 25, 30, 23.976, 29.97, 59.94 ...)"
             )
         if "duration don't match" in reason:
             return (
-                f"{path.name}: an event's source and record durations disagree at {rate:g} fps ({reason}). "
+                f"{path.name}: an event's source and record durations disagree at {label} fps ({reason}). "
                 "Check the rate, or publish with ignore_timecode_mismatch to trust the record side"
             )
         return f"{path.name} is not a valid CMX 3600 EDL: the EDL reader failed with {type(exc).__name__}: {reason}"
     return f"{path.name} could not be read as {adapter}: {type(exc).__name__}: {reason}"
+
+
+def drop_frame_of(timeline: otio.schema.Timeline) -> bool:
+    """Whether the timeline's timecode is drop-frame (as read from the file it came from)."""
+    return bool((timeline.metadata.get(METADATA_KEY) or {}).get("drop_frame")) and (
+        timeline_rate(timeline) in DROP_FRAME_RATES
+    )
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:
