@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import opentimelineio as otio
 import sqlalchemy as sa
 from PIL import Image
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from media_pipeline.core.timecode import rate_label
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render, RenderStatus, Shot
 from media_pipeline.editorial.ingest import store_shots, store_timeline
 from media_pipeline.editorial.media import MediaResolver
@@ -39,6 +39,7 @@ from media_pipeline.editorial.thumbnails import (
     render_contact_sheet,
     render_thumbnail,
 )
+from media_pipeline.editorial.timecodes import record_timecode, source_timecode
 from media_pipeline.editorial.timeline import TimelineError
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 
@@ -146,7 +147,7 @@ def cut_shots(
             media_search.roots(cut.options.get("media_roots", [])), Path(origin) if origin else None
         )
         report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
-        rows = [shot_row(shot) for shot in report.shots]
+        rows = [shot_row(shot, cut) for shot in report.shots]
         missing = [f"{shot.name}: {(shot.notes or ['missing'])[-1]}" for shot in report.missing]
         generators = sum(1 for shot in report.shots if shot.media_status == MediaStatus.GENERATOR)
     shots_json = cut_dir / "shots.json"
@@ -169,16 +170,20 @@ def cut_shots(
     )
 
 
-def shot_row(shot: Shot) -> dict[str, Any]:
+def shot_row(shot: Shot, cut: CutVersion) -> dict[str, Any]:
     return {
         "id": shot.id,
         "index": shot.index,
         "name": shot.name,
         "record_start": shot.record_start,
         "record_duration": shot.record_duration,
+        "record_in": record_timecode(shot, cut),
+        "record_out": record_timecode(shot, cut, shot.record_duration),
         "source_start": shot.source_start,
         "source_duration": shot.source_duration,
         "source_rate": shot.source_rate,
+        "source_in": source_timecode(shot, cut),
+        "source_out": source_timecode(shot, cut, shot.source_duration),
         "media_status": shot.media_status,
         "media_path": shot.media_path,
         "media_frame": shot.media_frame,
@@ -431,7 +436,8 @@ def contact_sheet(
             SheetCell(
                 image=artifacts.path(latest[shot.id].output_path or ""),
                 caption=f"{shot.index + 1:03d}  {shot.name}",
-                detail=f"{source_timecode(shot)}  {shot.source_duration}f @ {float(Fraction(shot.source_rate)):g}",
+                detail=f"{source_timecode(shot, cut)}  {shot.source_duration}f @ "
+                f"{rate_label(Fraction(shot.source_rate))}",
             )
             for shot in shots
             if shot.id in latest
@@ -462,11 +468,6 @@ def contact_sheet(
             "preview": preview_markdown(output),
         }
     )
-
-
-def source_timecode(shot: Shot) -> str:
-    rate = float(Fraction(shot.source_rate))
-    return otio.opentime.to_timecode(otio.opentime.RationalTime(shot.source_start, rate), rate, drop_frame=False)
 
 
 def latest_thumbnails(session: Session, cut_version_id: int) -> dict[int, Render]:
