@@ -173,7 +173,9 @@ def render_proxy(plan: ProxyPlan, options: ProxyOptions, output: Path, aspect: F
                       "-i", str(plan.path)]  # fmt: skip
         else:
             inputs = ["-loop", "1", "-framerate", ffmpeg.rate_arg(rate), "-i", str(plan.path)]
-        steps = [f"scale={options.width}:{height}", "setsar=1"]
+        # The first picture at 0: an input seek leaves it a frame in, which next to a timecode
+        # track starting at 0 would put the whole proxy one frame late.
+        steps = ["setpts=PTS-STARTPTS", f"scale={options.width}:{height}", "setsar=1"]
         steps += burn_in_filters(plan, options, workdir, height)
         steps += ["format=yuv420p"]
         args = [*inputs, "-frames:v", str(plan.frames), "-vf", ",".join(steps), "-an"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import opentimelineio as otio
 
@@ -15,6 +16,8 @@ from media_pipeline.core.timecode import DROP_FRAME_RATES, RateError, parse_rate
 
 EDL_ADAPTER = "cmx_3600"
 FCP7_ADAPTER = "fcp_xml"
+FCPX_ADAPTER = "fcpx_xml"
+ALE_ADAPTER = "ale"
 DEFAULT_EDL_RATE = Fraction(24)
 # Where the pipeline keeps what it learnt reading a timeline (drop-frame, skipped clips) in the
 # stored OTIO, so that a later step, and an exported file, still know it.
@@ -99,6 +102,8 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
                 text, adapter_name=adapter, rate=float(rate), ignore_timecode_mismatch=options.ignore_timecode_mismatch
             )
         else:
+            if adapter == FCPX_ADAPTER:
+                _check_fcpx_rates(path)
             if options.rate:
                 warnings.append(
                     f"rate {rate_label(options.rate)} was ignored: {path.suffix} files carry their own frame rate"
@@ -108,9 +113,13 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
         raise
     except Exception as exc:  # adapters raise anything from ValueError to AttributeError
         raise TimelineError(_explain(path, adapter, options.rate or DEFAULT_EDL_RATE, exc)) from exc
+    if adapter == ALE_ADAPTER:
+        result = _ale_timeline(path, result, warnings)
     timeline = _first_timeline(path, result, warnings)
     if adapter == EDL_ADAPTER:
         _edl_record_start(timeline)
+    if adapter == FCPX_ADAPTER:
+        _fcpx_record_start(path, timeline)
     if adapter == FCP7_ADAPTER:
         warnings += _apply_fcp_enabled(timeline)
     timeline.metadata[METADATA_KEY] = {**timeline.metadata.get(METADATA_KEY, {}), "drop_frame": drop_frame}
@@ -173,6 +182,71 @@ def _edl_record_start(timeline: otio.schema.Timeline) -> None:
         if late.value > 0:
             track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=late)))
     timeline.global_start_time = first
+
+
+def _fcpx_root(path: Path) -> ElementTree.Element:
+    try:
+        return ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as exc:
+        raise TimelineError(f"{path.name} is not well-formed XML ({exc}); export it again from Final Cut Pro") from None
+
+
+def _check_fcpx_rates(path: Path) -> None:
+    """The FCP X XML reader (otio-fcpx-xml-adapter 1.0) keeps only whole frame rates: 23.976 becomes
+    23 fps and every frame number drifts. Refuse such files rather than ingest wrong frames."""
+    for element in _fcpx_root(path).iter("format"):
+        duration = element.get("frameDuration")
+        if not duration:
+            continue
+        rate = 1 / Fraction(duration.removesuffix("s"))
+        if rate.denominator != 1:
+            raise TimelineError(
+                f"{path.name} runs at {rate_label(rate)} fps, which the installed FCP X XML reader cannot count "
+                "exactly (it reads only whole frame rates such as 24, 25 or 30); export the project from Final Cut "
+                "Pro as an EDL (publish it with its rate) or as FCP 7 XML instead"
+            )
+
+
+def _fcpx_record_start(path: Path, timeline: otio.schema.Timeline) -> None:
+    """The FCP X reader turns the sequence's start timecode (`tcStart`) into a leading gap on
+    every track; make it the timeline's start instead, as the EDL's first record timecode is."""
+    sequence = next(_fcpx_root(path).iter("sequence"), None)
+    start_text = sequence.get("tcStart") if sequence is not None else None
+    if not start_text or start_text == "0s":
+        return
+    rate = timeline_rate(timeline)
+    start = round(Fraction(start_text.removesuffix("s")) * rate)
+    for track in timeline.tracks:
+        first = track[0] if len(track) else None
+        if not isinstance(first, otio.schema.Gap) or round(seconds_of(first.duration()) * rate) < start:
+            return  # not the reader's shape: leave the timeline as it is
+    for track in timeline.tracks:
+        gap = track[0]
+        rest = round(seconds_of(gap.duration()) * rate) - start
+        if rest:
+            gap.source_range = otio.opentime.TimeRange(duration=otio.opentime.RationalTime(rest, float(rate)))
+        else:
+            del track[0]
+    timeline.global_start_time = otio.opentime.RationalTime(start, float(rate))
+
+
+def _ale_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema.Timeline:
+    """An ALE is a list of clips (a bin), not an edit: its clips become one track, one after
+    another in the order listed, so each is a shot."""
+    clips = list(result.find_clips()) if isinstance(result, otio.schema.SerializableCollection) else []
+    if not clips:
+        raise TimelineError(f"{path.name} lists no clips; an ALE needs a Column and a Data section with one row a clip")
+    timeline = otio.schema.Timeline(name=path.stem)
+    track = otio.schema.Track(name="ALE", kind=otio.schema.TrackKind.Video)
+    timeline.tracks.append(track)
+    for clip in clips:
+        track.append(clip.clone())
+    warnings.append(f"{path.name} is a clip list (ALE): its {len(clips)} clips were placed one after another")
+    return timeline
+
+
+def seconds_of(rt: otio.opentime.RationalTime) -> Fraction:
+    return Fraction(rt.value) / exact_rate(rt.rate)
 
 
 def _apply_fcp_enabled(timeline: otio.schema.Timeline) -> list[str]:
