@@ -8,6 +8,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session, selectinload
 
@@ -37,6 +38,7 @@ from media_pipeline.db.models import CutStatus, CutVersion, Project
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
+from media_pipeline.editorial.export import ExportError, ExportFormat, ExportMedia, export_cut
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes, user_rate
 
@@ -46,6 +48,7 @@ CutId = Annotated[int, Path(ge=1, le=MAX_ID, description="A cut version's id")]
 FormText = Annotated[
     str, Form(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="1-200 printable characters")
 ]
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 MediaRoot = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f\x7f]*$")]
 
 
@@ -281,6 +284,37 @@ def diff(
     for each in (cut, other):
         require_ingested(each)
     return diff_view(session, cut, other, handles)
+
+
+@router.get(
+    "/{cut_id}/export",
+    response_class=FileResponse,
+    summary="The cut as a timeline file: OTIO, OTIOZ (with its media) or CMX 3600 EDL",
+    description=(
+        "One video track of the cut's shots at their record places, each with its exact source range, starting "
+        "at the cut's start timecode; re-ingesting the file gives the same shots. `media=proxies` points every "
+        "shot at its latest review proxy (409 `proxies_missing` until they are rendered). `otioz` bundles the "
+        "media files; an EDL names the media in `* FROM CLIP:` comments."
+    ),
+    responses={
+        200: {"description": "The timeline file", "content": {"application/octet-stream": _BINARY}},
+        **problem_responses(404, 409),
+    },
+)
+def export(
+    cut_id: CutId,
+    session: SessionDep,
+    settings: SettingsDep,
+    fmt: Annotated[ExportFormat, Query(alias="format", description="`otio`, `otioz` or `edl`")] = "otio",
+    media: Annotated[ExportMedia, Query(description="`source` media or review `proxies`")] = "source",
+) -> FileResponse:
+    cut = get_cut(session, cut_id)
+    require_ingested(cut)
+    try:
+        exported = export_cut(session, cut, settings.artifact_root, fmt, media)
+    except ExportError as exc:
+        raise ApiProblem(409, "proxies_missing", str(exc)) from exc
+    return FileResponse(exported.path, media_type=exported.media_type, filename=exported.filename)
 
 
 @router.post(

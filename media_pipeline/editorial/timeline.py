@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +20,7 @@ EDL_ADAPTER = "cmx_3600"
 FCP7_ADAPTER = "fcp_xml"
 FCPX_ADAPTER = "fcpx_xml"
 ALE_ADAPTER = "ale"
+OTIOZ_ADAPTER = "otioz"
 DEFAULT_EDL_RATE = Fraction(24)
 # Where the pipeline keeps what it learnt reading a timeline (drop-frame, skipped clips) in the
 # stored OTIO, so that a later step, and an exported file, still know it.
@@ -108,7 +111,9 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
                 warnings.append(
                     f"rate {rate_label(options.rate)} was ignored: {path.suffix} files carry their own frame rate"
                 )
-            result = otio.adapters.read_from_file(str(path), adapter_name=adapter)
+            result = _read_otioz(path) if adapter == OTIOZ_ADAPTER else otio.adapters.read_from_file(
+                str(path), adapter_name=adapter
+            )
     except TimelineError:
         raise
     except Exception as exc:  # adapters raise anything from ValueError to AttributeError
@@ -182,6 +187,29 @@ def _edl_record_start(timeline: otio.schema.Timeline) -> None:
         if late.value > 0:
             track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=late)))
     timeline.global_start_time = first
+
+
+def _read_otioz(path: Path) -> Any:
+    """An OTIOZ bundle with its media unpacked next to it (once), its clips pointing there.
+
+    Inside the bundle media is named relative to it (`media/plate.mov`), which means nothing once
+    read: the pipeline would find no media at all.
+    """
+    folder = path.with_name(path.name + ".bundle")
+    if not folder.is_dir():
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".bundle-") as scratch:
+            result = otio.adapters.read_from_file(str(path), adapter_name=OTIOZ_ADAPTER, extract_to_directory=scratch)
+            os.replace(scratch, folder)  # whole or not at all
+            Path(scratch).mkdir()  # for TemporaryDirectory's own clean-up
+    else:
+        result = otio.adapters.read_from_file(str(path), adapter_name=OTIOZ_ADAPTER)
+    for clip in result.find_children(descended_from_type=otio.schema.Clip):
+        media = clip.media_reference
+        if isinstance(media, otio.schema.ExternalReference) and media.target_url and "://" not in media.target_url:
+            local = (folder / otio.url_utils.filepath_from_url(media.target_url)).resolve()
+            if local.is_relative_to(folder.resolve()):
+                media.target_url = local.as_uri()
+    return result
 
 
 def _fcpx_root(path: Path) -> ElementTree.Element:
