@@ -58,6 +58,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
     Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
     Setting(
+        "MEDIA_PIPELINE_API_URL",
+        "",
+        "API the command line talks to (`publish`, `jobs`, `export`). Empty: `http://{host}:{api port}`.",
+    ),
+    Setting(
         "MEDIA_PIPELINE_FFMPEG_CONCURRENCY",
         "{cpus}",
         "ffmpeg processes one run may start at once (thumbnails are rendered in parallel inside one run).",
@@ -109,6 +114,7 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     sensor_interval: int = 5
     settle_seconds: float = 2.0
+    api_url: str = ""
 
     @property
     def dagster_home(self) -> Path:
@@ -137,6 +143,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         cors_origins=tuple(o.strip() for o in get("MEDIA_PIPELINE_CORS_ORIGINS").split(",") if o.strip()),
         sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
         settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
+        api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
     )
 
 
