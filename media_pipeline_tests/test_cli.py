@@ -30,7 +30,8 @@ def cli(running: Stack, *args: str, url: str | None = None, **kwargs: object) ->
         "MEDIA_PIPELINE_API_URL": url or str(running.api.base_url),
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
     }
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=180, **kwargs)  # type: ignore[call-overload]
+    streams = {"stdout": kwargs.pop("stdout", subprocess.PIPE), "stderr": subprocess.PIPE}
+    return subprocess.run([CLI, *args], env=env, text=True, timeout=180, **streams, **kwargs)  # type: ignore[call-overload]
 
 
 def test_publish_follow_export_and_errors(stack: Stack, tmp_path: Path) -> None:  # noqa: F811

@@ -147,7 +147,7 @@ def test_a_wrong_rate_is_refused_with_a_sentence(tmp_path: Path, rate: str, word
 def test_a_drop_frame_edl_is_ingested_with_exact_rates_and_timecodes(tmp_path, domain_url, artifact_root, instance):
     path = edl(tmp_path / "df_reel.edl", CASES["29.97 DF by FCM"][2], "DROP FRAME")
     key = publish(domain_url, artifact_root, path, rate=parse_rate("29.97"))
-    ingest(instance, key, make_resources(domain_url, artifact_root), selection=[cut_timeline, cut_shots])
+    result = ingest(instance, key, make_resources(domain_url, artifact_root), selection=[cut_timeline, cut_shots])
     with DatabaseResource(url=domain_url).session() as session:
         cut = session.scalar(sa.select(CutVersion).where(CutVersion.partition_key == key))
         shots = list(session.scalars(sa.select(Shot).order_by(Shot.index)))
@@ -158,4 +158,11 @@ def test_a_drop_frame_edl_is_ingested_with_exact_rates_and_timecodes(tmp_path, d
     assert [(s.source_rate, s.source_start, s.source_duration) for s in shots] == [
         ("30000/1001", 1798, 4),
         ("30000/1001", 108192, 30),
+    ]
+    # The Dagster UI's shot table shows drop-frame timecodes beside the frame numbers.
+    table = result.asset_materializations_for_node("cut_shots")[0].metadata["shots"]
+    rows = [record.data for record in table.records]  # type: ignore[attr-defined]
+    assert [(r["record_in"], r["record_out"], r["source_in"], r["frames"]) for r in rows] == [
+        ("01:00:00;00", "01:00:00;04", "00:00:59;28", 4),
+        ("01:00:00;04", "01:00:01;04", "01:00:10;00", 30),
     ]

@@ -112,8 +112,11 @@ def plate_25(tmp_path: Path) -> Path:
 def test_fcpx_xml_ingests_with_exact_frames_and_its_start_timecode(tmp_path, domain_url, artifact_root, instance,
                                                                    plate_25):  # fmt: skip
     key = publish(domain_url, artifact_root, fcpxml(tmp_path / "reel1.fcpxml", plate_25))
-    ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS,
-           selection=[cut_timeline, cut_shots, shot_thumbnails])  # fmt: skip
+    result = ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS,
+                    selection=[cut_timeline, cut_shots, shot_thumbnails])  # fmt: skip
+    # In the Dagster UI the thumbnails come first, inline, one image per shot.
+    metadata = result.asset_materializations_for_node("shot_thumbnails")[0].metadata
+    assert next(iter(metadata)) == "preview" and metadata["preview"].value.count("data:image/jpeg;base64,") == 2
     cut, shots, thumbnails = ingested(domain_url, key)
     assert cut.rate == "25" and cut.options["global_start_frame"] == 90000  # 01:00:00:00 at 25
     assert [(s.name, s.record_start, s.record_duration, s.source_start, s.source_duration) for s in shots] == [
