@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-from tqdm import tqdm
 
 from media_pipeline.core.files import atomic_path
 from media_pipeline.settings import Settings, load_settings
@@ -123,26 +122,28 @@ def job_line(job: dict[str, Any]) -> str:
 
 def follow(api: httpx.Client, job_id: str, out: TextIO) -> int:
     """Poll the job until it finishes: a progress bar on a terminal, a line per change otherwise."""
-    bar = tqdm(total=100, unit="%", file=out, desc=job_id[:8]) if out.isatty() else None
+    terminal = out.isatty()
     last = ""
-    try:
-        while True:
-            job = checked(api.get(f"/v1/jobs/{job_id}")).json()
-            if bar is not None:
-                bar.n = round(100 * (job.get("progress") or 0))
-                bar.set_postfix_str(f"{job['status']} {job.get('stage') or ''}".strip())
-            elif job_line(job) != last:
-                last = job_line(job)
-                print(last, file=out, flush=True)
-            if job["status"] in TERMINAL:
-                break
-            time.sleep(POLL_SECONDS)
-    finally:
-        if bar is not None:
-            bar.close()
-    if bar is not None:
-        print(job_line(job), file=out)
+    while True:
+        job = checked(api.get(f"/v1/jobs/{job_id}")).json()
+        line = progress_bar(job) if terminal else job_line(job)
+        if line != last:
+            # On a terminal the bar is redrawn in place (carriage return, then clear to the end).
+            print(f"\r{line}\x1b[K" if terminal else line, end="" if terminal else "\n", file=out, flush=True)
+            last = line
+        if job["status"] in TERMINAL:
+            break
+        time.sleep(POLL_SECONDS)
+    if terminal:
+        print(f"\r{job_line(job)}\x1b[K", file=out)
     return 0 if job["status"] == "succeeded" else 1
+
+
+def progress_bar(job: dict[str, Any], width: int = 30) -> str:
+    done = max(0.0, min(1.0, job.get("progress") or 0))
+    filled = round(done * width)
+    bar = "#" * filled + "-" * (width - filled)
+    return f"{job['id'][:8]} [{bar}] {round(100 * done):3d}% {job['status']} {job.get('stage') or ''}".rstrip()
 
 
 def export(api: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:

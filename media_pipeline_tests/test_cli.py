@@ -61,7 +61,7 @@ def test_publish_follow_export_and_errors(stack: Stack, tmp_path: Path) -> None:
     finally:
         os.close(controller)
     assert followed.returncode == 0
-    assert b"100%|" in screen and b"succeeded" in screen
+    assert b"] 100% succeeded" in screen and b"\r" in screen and f"{job_id} ingest_cut succeeded".encode() in screen
 
     target = tmp_path / "exported.edl"
     exported = cli(stack, "export", cut_id, "--format", "edl", "-o", str(target))
