@@ -60,6 +60,11 @@ class Cut(BaseModel):
     status: str = Field(description="`published` (stored, not ingested yet), `ingested` or `failed`")
     error: str | None = Field(description="Why ingesting failed, when `status` is `failed`")
     rate: str | None = Field(description="Exact timeline frame rate, e.g. `24` or `24000/1001`; null until ingested")
+    drop_frame: bool = Field(default=False, description="The cut's timecode is drop-frame (29.97 and 59.94 only)")
+    start_tc: str = Field(default="00:00:00:00", description="Timecode of the cut's first frame (record side)")
+    notes: list[str] = Field(
+        default_factory=list, description="What reading the timeline left out or changed (disabled clips, ...)"
+    )
     source_filename: str
     source_url: str | None = Field(description="Download URL of the stored timeline file")
     media_roots: list[str]
@@ -71,7 +76,8 @@ class Cut(BaseModel):
 
 
 class FrameRange(BaseModel):
-    """A range in whole frames; timecodes are non-drop-frame at the range's rate."""
+    """A range in whole frames, with its timecodes (drop-frame, `HH:MM:SS;FF`, where the timeline or
+    the media's timecode track is)."""
 
     start: int = Field(description="First frame")
     duration: int = Field(description="Number of frames")
@@ -79,6 +85,7 @@ class FrameRange(BaseModel):
     rate: str = Field(description="Exact frame rate of these frame numbers")
     start_tc: str = Field(description="Timecode of `start`")
     end_tc: str = Field(description="Timecode of `end` (exclusive)")
+    drop_frame: bool = Field(default=False, description="The timecodes are drop-frame (29.97 and 59.94 only)")
 
 
 class Shot(BaseModel):

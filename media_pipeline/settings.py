@@ -48,11 +48,20 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Folders searched by file name for media whose recorded path does not exist, `" + os.pathsep + "`-separated.",
     ),
-    Setting("MEDIA_PIPELINE_EDL_RATE", "24", "Frame rate for EDLs dropped into watch folders without a `watch.json`."),
+    Setting(
+        "MEDIA_PIPELINE_EDL_RATE",
+        "24",
+        "Frame rate for EDLs dropped into watch folders without a `watch.json` `rate`: 25, 23.976, 29.97, 30000/1001.",
+    ),
     Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
     Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
     Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
     Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
+    Setting(
+        "MEDIA_PIPELINE_API_URL",
+        "",
+        "API the command line talks to (`publish`, `jobs`, `export`). Empty: `http://{host}:{api port}`.",
+    ),
     Setting(
         "MEDIA_PIPELINE_FFMPEG_CONCURRENCY",
         "{cpus}",
@@ -134,7 +143,7 @@ class Settings:
     artifact_root: Path
     watch_dirs: tuple[Path, ...]
     media_roots: tuple[Path, ...]
-    edl_rate: float
+    edl_rate: str  # exact text such as 25 or 24000/1001; parsed where it is used
     api_token: str
     ui_port: int
     api_port: int
@@ -152,6 +161,7 @@ class Settings:
     fetch_max_bytes: int = 2 * 1024**3
     fetch_timeout: int = 300
     extraction_item_timeout: int = 600
+    api_url: str = ""
 
     @property
     def dagster_home(self) -> Path:
@@ -169,7 +179,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         artifact_root=Path(get("MEDIA_PIPELINE_ARTIFACT_ROOT")).expanduser().resolve(),
         watch_dirs=_paths(get("MEDIA_PIPELINE_WATCH_DIRS")),
         media_roots=_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")),
-        edl_rate=float(get("MEDIA_PIPELINE_EDL_RATE")),
+        edl_rate=get("MEDIA_PIPELINE_EDL_RATE"),
         api_token=get("MEDIA_PIPELINE_API_TOKEN"),
         ui_port=int(get("MEDIA_PIPELINE_UI_PORT")),
         api_port=int(get("MEDIA_PIPELINE_API_PORT")),
@@ -197,6 +207,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fetch_max_bytes=int(get("MEDIA_PIPELINE_FETCH_MAX_BYTES")),
         fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
         extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
+        api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
     )
 
 

@@ -64,6 +64,7 @@ def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, p
         "rate": "24",
         "start_tc": "01:00:00:12",
         "end_tc": "01:00:01:12",
+        "drop_frame": False,
     }
     assert second["source"]["start"] == 86400 + 20 and second["source"]["start_tc"] == "01:00:00:20"
     assert second["media_status"] == "linked" and second["media_path"] == str(plate)
@@ -110,6 +111,36 @@ def test_edl_with_rate_and_media_roots(client: TestClient, plate: Path, tmp_path
         ("sh200", "linked", "01:00:01:00"),
     ]
     assert all(s["thumbnail_url"] for s in shots)
+
+
+def test_drop_frame_edl_shows_drop_frame_timecodes_from_the_record_start(client: TestClient, tmp_path: Path) -> None:
+    edl = tmp_path / "df.edl"
+    edl.write_text(
+        "TITLE: df\nFCM: DROP FRAME\n\n"
+        # 00:00:59;28 -> 00:01:00;04 is 4 frames at 29.97 drop-frame (;00 and ;01 do not exist).
+        "001  A001C001 V     C        00:00:59:28 00:01:00:04 01:00:00:00 01:00:00:04\n"
+        "* FROM CLIP NAME:  sh100\n"
+    )
+    assert_problem(upload(client, edl, rate="twenty"), 422, "validation_error")
+    response = upload(client, edl, rate="30000/1001")
+    assert response.status_code == 202, response.text
+    cut = client.get(f"/v1/cuts/{response.json()['cut']['id']}", headers=AUTH).json()
+    assert (cut["rate"], cut["drop_frame"], cut["start_tc"]) == ("30000/1001", True, "01:00:00;00")
+    shot = client.get(f"/v1/cuts/{cut['id']}/shots", headers=AUTH).json()["items"][0]
+    assert shot["record"] == {
+        "start": 0,
+        "duration": 4,
+        "end": 4,
+        "rate": "30000/1001",
+        "start_tc": "01:00:00;00",
+        "end_tc": "01:00:00;04",
+        "drop_frame": True,
+    }
+    assert (shot["source"]["start"], shot["source"]["start_tc"], shot["source"]["end_tc"]) == (
+        1798,
+        "00:00:59;28",
+        "00:01:00;04",
+    )
 
 
 def test_thumbnail_routes_launch_render_thumbnails(client: TestClient, plate: Path, tmp_path: Path) -> None:

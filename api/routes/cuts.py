@@ -8,6 +8,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session, selectinload
 
@@ -17,7 +18,7 @@ from api.diff import diff_view
 from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, start_job, unavailable
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
-from api.problems import ApiProblem, not_found, problem_responses
+from api.problems import ApiProblem, field_problem, not_found, problem_responses
 from api.schemas import MAX_ID, Cut, CutCreated, CutDiff, Job, Page, Shot
 from api.thumbnails import start_thumbnails
 from api.uploads import copy_limited, discard, safe_filename
@@ -29,9 +30,10 @@ from media_pipeline.db.models import Shot as ShotRow
 from media_pipeline.editorial import job_kinds
 from media_pipeline.editorial.assets.proxies import ProxyConfig
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
+from media_pipeline.editorial.export import ExportError, ExportFormat, ExportMedia, export_cut
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob
-from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
+from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes, user_rate
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
 
@@ -39,6 +41,7 @@ CutId = Annotated[int, Path(ge=1, le=MAX_ID, description="A cut version's id")]
 FormText = Annotated[
     str, Form(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="1-200 printable characters")
 ]
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 MediaRoot = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f\x7f]*$")]
 
 
@@ -93,7 +96,13 @@ def create_cut(
     project: FormText,
     name: FormText,
     rate: Annotated[
-        float | None, Form(gt=0, le=1000, description="Frame rate of an EDL (EDLs carry none; default 24)")
+        str | None,
+        Form(
+            max_length=32,
+            description="Frame rate of an EDL (EDLs carry none; default 24): a number such as `25`, `23.976`, "
+            "`29.97`, `59.94`, or exact text such as `30000/1001`. Drop-frame is read from the EDL itself "
+            "(`FCM: DROP FRAME` or `;` timecodes).",
+        ),
     ] = None,
     media_roots: Annotated[
         list[MediaRoot] | None,
@@ -107,7 +116,10 @@ def create_cut(
     try:
         local = upload_dir / filename
         copy_limited(file.file, local, settings.max_upload_bytes)
-        read_options = ReadOptions(rate=rate)
+        try:
+            read_options = ReadOptions(rate=user_rate(rate))
+        except TimelineError as exc:
+            raise field_problem("rate", str(exc)) from exc
         try:
             read_timeline(local, read_options)
         except TimelineError as exc:
@@ -122,7 +134,7 @@ def create_cut(
                 "route": "POST /v1/cuts",
                 "project": project,
                 "name": name,
-                "rate": rate,
+                "rate": read_options.as_dict()["rate"],
                 "media_roots": roots,
                 "filename": filename,
                 "sha256": sha256_file(local),
@@ -265,6 +277,37 @@ def diff(
     for each in (cut, other):
         require_ingested(each)
     return diff_view(session, cut, other, handles)
+
+
+@router.get(
+    "/{cut_id}/export",
+    response_class=FileResponse,
+    summary="The cut as a timeline file: OTIO, OTIOZ (with its media) or CMX 3600 EDL",
+    description=(
+        "One video track of the cut's shots at their record places, each with its exact source range, starting "
+        "at the cut's start timecode; re-ingesting the file gives the same shots. `media=proxies` points every "
+        "shot at its latest review proxy (409 `proxies_missing` until they are rendered). `otioz` bundles the "
+        "media files; an EDL names the media in `* FROM CLIP:` comments."
+    ),
+    responses={
+        200: {"description": "The timeline file", "content": {"application/octet-stream": _BINARY}},
+        **problem_responses(404, 409),
+    },
+)
+def export(
+    cut_id: CutId,
+    session: SessionDep,
+    settings: SettingsDep,
+    fmt: Annotated[ExportFormat, Query(alias="format", description="`otio`, `otioz` or `edl`")] = "otio",
+    media: Annotated[ExportMedia, Query(description="`source` media or review `proxies`")] = "source",
+) -> FileResponse:
+    cut = get_cut(session, cut_id)
+    require_ingested(cut)
+    try:
+        exported = export_cut(session, cut, settings.artifact_root, fmt, media)
+    except ExportError as exc:
+        raise ApiProblem(409, "proxies_missing", str(exc)) from exc
+    return FileResponse(exported.path, media_type=exported.media_type, filename=exported.filename)
 
 
 @router.post(

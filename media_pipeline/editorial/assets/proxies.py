@@ -29,6 +29,7 @@ from media_pipeline.editorial.proxies import (
     render_filmstrip,
     render_proxy,
 )
+from media_pipeline.editorial.timecodes import source_drop_frame
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -114,7 +115,7 @@ def shot_proxies(
         label = f"{cut.name} v{cut.version:03d}"
         shots = select_shots(session, cut, config)
         for shot in shots:
-            plan = plan_proxy(shot, options, label)
+            plan = plan_proxy(shot, options, label, drop_frame=source_drop_frame(shot, cut))
             cache_key = plan.cache_key(options)
             stem = _UNSAFE_NAME.sub("_", plan.name).strip("_")[:60] or "shot"
             output = folder / f"{plan.index:04d}_{stem}_{cache_key[:10]}.mp4"
@@ -153,7 +154,9 @@ def shot_proxies(
         "encoded": len(todo),
         "reused": reused,
         "folder": dg.MetadataValue.path(str(folder)),
-        "proxies": dg.MetadataValue.md("| shot | frames | handles | |\n|---|---|---|---|\n" + "\n".join(sorted(rows))),
+        "proxies": dg.MetadataValue.md(
+            "| shot | start timecode | frames | handles | |\n|---|---|---|---|---|\n" + "\n".join(sorted(rows))
+        ),
     }
     strips = sorted(folder.glob("*.filmstrip.jpg"))
     if strips:
@@ -163,8 +166,10 @@ def shot_proxies(
 
 def _details(plan: ProxyPlan) -> dict:
     return {"index": plan.index, "name": plan.name, "frames": plan.frames, "head": plan.head, "tail": plan.tail,
-            "first_source_frame": plan.first_source_frame, "slate": bool(plan.slate)}  # fmt: skip
+            "first_source_frame": plan.first_source_frame, "timecode": plan.timecode,
+            "slate": bool(plan.slate)}  # fmt: skip
 
 
 def _row(plan: ProxyPlan, state: str) -> str:
-    return f"| {plan.index:04d} {plan.name.replace('|', '/')} | {plan.frames} | {plan.head}+{plan.tail} | {state} |"
+    name = plan.name.replace("|", "/")
+    return f"| {plan.index:04d} {name} | {plan.timecode} | {plan.frames} | {plan.head}+{plan.tail} | {state} |"
