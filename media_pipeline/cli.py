@@ -20,6 +20,10 @@ from media_pipeline import db
 from media_pipeline.settings import Settings, export_defaults, load_settings
 
 INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
+# Everything the services write (stored timelines, artifacts, logs, databases) is readable by
+# their group at most: a dropped or uploaded file may be private, and other local users should
+# not read it through the artifact root.
+SERVICE_UMASK = 0o027
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,6 +157,7 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
 
 
 def run_up(sample: bool) -> int:
+    os.umask(SERVICE_UMASK)  # inherited by the webserver, the daemon, the API and every run
     env = dict(os.environ)
     settings = prepare(env)
     for name, port in (("Dagster UI", settings.ui_port), ("API", settings.api_port)):
@@ -241,7 +246,8 @@ def drop_sample(settings: Settings) -> Path | None:
     from media_pipeline.samples import make_sample_cut
 
     target = settings.watch_dirs[0] / "demo"
-    path = make_sample_cut(settings.home / "samples", target, rate=Fraction(24))
+    # Its media goes into the first media root: media is read from nowhere else.
+    path = make_sample_cut(settings.media_roots[0] / "samples", target, rate=Fraction(24))
     marker.write_text(str(path))
     return path
 

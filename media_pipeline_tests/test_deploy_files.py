@@ -831,6 +831,14 @@ def test_entrypoint_writes_the_run_limit_then_runs_the_command(tmp_path: Path) -
     assert bad.returncode != 0 and "at least 1" in bad.stderr
 
 
+def test_entrypoint_runs_the_command_with_a_private_umask(tmp_path: Path) -> None:
+    shutil.copyfile(INSTANCE_CONFIG, tmp_path / "dagster.yaml")
+    written = tmp_path / "written"
+    script = "import os, sys; open(sys.argv[1], 'w').close(); print(oct(os.stat(sys.argv[1]).st_mode & 0o777))"
+    result = run_entrypoint(tmp_path, None, [sys.executable, "-c", script, str(written)])
+    assert (result.returncode, result.stdout.strip()) == (0, "0o640"), result.stderr
+
+
 def test_hadolint() -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).exists():

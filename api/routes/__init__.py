@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from api.deps import require_token
 from api.problems import problem_responses
-from api.routes import artifacts, cuts, health, jobs, shots, slideshows
+from api.routes import artifacts, cuts, health, jobs, shots, slideshows, watch_events
 
 v1_router = APIRouter(
     prefix="/v1",
@@ -18,6 +18,7 @@ v1_router.include_router(shots.router)
 v1_router.include_router(jobs.router)
 v1_router.include_router(artifacts.router)
 v1_router.include_router(slideshows.router)
+v1_router.include_router(watch_events.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
