@@ -96,11 +96,28 @@ class Shot(BaseModel):
         "the timeline's start timecode"
     )
     source: FrameRange = Field(description="The source frames the shot uses, as the timeline names them")
-    media_path: str | None
+    media_path: str | None = Field(
+        description="The media file (a sequence: its printf pattern) relative to the media root that holds it; "
+        "null when missing"
+    )
     media_status: str = Field(description="`linked`, `missing` or `generator`")
     media_kind: str | None = Field(description="`movie`, `sequence`, `still` or `generator`")
     notes: list[str] = Field(description="Everything worth telling a user: relinked from, missing because, ...")
     thumbnail_url: str | None = Field(description="Latest successful thumbnail, or null")
+
+
+class WatchEvent(BaseModel):
+    """A file dropped into a watch folder that did not become a cut version, and why."""
+
+    id: str = Field(description="Sorts by time; pass the last one's id back as `before` for older events")
+    at: dt.datetime
+    sensor: str = Field(description="The watch folder's sensor in the Dagster UI (`watch_<folder>`)")
+    file: str = Field(description="The file's path relative to its watch folder")
+    outcome: Literal["skipped", "failed"] = Field(
+        description="`skipped`: refused by the intake rules (not a regular file, too large, bad watch.json); "
+        "`failed`: an unexpected error while publishing it"
+    )
+    reason: str = Field(description="What was wrong and how to fix it")
 
 
 # Every status of media_pipeline.editorial.cut_diff, in its PRECEDENCE order (a test keeps them equal).

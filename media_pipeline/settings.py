@@ -45,8 +45,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MEDIA_PIPELINE_MEDIA_ROOTS",
-        "",
-        "Folders searched by file name for media whose recorded path does not exist, `" + os.pathsep + "`-separated.",
+        "{home}/media",
+        "The only folders media may be read from (with the watch folders, always), `"
+        + os.pathsep
+        + "`-separated; also searched by file name for media whose recorded path is not inside them.",
     ),
     Setting("MEDIA_PIPELINE_EDL_RATE", "24", "Frame rate for EDLs dropped into watch folders without a `watch.json`."),
     Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
@@ -154,7 +156,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dagster_postgres_url=get("MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"),
         artifact_root=Path(get("MEDIA_PIPELINE_ARTIFACT_ROOT")).expanduser().resolve(),
         watch_dirs=_paths(get("MEDIA_PIPELINE_WATCH_DIRS")),
-        media_roots=_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")),
+        # Media next to a dropped timeline (relative paths) is read from its watch folder.
+        media_roots=tuple(
+            dict.fromkeys([*_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")), *_paths(get("MEDIA_PIPELINE_WATCH_DIRS"))])
+        ),
         edl_rate=float(get("MEDIA_PIPELINE_EDL_RATE")),
         api_token=get("MEDIA_PIPELINE_API_TOKEN"),
         ui_port=int(get("MEDIA_PIPELINE_UI_PORT")),

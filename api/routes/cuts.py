@@ -17,7 +17,7 @@ from api.diff import diff_view
 from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, start_job, unavailable
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
-from api.problems import ApiProblem, not_found, problem_responses
+from api.problems import ApiProblem, field_problem, not_found, problem_responses
 from api.schemas import (
     MAX_ID,
     Cut,
@@ -29,6 +29,7 @@ from api.schemas import (
     Shot,
     ThumbnailRequest,
 )
+from api.schemas import CutStatus as CutStatusName
 from api.thumbnails import start_thumbnails
 from api.uploads import copy_limited, discard, safe_filename
 from api.views import cut_out, shots_out
@@ -37,6 +38,7 @@ from media_pipeline.db.models import CutStatus, CutVersion, Project
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
+from media_pipeline.editorial.media import MediaRootError, confine_roots
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
 
@@ -104,12 +106,19 @@ def create_cut(
     ] = None,
     media_roots: Annotated[
         list[MediaRoot] | None,
-        Form(description="Absolute folders searched by file name for media not found where the timeline says"),
+        Form(
+            description="Absolute folders searched first by file name for media not found where the timeline says; "
+            "each must lie inside MEDIA_PIPELINE_MEDIA_ROOTS or a watch folder (not `/`; at most 16, duplicates "
+            "dropped)"
+        ),
     ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> CutCreated:
     filename = safe_filename(file.filename)
-    roots = list(media_roots or [])
+    try:
+        roots = [str(root) for root in confine_roots(media_roots or [], settings.media_roots)]
+    except MediaRootError as exc:
+        raise field_problem("media_roots", str(exc)) from None
     upload_dir = FilePath(tempfile.mkdtemp(prefix="mp-upload-"))
     try:
         local = upload_dir / filename
@@ -198,6 +207,9 @@ def list_cuts(
     session: SessionDep,
     settings: SettingsDep,
     project: Annotated[TextQuery | None, Query(description="Only this project's cuts")] = None,
+    status: Annotated[CutStatusName | None, Query(description="Only cuts in this state (`failed`: with `error`)")] = (
+        None
+    ),
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[Cut]:
@@ -205,6 +217,8 @@ def list_cuts(
     query = sa.select(CutVersion).options(selectinload(CutVersion.project)).order_by(CutVersion.id.desc())
     if project is not None:
         query = query.join(Project).where(Project.name == project)
+    if status is not None:
+        query = query.where(CutVersion.status == status)
     if position is not None:
         query = query.where(CutVersion.id < position["after"])
     rows = list(session.scalars(query.limit(limit + 1)))
@@ -224,7 +238,9 @@ def read_cut(cut_id: CutId, session: SessionDep, settings: SettingsDep) -> Cut:
     summary="The cut's shots in timeline order",
     responses=problem_responses(404),
 )
-def list_shots(cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None) -> Page[Shot]:
+def list_shots(
+    cut_id: CutId, session: SessionDep, settings: SettingsDep, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> Page[Shot]:
     cut = get_cut(session, cut_id)
     position = decode_cursor(cursor, after=int)
     query = sa.select(ShotRow).where(ShotRow.cut_version_id == cut.id).order_by(ShotRow.index)
@@ -232,7 +248,7 @@ def list_shots(cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, curs
         query = query.where(ShotRow.index > position["after"])
     rows = list(session.scalars(query.limit(limit + 1)))
     next_cursor = encode_cursor({"after": rows[limit - 1].index}) if len(rows) > limit else None
-    return Page[Shot](items=shots_out(session, cut, rows[:limit]), next_cursor=next_cursor)
+    return Page[Shot](items=shots_out(session, cut, rows[:limit], settings.media_roots), next_cursor=next_cursor)
 
 
 @router.get(
