@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,7 +72,17 @@ def cut_out(session: Session, cut: CutVersion, artifact_root: Path) -> Cut:
     )
 
 
-def shots_out(session: Session, cut: CutVersion, shots: list[Shot]) -> list[ShotOut]:
+def client_media_path(path: str | None, media_roots: Sequence[Path]) -> str | None:
+    """A shot's media path relative to the media root that holds it: clients see no server paths."""
+    if path is None:
+        return None
+    for root in media_roots:
+        if Path(path).is_relative_to(root):
+            return Path(path).relative_to(root).as_posix()
+    return Path(path).name
+
+
+def shots_out(session: Session, cut: CutVersion, shots: list[Shot], media_roots: Sequence[Path]) -> list[ShotOut]:
     thumbnails = latest_thumbnails(session, cut.id)
     record_origin = int((cut.options or {}).get("global_start_frame") or 0)
     out = []
@@ -87,7 +98,7 @@ def shots_out(session: Session, cut: CutVersion, shots: list[Shot]) -> list[Shot
                 rate=cut.rate,
                 record=frame_range(shot.record_start, shot.record_duration, cut.rate, record_origin),
                 source=frame_range(shot.source_start, shot.source_duration, shot.source_rate),
-                media_path=shot.media_path,
+                media_path=client_media_path(shot.media_path, media_roots),
                 media_status=shot.media_status,
                 media_kind=shot.media_kind,
                 notes=[str(note) for note in shot.notes or []],

@@ -72,15 +72,33 @@ def load_cut(session: Session, partition_key: str) -> CutVersion:
 
 @contextmanager
 def failing_cut(database: DatabaseResource, partition_key: str) -> Iterator[None]:
-    """Turn a user-facing error into a failed cut version and a Dagster failure with the reason."""
+    """Turn any error into a failed cut version with a sentence, and a Dagster failure.
+
+    A user-facing error (TimelineError, FrameChoiceError) is the sentence. Anything else is a
+    fault of ours or of a reader: clients get a sentence naming no internals, the run's log in
+    the Dagster UI gets the exception.
+    """
     try:
         yield
     except (TimelineError, FrameChoiceError) as exc:
-        with database.session() as session:
-            cut = load_cut(session, partition_key)
-            cut.status = CutStatus.FAILED
-            cut.error = str(exc)
+        mark_failed(database, partition_key, str(exc))
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except dg.Failure:
+        raise
+    except Exception as exc:
+        sentence = (
+            "the ingest failed on an unexpected error while reading this timeline; nothing was stored for it. "
+            "Its run's log in the Dagster UI has the details: report them with the timeline file"
+        )
+        mark_failed(database, partition_key, sentence)
+        raise dg.Failure(description=sentence, allow_retries=False) from exc
+
+
+def mark_failed(database: DatabaseResource, partition_key: str, error: str) -> None:
+    with database.session() as session:
+        cut = load_cut(session, partition_key)
+        cut.status = CutStatus.FAILED
+        cut.error = error
 
 
 def preview_markdown(path: Path, width: int = 640) -> dg.MetadataValue:
@@ -143,7 +161,7 @@ def cut_shots(
         cut = load_cut(session, key)
         origin = cut.options.get("origin_dir")
         resolver = MediaResolver(
-            media_search.roots(cut.options.get("media_roots", [])), Path(origin) if origin else None
+            media_search.allowed_roots(), cut.options.get("media_roots", []), Path(origin) if origin else None
         )
         report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
         rows = [shot_row(shot) for shot in report.shots]
@@ -155,6 +173,8 @@ def cut_shots(
         context.log.warning(warning)
     for line in missing:
         context.log.warning(f"missing media: {line}")
+    for reason in resolver.refused_roots:
+        context.log.warning(f"media root not searched: {reason}")
     return dg.MaterializeResult(
         metadata={
             "shot_count": len(rows),
