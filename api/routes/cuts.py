@@ -40,7 +40,8 @@ from media_pipeline.db.models import Shot as ShotRow
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
 from media_pipeline.editorial.media import MediaRootError, confine_roots
 from media_pipeline.editorial.publish import publish_cut
-from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
+from media_pipeline.editorial.safe_read import TimelineLimits, read_untrusted
+from media_pipeline.editorial.timeline import ReadOptions, TimelineError, readable_suffixes
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
 
@@ -125,7 +126,8 @@ def create_cut(
         copy_limited(file.file, local, settings.max_upload_bytes)
         read_options = ReadOptions(rate=rate)
         try:
-            read_timeline(local, read_options)
+            # In a child process with time and memory limits: a hostile file costs that child only.
+            read_untrusted(local, read_options, TimelineLimits.from_settings(settings))
         except TimelineError as exc:
             raise ApiProblem(
                 422,

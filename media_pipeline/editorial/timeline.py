@@ -150,12 +150,10 @@ def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema
 def _explain(path: Path, adapter: str, kwargs: dict[str, Any], exc: Exception) -> str:
     if isinstance(exc, RecursionError | MemoryError):
         return f"{path.name} is nested too deeply or too large to read as {adapter}"
-    if not isinstance(exc, _DESCRIPTIVE):
-        return (
-            f"{path.name} could not be read as {adapter}: its content is not what that format's reader expects "
-            "(export it again from the editing system)"
-        )
-    reason = without_paths(str(exc).strip(), [path])[:300] or "it is malformed"
+    if isinstance(exc, _DESCRIPTIVE):
+        reason = without_paths(str(exc).strip(), [path])[:300] or "it is malformed"
+    else:  # a reader's internal error: its text means nothing to a user
+        reason = "its content is not what the reader expects"
     if adapter == EDL_ADAPTER:
         rate = kwargs["rate"]
         if "Frame rate mismatch" in reason or "has frames beyond" in reason:
@@ -169,7 +167,7 @@ def _explain(path: Path, adapter: str, kwargs: dict[str, Any], exc: Exception) -
                 "Check the rate, or publish with ignore_timecode_mismatch to trust the record side"
             )
         return f"{path.name} is not a valid CMX 3600 EDL: {reason}"
-    return f"{path.name} could not be read as {adapter}: {reason}"
+    return f"{path.name} could not be read as {adapter}: {reason} (export it again from the editing system)"
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:

@@ -30,6 +30,7 @@ from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render,
 from media_pipeline.editorial.ingest import store_shots, store_timeline
 from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.partitions import cut_versions
+from media_pipeline.editorial.safe_read import TimelineLimits
 from media_pipeline.editorial.thumbnails import (
     FrameChoiceError,
     SheetCell,
@@ -41,6 +42,7 @@ from media_pipeline.editorial.thumbnails import (
 )
 from media_pipeline.editorial.timeline import TimelineError
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
+from media_pipeline.settings import load_settings
 
 GROUP = "editorial"
 
@@ -124,7 +126,7 @@ def cut_timeline(
     output = artifacts.cut_dir(key) / "timeline.otio"
     with failing_cut(database, key), database.session() as session:
         cut = load_cut(session, key)
-        report = store_timeline(cut, output)
+        report = store_timeline(cut, output, TimelineLimits.from_settings(load_settings()))
         cut.rate = report.rate
         source = {"path": cut.source_path, "sha256": cut.source_sha256, "filename": cut.source_filename}
     for warning in report.warnings:
