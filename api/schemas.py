@@ -68,7 +68,10 @@ class Cut(BaseModel):
     media_roots: list[str]
     shot_count: int | None
     missing_count: int | None = Field(description="Shots whose media was not found")
-    contact_sheet_url: str | None = Field(description="Latest contact sheet, if one was rendered")
+    contact_sheet_url: str | None = Field(description="Latest contact sheet (its first page), if one was rendered")
+    contact_sheet_urls: list[str] = Field(
+        default=[], description="Every page of the latest contact sheet, 200 shots a page, in timeline order"
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -42,7 +42,7 @@ def frame_range(start: int, duration: int, rate: str | None, tc_origin: int = 0)
 
 def cut_out(session: Session, cut: CutVersion, artifact_root: Path) -> Cut:
     sheet = session.scalar(
-        sa.select(Render.output_path)
+        sa.select(Render)
         .where(
             Render.cut_version_id == cut.id,
             Render.kind == "contact_sheet",
@@ -66,7 +66,8 @@ def cut_out(session: Session, cut: CutVersion, artifact_root: Path) -> Cut:
         media_roots=[str(root) for root in (cut.options or {}).get("media_roots", [])],
         shot_count=cut.shot_count,
         missing_count=cut.missing_count,
-        contact_sheet_url=artifact_url(sheet) if sheet else None,
+        contact_sheet_url=artifact_url(sheet.output_path) if sheet and sheet.output_path else None,
+        contact_sheet_urls=[artifact_url(page) for page in (sheet.details or {}).get("pages", [])] if sheet else [],
         created_at=as_utc(cut.created_at),
         updated_at=as_utc(cut.updated_at),
     )

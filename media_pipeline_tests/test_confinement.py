@@ -224,3 +224,21 @@ def test_unreadable_uploads_are_422_sentences_without_server_paths(
     assert words in detail
     for internal in ("mp-upload-", "/tmp/", "Traceback", "ZeroDivisionError", str(tmp_path)):
         assert internal not in detail, detail
+
+
+# -- contact sheets at any size -------------------------------------------------------------------
+
+
+def test_two_thousand_shots_make_ten_sheets_each_inside_jpeg_limits(tmp_path):
+    from media_pipeline.editorial.thumbnails import SheetCell, render_contact_sheets, render_slate
+
+    thumbnail = tmp_path / "t.jpg"
+    render_slate(["SHOT"], thumbnail, 480)
+    cells = [SheetCell(image=thumbnail, caption=f"{i + 1:04d} sh{i}", detail="01:00:00:00") for i in range(2000)]
+    pages = render_contact_sheets(cells, tmp_path / "contact_sheet.jpg", "show / reel v001")
+    names = [path.name for path, _ in pages[:3]]
+    assert names == ["contact_sheet.jpg", "contact_sheet_p002.jpg", "contact_sheet_p003.jpg"]
+    assert len(pages) == 10  # 200 a sheet; one sheet of 2,000 would pass JPEG's 65,535-pixel limit
+    for path, (width, height) in pages:
+        with Image.open(path) as sheet:
+            assert sheet.size == (width, height) and height < 65_535

@@ -37,8 +37,9 @@ from media_pipeline.editorial.thumbnails import (
     ThumbnailPlan,
     parse_frame_choice,
     plan_thumbnail,
-    render_contact_sheet,
+    render_contact_sheets,
     render_thumbnail,
+    sheet_page_path,
 )
 from media_pipeline.editorial.timeline import TimelineError
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
@@ -463,7 +464,13 @@ def contact_sheet(
     if not cells:
         raise dg.Failure(description=f"{key} has no thumbnails yet; materialize shot_thumbnails first")
     output = artifacts.cut_dir(key) / "contact_sheet.jpg"
-    size = render_contact_sheet(cells, output, title)
+    pages = render_contact_sheets(cells, output, title)
+    # A cut that had more shots before leaves no stale pages behind.
+    page_number = len(pages) + 1
+    while sheet_page_path(output, page_number).exists():
+        sheet_page_path(output, page_number).unlink()
+        page_number += 1
+    size = pages[0][1]
     with database.session() as session:
         session.add(
             Render(
@@ -473,7 +480,7 @@ def contact_sheet(
                 output_path=artifacts.relative(output),
                 status=RenderStatus.SUCCEEDED,
                 run_id=context.run.run_id,
-                details={"shots": len(cells)},
+                details={"shots": len(cells), "pages": [artifacts.relative(path) for path, _ in pages]},
             )
         )
     return dg.MaterializeResult(
@@ -481,6 +488,7 @@ def contact_sheet(
             "path": dg.MetadataValue.path(str(output)),
             "shots": len(cells),
             "size": f"{size[0]}x{size[1]}",
+            "pages": len(pages),
             "preview": preview_markdown(output),
         }
     )
