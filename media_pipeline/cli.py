@@ -139,7 +139,13 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     module = ["-m", "media_pipeline.definitions"]
     return {
-        "webserver": [str(bin_dir / "dagster-webserver"), "-h", settings.host, "-p", str(settings.ui_port), *module],
+        # Loopback only, under the prefix the API proxies: the UI is reached through the API's
+        # sign-in (api/dagster_ui.py), never on a port of its own on the network.
+        "webserver": [
+            str(bin_dir / "dagster-webserver"),
+            *("-h", "127.0.0.1", "-p", str(settings.ui_port), "--path-prefix", "/dagster"),
+            *module,
+        ],
         "daemon": [str(bin_dir / "dagster-daemon"), "run", *module],
         "api": [
             sys.executable,
@@ -226,7 +232,7 @@ def print_banner(settings: Settings, token: str, logs: Path) -> None:
         "\n".join(
             [
                 "media_pipeline is starting (Ctrl-C stops everything)",
-                f"  Dagster UI     http://{settings.host}:{settings.ui_port}",
+                f"  Dagster UI     http://{settings.host}:{settings.api_port}/dagster/  (sign in with the API token)",
                 f"  API            http://{settings.host}:{settings.api_port}  (docs at /docs)",
                 f"  API token      {token}",
                 f"  watch folders  {watch}",

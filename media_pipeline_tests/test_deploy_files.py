@@ -633,7 +633,7 @@ def test_commands_parse_with_the_installed_clis(services: dict[str, dict[str, An
 
 
 def test_health_probes_ask_the_right_port(services: dict[str, dict[str, Any]]) -> None:
-    probes = {"webserver": ("-p", "/server_info"), "api": ("--port", "/healthz")}
+    probes = {"webserver": ("-p", "/dagster/server_info"), "api": ("--port", "/healthz")}
     for name, (port_flag, path) in probes.items():
         code = services[name]["healthcheck"]["test"][3]
         port = option(services[name]["command"], port_flag)
