@@ -124,7 +124,7 @@ def main() -> None:
         def noop(_: int) -> float:
             from dagster_graphql import DagsterGraphQLClient
 
-            graphql = DagsterGraphQLClient("127.0.0.1", port_number=ui)
+            graphql = DagsterGraphQLClient("127.0.0.1", port_number=ui, path_prefix="/dagster")
             started = time.perf_counter()
             run_id = graphql.submit_job_execution("health_check")
             wait(lambda: graphql.get_run_status(run_id).value in ("SUCCESS", "FAILURE"), 300, "a no-op run")
