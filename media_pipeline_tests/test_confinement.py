@@ -242,3 +242,31 @@ def test_two_thousand_shots_make_ten_sheets_each_inside_jpeg_limits(tmp_path):
     for path, (width, height) in pages:
         with Image.open(path) as sheet:
             assert sheet.size == (width, height) and height < 65_535
+
+
+# -- every refused drop and failed ingest is listed by the API -------------------------------------
+
+
+def test_watch_events_and_failed_cuts_are_listed(client: TestClient, api_settings, tmp_path: Path) -> None:
+    from media_pipeline.editorial import watch_events
+
+    for number in range(3):
+        watch_events.record(
+            api_settings.artifact_root, sensor="watch_x", file=f"show/{number}.otio", outcome="skipped", reason="r"
+        )
+    first = client.get("/v1/watch-events", params={"limit": 2}, headers=AUTH).json()
+    assert [event["file"] for event in first["items"]] == ["show/2.otio", "show/1.otio"] and first["next_cursor"]
+    rest = client.get("/v1/watch-events", params={"limit": 2, "cursor": first["next_cursor"]}, headers=AUTH).json()
+    assert [event["file"] for event in rest["items"]] == ["show/0.otio"] and rest["next_cursor"] is None
+    assert client.get("/v1/watch-events").status_code == 401
+
+    # Readable, so published; no video track, so its ingest fails: listed with the sentence.
+    sound_only = otio.schema.Timeline(name="sound")
+    sound_only.tracks.append(otio.schema.Track(kind=otio.schema.TrackKind.Audio))
+    path = tmp_path / "sound.otio"
+    otio.adapters.write_to_file(sound_only, str(path))
+    published = upload(client, path)
+    assert published.status_code == 202, published.text
+    (failed,) = client.get("/v1/cuts", params={"status": "failed"}, headers=AUTH).json()["items"]
+    assert failed["id"] == published.json()["cut"]["id"] and "no video track" in failed["error"]
+    assert client.get("/v1/cuts", params={"status": "ingested"}, headers=AUTH).json()["items"] == []

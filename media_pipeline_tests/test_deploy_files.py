@@ -565,7 +565,7 @@ def test_settings_load_from_each_service_environment(services: dict[str, dict[st
         settings = load_settings(environment(services[name]))
         assert settings.artifact_root == Path("/data/artifacts"), name
         assert settings.watch_dirs == (Path("/data/watch"),), name
-        assert settings.media_roots == (Path("/media"),), name
+        assert settings.media_roots == (Path("/media"), Path("/data/watch")), name  # watch folders always
     api = load_settings(environment(services["api"]))
     assert api.api_token == TEST_SECRETS["MEDIA_PIPELINE_API_TOKEN"]
     # The API's gateway calls the webserver at MEDIA_PIPELINE_HOST:MEDIA_PIPELINE_UI_PORT.

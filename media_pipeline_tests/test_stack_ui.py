@@ -23,7 +23,8 @@ LAUNCH = """mutation($selector: JobOrPipelineSelector!, $config: RunConfigData) 
     ... on PythonError { message }
   }
 }"""
-RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status
+  eventConnection { events { __typename ... on MessageEvent { message } } } } } }"""
 
 
 def graphql(client: httpx.Client, query: str, variables: dict | None = None) -> httpx.Response:
@@ -66,8 +67,10 @@ def test_ui_and_graphql_need_the_token_and_run_config_cannot_move_artifacts(stac
         run_id = result["run"]["runId"]
 
         def succeeded() -> bool:
-            status = graphql(browser, RUN, {"id": run_id}).json()["data"]["runOrError"].get("status")
-            assert status not in ("FAILURE", "CANCELED"), status
+            run = graphql(browser, RUN, {"id": run_id}).json()["data"]["runOrError"]
+            messages = [event.get("message") for event in run["eventConnection"]["events"]]
+            assert run["status"] not in ("FAILURE", "CANCELED"), messages
+            status = run["status"]
             return status == "SUCCESS"
 
         wait_for(succeeded, 180, "the health_check run launched through the proxy", process)
