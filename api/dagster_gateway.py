@@ -194,6 +194,10 @@ class InstanceReads:
             raise _unreachable("the Dagster instance storage is not readable", exc) from exc
 
 
+# The webserver runs under this prefix, so the API can proxy its UI at the same path (api/dagster_ui.py).
+UI_PATH_PREFIX = "/dagster"
+
+
 class GraphQLGateway(InstanceReads):
     """The gateway of a real deployment: dagster-webserver at `host:port`, instance from DAGSTER_HOME."""
 
@@ -235,7 +239,9 @@ class GraphQLGateway(InstanceReads):
         if client is None:
             from dagster_graphql import DagsterGraphQLClient
 
-            client = self._clients.client = DagsterGraphQLClient(self.host, port_number=self.port, timeout=self.timeout)
+            client = self._clients.client = DagsterGraphQLClient(
+                self.host, port_number=self.port, timeout=self.timeout, path_prefix=UI_PATH_PREFIX
+            )
         return client
 
     def submit(
@@ -274,7 +280,7 @@ class GraphQLGateway(InstanceReads):
             raise _unreachable(f"Dagster at {self.host}:{self.port} could not be reached", exc) from exc
 
     def ping(self) -> None:
-        url = f"http://{self.host}:{self.port}/server_info"
+        url = f"http://{self.host}:{self.port}{UI_PATH_PREFIX}/server_info"
         try:
             with urllib.request.urlopen(url, timeout=3) as response:
                 response.read()

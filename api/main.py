@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
+from api import dagster_ui
 from api.dagster_gateway import DagsterGateway, GraphQLGateway
 from api.middleware import AuthGuardMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers, rewrite_problem_media_types
@@ -54,6 +56,8 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
         openapi_tags=TAGS,
     )
     app.state.settings = settings
+    # The UI proxy's upstream connections; no timeout on reads: GraphQL long-polls and streams.
+    app.state.ui_client = httpx.AsyncClient(timeout=httpx.Timeout(30, read=None), follow_redirects=False)
     app.state.gateway = gateway or GraphQLGateway.from_settings(settings)
     if not settings.api_token:
         logger.warning("MEDIA_PIPELINE_API_TOKEN is empty: every /v1 request will be refused with 401")
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
     app.include_router(api_router)
     app.include_router(web.router)
     app.mount("/app/static", web.static_files, name="app-static")
+    app.include_router(dagster_ui.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

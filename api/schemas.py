@@ -70,7 +70,10 @@ class Cut(BaseModel):
     media_roots: list[str]
     shot_count: int | None
     missing_count: int | None = Field(description="Shots whose media was not found")
-    contact_sheet_url: str | None = Field(description="Latest contact sheet, if one was rendered")
+    contact_sheet_url: str | None = Field(description="Latest contact sheet (its first page), if one was rendered")
+    contact_sheet_urls: list[str] = Field(
+        default=[], description="Every page of the latest contact sheet, 200 shots a page, in timeline order"
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -100,13 +103,30 @@ class Shot(BaseModel):
         "the timeline's start timecode"
     )
     source: FrameRange = Field(description="The source frames the shot uses, as the timeline names them")
-    media_path: str | None
+    media_path: str | None = Field(
+        description="The media file (a sequence: its printf pattern) relative to the media root that holds it; "
+        "null when missing"
+    )
     media_status: str = Field(description="`linked`, `missing` or `generator`")
     media_kind: str | None = Field(description="`movie`, `sequence`, `still` or `generator`")
     notes: list[str] = Field(description="Everything worth telling a user: relinked from, missing because, ...")
     thumbnail_url: str | None = Field(description="Latest successful thumbnail, or null")
     proxy_url: str | None = Field(default=None, description="Latest review proxy (H.264 MP4), or null")
     filmstrip_url: str | None = Field(default=None, description="The latest proxy's filmstrip (JPEG), or null")
+
+
+class WatchEvent(BaseModel):
+    """A file dropped into a watch folder that did not become a cut version, and why."""
+
+    id: str = Field(description="Sorts by time; pass the last one's id back as `before` for older events")
+    at: dt.datetime
+    sensor: str = Field(description="The watch folder's sensor in the Dagster UI (`watch_<folder>`)")
+    file: str = Field(description="The file's path relative to its watch folder")
+    outcome: Literal["skipped", "failed"] = Field(
+        description="`skipped`: refused by the intake rules (not a regular file, too large, bad watch.json); "
+        "`failed`: an unexpected error while publishing it"
+    )
+    reason: str = Field(description="What was wrong and how to fix it")
 
 
 # Every status of media_pipeline.editorial.cut_diff, in its PRECEDENCE order (a test keeps them equal).

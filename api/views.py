@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
@@ -37,7 +38,7 @@ def frame_range(
 
 def cut_out(session: Session, cut: CutVersion, artifact_root: Path) -> Cut:
     sheet = session.scalar(
-        sa.select(Render.output_path)
+        sa.select(Render)
         .where(
             Render.cut_version_id == cut.id,
             Render.kind == "contact_sheet",
@@ -64,13 +65,24 @@ def cut_out(session: Session, cut: CutVersion, artifact_root: Path) -> Cut:
         media_roots=[str(root) for root in (cut.options or {}).get("media_roots", [])],
         shot_count=cut.shot_count,
         missing_count=cut.missing_count,
-        contact_sheet_url=artifact_url(sheet) if sheet else None,
+        contact_sheet_url=artifact_url(sheet.output_path) if sheet and sheet.output_path else None,
+        contact_sheet_urls=[artifact_url(page) for page in (sheet.details or {}).get("pages", [])] if sheet else [],
         created_at=as_utc(cut.created_at),
         updated_at=as_utc(cut.updated_at),
     )
 
 
-def shots_out(session: Session, cut: CutVersion, shots: list[Shot]) -> list[ShotOut]:
+def client_media_path(path: str | None, media_roots: Sequence[Path]) -> str | None:
+    """A shot's media path relative to the media root that holds it: clients see no server paths."""
+    if path is None:
+        return None
+    for root in media_roots:
+        if Path(path).is_relative_to(root):
+            return Path(path).relative_to(root).as_posix()
+    return Path(path).name
+
+
+def shots_out(session: Session, cut: CutVersion, shots: list[Shot], media_roots: Sequence[Path]) -> list[ShotOut]:
     thumbnails = latest_thumbnails(session, cut.id)
     proxies = latest_renders(session, cut.id, "proxy")
     origin, drop_frame = record_origin(cut), cut_drop_frame(cut)
@@ -91,7 +103,7 @@ def shots_out(session: Session, cut: CutVersion, shots: list[Shot]) -> list[Shot
                 source=frame_range(
                     shot.source_start, shot.source_duration, shot.source_rate, 0, source_drop_frame(shot, cut)
                 ),
-                media_path=shot.media_path,
+                media_path=client_media_path(shot.media_path, media_roots),
                 media_status=shot.media_status,
                 media_kind=shot.media_kind,
                 notes=[str(note) for note in shot.notes or []],

@@ -94,7 +94,7 @@ def main() -> None:
     client = httpx.Client(base_url=base, headers=HEADERS, timeout=30)
     try:
         wait(lambda: client.get("/healthz").status_code == 200, 120, "the API")
-        wait(lambda: httpx.get(f"http://127.0.0.1:{ui}/server_info").status_code == 200, 120, "the webserver")
+        wait(lambda: httpx.get(f"http://127.0.0.1:{ui}/dagster/server_info").status_code == 200, 120, "the webserver")
         with cut_file.open("rb") as fh:
             created = client.post("/v1/cuts", files={"file": fh}, data={"project": "bench", "name": "latency"}).json()
         job_id = created["job"]["id"]
@@ -124,7 +124,7 @@ def main() -> None:
         def noop(_: int) -> float:
             from dagster_graphql import DagsterGraphQLClient
 
-            graphql = DagsterGraphQLClient("127.0.0.1", port_number=ui)
+            graphql = DagsterGraphQLClient("127.0.0.1", port_number=ui, path_prefix="/dagster")
             started = time.perf_counter()
             run_id = graphql.submit_job_execution("health_check")
             wait(lambda: graphql.get_run_status(run_id).value in ("SUCCESS", "FAILURE"), 300, "a no-op run")

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from media_pipeline.cli import write_run_limit
+from media_pipeline.cli import SERVICE_UMASK, write_run_limit
 
 HEADER = "# Run limit set from MEDIA_PIPELINE_MAX_CONCURRENT_RUNS by the image's entrypoint.\n"
 
@@ -34,6 +34,7 @@ def main(argv: list[str]) -> None:
         Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml",
         os.environ.get("MEDIA_PIPELINE_MAX_CONCURRENT_RUNS", ""),
     )
+    os.umask(SERVICE_UMASK)  # as `media-pipeline up`: nothing the services write is world-readable
     # exec: the command becomes the process tini signals, so `docker stop` reaches it directly.
     os.execvp(argv[0], argv)
 

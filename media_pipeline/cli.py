@@ -21,6 +21,10 @@ from media_pipeline import api_client, db
 from media_pipeline.settings import Settings, export_defaults, load_settings
 
 INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
+# Everything the services write (stored timelines, artifacts, logs, databases) is readable by
+# their group at most: a dropped or uploaded file may be private, and other local users should
+# not read it through the artifact root.
+SERVICE_UMASK = 0o027
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +144,13 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     module = ["-m", "media_pipeline.definitions"]
     return {
-        "webserver": [str(bin_dir / "dagster-webserver"), "-h", settings.host, "-p", str(settings.ui_port), *module],
+        # Loopback only, under the prefix the API proxies: the UI is reached through the API's
+        # sign-in (api/dagster_ui.py), never on a port of its own on the network.
+        "webserver": [
+            str(bin_dir / "dagster-webserver"),
+            *("-h", "127.0.0.1", "-p", str(settings.ui_port), "--path-prefix", "/dagster"),
+            *module,
+        ],
         "daemon": [str(bin_dir / "dagster-daemon"), "run", *module],
         "api": [
             sys.executable,
@@ -158,6 +168,7 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
 
 
 def run_up(sample: bool) -> int:
+    os.umask(SERVICE_UMASK)  # inherited by the webserver, the daemon, the API and every run
     env = dict(os.environ)
     settings = prepare(env)
     for name, port in (("Dagster UI", settings.ui_port), ("API", settings.api_port)):
@@ -226,7 +237,7 @@ def print_banner(settings: Settings, token: str, logs: Path) -> None:
         "\n".join(
             [
                 "media_pipeline is starting (Ctrl-C stops everything)",
-                f"  Dagster UI     http://{settings.host}:{settings.ui_port}",
+                f"  Dagster UI     http://{settings.host}:{settings.api_port}/dagster/  (sign in with the API token)",
                 f"  API            http://{settings.host}:{settings.api_port}  (docs at /docs)",
                 f"  API token      {token}",
                 f"  watch folders  {watch}",
@@ -246,7 +257,8 @@ def drop_sample(settings: Settings) -> Path | None:
     from media_pipeline.samples import make_sample_cut
 
     target = settings.watch_dirs[0] / "demo"
-    path = make_sample_cut(settings.home / "samples", target, rate=Fraction(24))
+    # Its media goes into the first media root: media is read from nowhere else.
+    path = make_sample_cut(settings.media_roots[0] / "samples", target, rate=Fraction(24))
     marker.write_text(str(path))
     return path
 

@@ -98,10 +98,11 @@ class FFmpegResource(dg.ConfigurableResource):
 
 
 class MediaSearchResource(dg.ConfigurableResource):
-    """Folders searched by file name for media whose recorded path does not exist here."""
+    """The folders media may be read from (`MEDIA_PIPELINE_MEDIA_ROOTS` and the watch folders),
+    also searched by file name for media whose recorded path is not inside them."""
 
     media_roots: str = ""
 
-    def roots(self, extra: Iterable[str] = ()) -> list[Path]:
+    def allowed_roots(self) -> list[Path]:
         listed = [p for p in self.media_roots.split(os.pathsep) if p.strip()]
-        return [Path(p).expanduser().resolve() for p in [*listed, *extra]]
+        return [Path(p).expanduser().resolve() for p in listed]

@@ -45,8 +45,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MEDIA_PIPELINE_MEDIA_ROOTS",
-        "",
-        "Folders searched by file name for media whose recorded path does not exist, `" + os.pathsep + "`-separated.",
+        "{home}/media",
+        "The only folders media may be read from (with the watch folders, always), `"
+        + os.pathsep
+        + "`-separated; also searched by file name for media whose recorded path is not inside them.",
     ),
     Setting(
         "MEDIA_PIPELINE_EDL_RATE",
@@ -69,6 +71,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("MEDIA_PIPELINE_MAX_CONCURRENT_RUNS", "4", "Runs the queued run coordinator starts at once."),
     Setting("MEDIA_PIPELINE_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024), "Largest timeline upload the API accepts."),
+    Setting(
+        "MEDIA_PIPELINE_MAX_TIMELINE_ITEMS",
+        "20000",
+        "Most items (clips, gaps, transitions, tracks; EDL events) a timeline may hold.",
+    ),
+    Setting("MEDIA_PIPELINE_MAX_TIMELINE_DEPTH", "32", "Deepest nesting of tracks and stacks a timeline may have."),
     Setting("MEDIA_PIPELINE_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS. Empty: no CORS headers."),
     Setting("MEDIA_PIPELINE_SENSOR_INTERVAL", "5", "Seconds between watch-folder sensor evaluations."),
     Setting(
@@ -151,6 +159,8 @@ class Settings:
     ffmpeg_concurrency: int
     max_concurrent_runs: int
     max_upload_bytes: int
+    max_timeline_items: int = 20_000
+    max_timeline_depth: int = 32
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     sensor_interval: int = 5
     settle_seconds: float = 2.0
@@ -178,7 +188,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dagster_postgres_url=get("MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"),
         artifact_root=Path(get("MEDIA_PIPELINE_ARTIFACT_ROOT")).expanduser().resolve(),
         watch_dirs=_paths(get("MEDIA_PIPELINE_WATCH_DIRS")),
-        media_roots=_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")),
+        # Media next to a dropped timeline (relative paths) is read from its watch folder.
+        media_roots=tuple(
+            dict.fromkeys([*_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")), *_paths(get("MEDIA_PIPELINE_WATCH_DIRS"))])
+        ),
         edl_rate=get("MEDIA_PIPELINE_EDL_RATE"),
         api_token=get("MEDIA_PIPELINE_API_TOKEN"),
         ui_port=int(get("MEDIA_PIPELINE_UI_PORT")),
@@ -187,6 +200,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ffmpeg_concurrency=max(1, int(get("MEDIA_PIPELINE_FFMPEG_CONCURRENCY"))),
         max_concurrent_runs=max(1, int(get("MEDIA_PIPELINE_MAX_CONCURRENT_RUNS"))),
         max_upload_bytes=int(get("MEDIA_PIPELINE_MAX_UPLOAD_BYTES")),
+        max_timeline_items=max(1, int(get("MEDIA_PIPELINE_MAX_TIMELINE_ITEMS"))),
+        max_timeline_depth=max(1, int(get("MEDIA_PIPELINE_MAX_TIMELINE_DEPTH"))),
         cors_origins=tuple(o.strip() for o in get("MEDIA_PIPELINE_CORS_ORIGINS").split(",") if o.strip()),
         sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
         settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),

@@ -105,11 +105,15 @@ def media_dir(tmp_path: Path) -> Path:
 
 
 def make_resources(url: str, artifact_root: Path, media_roots: list[Path] | None = None) -> dict[str, object]:
+    """`media_roots`: the folders media may be read from; by default pytest's base temp folder
+    of this worker, which holds every test's tmp_path and the session's generated movies."""
+    if media_roots is None:
+        media_roots = [artifact_root.parent.parent]
     return {
         "database": DatabaseResource(url=url),
         "artifacts": ArtifactStore(root=str(artifact_root)),
         "ffmpeg": FFmpegResource(concurrency=2),
-        "media_search": MediaSearchResource(media_roots=os.pathsep.join(str(p) for p in media_roots or [])),
+        "media_search": MediaSearchResource(media_roots=os.pathsep.join(str(p) for p in media_roots)),
     }
 
 

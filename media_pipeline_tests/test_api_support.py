@@ -46,7 +46,7 @@ def plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def api_settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def api_settings(db_url: str, tmp_path: Path, plate: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings in the environment, where the API reads them and the Dagster resources
     (`dg.EnvVar`) of the real definitions resolve them at run time."""
     artifacts = tmp_path / "api_artifacts"
@@ -62,8 +62,8 @@ def api_settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    # Empty, not unset: the definitions' dg.EnvVar resources refuse unset variables.
-    monkeypatch.setenv("MEDIA_PIPELINE_MEDIA_ROOTS", "")
+    # Media may be read from the shared plate's folder and the test's own.
+    monkeypatch.setenv("MEDIA_PIPELINE_MEDIA_ROOTS", f"{plate.parent}:{tmp_path}")
     return load_settings()
 
 

@@ -565,7 +565,7 @@ def test_settings_load_from_each_service_environment(services: dict[str, dict[st
         settings = load_settings(environment(services[name]))
         assert settings.artifact_root == Path("/data/artifacts"), name
         assert settings.watch_dirs == (Path("/data/watch"),), name
-        assert settings.media_roots == (Path("/media"),), name
+        assert settings.media_roots == (Path("/media"), Path("/data/watch")), name  # watch folders always
     api = load_settings(environment(services["api"]))
     assert api.api_token == TEST_SECRETS["MEDIA_PIPELINE_API_TOKEN"]
     # The API's gateway calls the webserver at MEDIA_PIPELINE_HOST:MEDIA_PIPELINE_UI_PORT.
@@ -633,7 +633,7 @@ def test_commands_parse_with_the_installed_clis(services: dict[str, dict[str, An
 
 
 def test_health_probes_ask_the_right_port(services: dict[str, dict[str, Any]]) -> None:
-    probes = {"webserver": ("-p", "/server_info"), "api": ("--port", "/healthz")}
+    probes = {"webserver": ("-p", "/dagster/server_info"), "api": ("--port", "/healthz")}
     for name, (port_flag, path) in probes.items():
         code = services[name]["healthcheck"]["test"][3]
         port = option(services[name]["command"], port_flag)
@@ -830,6 +830,14 @@ def test_entrypoint_writes_the_run_limit_then_runs_the_command(tmp_path: Path) -
 
     bad = run_entrypoint(tmp_path, "0", ["true"])
     assert bad.returncode != 0 and "at least 1" in bad.stderr
+
+
+def test_entrypoint_runs_the_command_with_a_private_umask(tmp_path: Path) -> None:
+    shutil.copyfile(INSTANCE_CONFIG, tmp_path / "dagster.yaml")
+    written = tmp_path / "written"
+    script = "import os, sys; open(sys.argv[1], 'w').close(); print(oct(os.stat(sys.argv[1]).st_mode & 0o777))"
+    result = run_entrypoint(tmp_path, None, [sys.executable, "-c", script, str(written)])
+    assert (result.returncode, result.stdout.strip()) == (0, "0o640"), result.stderr
 
 
 def test_hadolint() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from media_pipeline.db.models import CutVersion, Project
+from media_pipeline.editorial import watch_events
 from media_pipeline.editorial.sensors import WatchCursor, watch_folder_sensor
 from media_pipeline.resources import ArtifactStore, DatabaseResource
 from media_pipeline_tests.conftest import CORPUS
@@ -25,8 +27,25 @@ def watch(tmp_path: Path) -> Path:
 
 
 class Harness:
-    def __init__(self, folder: Path, url: str, artifacts: Path, instance: dg.DagsterInstance):
-        self.sensor = watch_folder_sensor(folder, interval_seconds=1, settle_seconds=0, default_edl_rate=24)
+    def __init__(
+        self,
+        folder: Path,
+        url: str,
+        artifacts: Path,
+        instance: dg.DagsterInstance,
+        max_bytes: int = 50 * 1024 * 1024,
+        media_roots: tuple[Path, ...] = (),
+    ):
+        self.sensor = watch_folder_sensor(
+            folder,
+            interval_seconds=1,
+            settle_seconds=0,
+            default_edl_rate=24,
+            max_bytes=max_bytes,
+            media_roots=media_roots or (folder,),
+        )
+        self.skip_reason: str | None = None
+        self.artifacts = artifacts
         self.resources = {"database": DatabaseResource(url=url), "artifacts": ArtifactStore(root=str(artifacts))}
         self.instance = instance
         self.cursor: str | None = None
@@ -38,6 +57,7 @@ class Harness:
         if isinstance(result, dg.SkipReason):
             return []
         self.cursor = result.cursor
+        self.skip_reason = result.skip_reason.skip_message if result.skip_reason else None
         for request in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         return list(result.run_requests or [])
@@ -133,3 +153,104 @@ def test_missing_folder_is_a_skip_with_a_reason(tmp_path, domain_url, artifact_r
     result = harness.sensor(context)
     assert isinstance(result, dg.SkipReason)
     assert "does not exist" in (result.skip_message or "")
+
+
+# -- untrusted drops: only regular files, bounded, every refusal visible --------------------------
+
+
+def events(harness: Harness) -> list[watch_events.WatchEvent]:
+    return watch_events.newest(harness.artifacts, limit=100)
+
+
+def stored_sources(artifacts: Path) -> list[Path]:
+    return sorted(p for p in artifacts.rglob("*") if p.is_file() and "source" in p.parts)
+
+
+def test_a_symlink_to_a_file_outside_is_skipped_with_a_visible_reason(harness, watch, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("api token: do-not-leak")
+    (watch / "steal.otio").symlink_to(secret)
+    (watch / "steal_relative.edl").symlink_to(Path("..") / "secret.txt")
+    assert harness.tick() == []
+    assert harness.cuts() == []
+    assert not stored_sources(harness.artifacts)
+    recorded = {event.file: event for event in events(harness)}
+    assert set(recorded) == {"steal.otio", "steal_relative.edl"}
+    for event in recorded.values():
+        assert event.outcome == "skipped"
+        assert "symbolic link, not a regular file" in event.reason
+        assert str(tmp_path) not in event.reason
+    assert harness.skip_reason and "steal.otio: it is a symbolic link" in harness.skip_reason
+    harness.tick()
+    assert len(events(harness)) == 2  # reported once, not on every evaluation
+
+
+def test_a_fifo_named_like_a_timeline_does_not_hang_the_sensor(harness, watch):
+    os.mkfifo(watch / "x.otio")
+    shutil.copy(CORPUS / "simple_cut.otio", watch / "real.otio")
+    outcome: list[object] = []
+    worker = threading.Thread(target=lambda: outcome.extend([harness.tick(), harness.tick()]), daemon=True)
+    worker.start()
+    worker.join(timeout=60)  # a generous ceiling: a sensor that opens the FIFO blocks forever
+    assert not worker.is_alive(), "the sensor hung on a FIFO"
+    assert [r.partition_key for r in outcome[1]] == ["default.real.v001"]
+    (event,) = events(harness)
+    assert event.file == "x.otio" and "FIFO (named pipe), not a regular file" in event.reason
+
+
+def test_an_oversized_file_is_skipped_and_nothing_is_copied(watch, db_url, artifact_root, instance):
+    harness = Harness(watch, db_url, artifact_root, instance, max_bytes=4096)
+    (watch / "huge.edl").write_bytes(b"TITLE: huge\n" + b"* comment\n" * 2000)
+    harness.tick()
+    assert harness.tick() == []
+    assert harness.cuts() == [] and not stored_sources(artifact_root)
+    (event,) = events(harness)
+    assert "over the 4,096-byte limit (MEDIA_PIPELINE_MAX_UPLOAD_BYTES)" in event.reason
+
+
+def test_a_folder_named_like_a_timeline_is_reported_not_entered(harness, watch):
+    trap = watch / "bundle.otio"
+    trap.mkdir()
+    shutil.copy(CORPUS / "simple_cut.otio", trap / "inner.otio")
+    harness.tick()
+    assert harness.tick() == []
+    (event,) = events(harness)
+    assert event.file == "bundle.otio" and "it is a folder" in event.reason
+
+
+def test_a_bad_watch_json_fails_the_drop_with_a_sentence(harness, watch, tmp_path):
+    project = watch / "showA"
+    project.mkdir()
+    (project / "watch.json").write_text(json.dumps({"rate": 0}))
+    shutil.copy(CORPUS / "25fps.edl", project / "a.edl")
+    other = watch / "showB"
+    other.mkdir()
+    (other / "watch.json").write_text(json.dumps({"media_roots": ["/"]}))
+    shutil.copy(CORPUS / "simple_cut.otio", other / "b.otio")
+    harness.tick()
+    assert harness.tick() == [] and harness.cuts() == []
+    reasons = {event.file: event.reason for event in events(harness)}
+    assert '"rate" must be a frame rate above 0 and at most 1000' in reasons["showA/a.edl"]
+    assert "media root / would search the whole filesystem" in reasons["showB/b.otio"]
+
+
+def test_a_watch_json_that_is_a_link_is_not_read(harness, watch, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(json.dumps({"project": "stolen"}))
+    (watch / "watch.json").symlink_to(outside)
+    shutil.copy(CORPUS / "simple_cut.otio", watch / "a.otio")
+    harness.tick()
+    assert harness.tick() == [] and harness.cuts() == []
+    (event,) = events(harness)
+    assert "watch.json was not read: it is a symbolic link" in event.reason
+
+
+def test_watch_json_media_roots_inside_the_allowed_roots_are_kept_once(harness, watch):
+    plates = watch / "plates"
+    plates.mkdir()
+    (watch / "watch.json").write_text(json.dumps({"media_roots": [str(plates), f"{watch}/./plates", str(plates)]}))
+    shutil.copy(CORPUS / "simple_cut.otio", watch / "a.otio")
+    harness.tick()
+    assert len(harness.tick()) == 1
+    with DatabaseResource(url=harness.url).session() as session:
+        assert session.scalar(sa.select(CutVersion)).options["media_roots"] == [str(plates)]

@@ -13,7 +13,7 @@ def test_defaults_live_under_the_home_folder(tmp_path):
     assert settings.database_url == f"sqlite:///{tmp_path}/media_pipeline.db"
     assert settings.artifact_root == tmp_path / "artifacts"
     assert settings.watch_dirs == (tmp_path / "watch",)
-    assert settings.media_roots == ()
+    assert settings.media_roots == (tmp_path / "media", tmp_path / "watch")  # the watch folders always
     assert settings.ui_port == 3000 and settings.api_port == 8000
 
 

@@ -80,7 +80,7 @@ def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
         except httpx.HTTPError:
             return False
 
-    wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/server_info"), 120, "the Dagster webserver", process)
+    wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"), 120, "the webserver", process)
     wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 60, "the API", process)
     sample = home / "watch" / "demo" / "sample_cut.otio"
     assert sample.exists()

@@ -62,6 +62,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+        "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path / "media"),  # where the tests generate plates
     }
     command = [str(Path(sys.executable).parent / "media-pipeline"), "up", "--home", str(home)]
     command += ["--ui-port", str(ui_port), "--api-port", str(api_port), "--no-sample"]
@@ -69,7 +70,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/server_info"), 120, "the Dagster webserver", process)
+        wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"), 120, "the webserver", process)
         wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 60, "the API", process)
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=AUTH, timeout=30) as api:
             yield Stack(process, home, api)

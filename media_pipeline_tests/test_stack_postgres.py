@@ -71,7 +71,7 @@ class Stack:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(lambda: reachable(f"http://127.0.0.1:{self.ui_port}/server_info"), 120, "the Dagster webserver", self)
+        wait_for(lambda: reachable(f"http://127.0.0.1:{self.ui_port}/dagster/server_info"), 120, "the webserver", self)
         wait_for(lambda: reachable(f"{self.api}/healthz"), 60, "the API", self)
 
     def stop(self) -> None:
@@ -166,6 +166,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_database: str) -> Iter
         "MEDIA_PIPELINE_MAX_CONCURRENT_RUNS": str(MAX_RUNS),
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
         "MEDIA_PIPELINE_FFMPEG_CONCURRENCY": "2",
+        # The plates are generated under pytest's temp folder: media may be read from there.
+        "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path_factory.getbasetemp()),
     }
     home = tmp_path_factory.mktemp("stack_pg") / "home"
     stack = Stack(home, free_port(), free_port(), stack_database, env)

@@ -44,6 +44,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+        # The tests generate plates under pytest's temp folder: media may be read from there.
+        "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path_factory.getbasetemp()),
     }
     command = [str(Path(sys.executable).parent / "media-pipeline"), "up", "--home", str(home)]
     command += ["--ui-port", str(ui_port), "--api-port", str(api_port), "--no-sample"]
@@ -51,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/server_info"), 180, "the Dagster webserver", process)
+        wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"), 180, "the webserver", process)
         wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 120, "the API", process)
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as api:
             yield Stack(process, home, api)

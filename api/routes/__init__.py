@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.deps import require_token
+from api.params import single_query_values
 from api.problems import problem_responses
-from api.routes import artifacts, cuts, extractions, health, jobs, shots, slideshows
+from api.routes import artifacts, cuts, extractions, health, jobs, shots, slideshows, watch_events
 
 v1_router = APIRouter(
     prefix="/v1",
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(single_query_values)],
     responses=problem_responses(401, 422, 500),
 )
 v1_router.include_router(cuts.router)
@@ -19,6 +20,7 @@ v1_router.include_router(jobs.router)
 v1_router.include_router(artifacts.router)
 v1_router.include_router(slideshows.router)
 v1_router.include_router(extractions.router)
+v1_router.include_router(watch_events.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)

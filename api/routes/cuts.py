@@ -20,6 +20,7 @@ from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
 from api.problems import ApiProblem, field_problem, not_found, problem_responses
 from api.schemas import MAX_ID, Cut, CutCreated, CutDiff, Job, Page, Shot
+from api.schemas import CutStatus as CutStatusName
 from api.thumbnails import start_thumbnails
 from api.uploads import copy_limited, discard, safe_filename
 from api.views import cut_out, shots_out
@@ -31,9 +32,11 @@ from media_pipeline.editorial import job_kinds
 from media_pipeline.editorial.assets.proxies import ProxyConfig
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
 from media_pipeline.editorial.export import ExportError, ExportFormat, ExportMedia, export_cut
+from media_pipeline.editorial.media import MediaRootError, confine_roots
 from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob
-from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes, user_rate
+from media_pipeline.editorial.safe_read import TimelineLimits, read_untrusted
+from media_pipeline.editorial.timeline import ReadOptions, TimelineError, readable_suffixes, user_rate
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
 
@@ -106,12 +109,19 @@ def create_cut(
     ] = None,
     media_roots: Annotated[
         list[MediaRoot] | None,
-        Form(description="Absolute folders searched by file name for media not found where the timeline says"),
+        Form(
+            description="Absolute folders searched first by file name for media not found where the timeline says; "
+            "each must lie inside MEDIA_PIPELINE_MEDIA_ROOTS or a watch folder (not `/`; at most 16, duplicates "
+            "dropped)"
+        ),
     ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> CutCreated:
     filename = safe_filename(file.filename)
-    roots = list(media_roots or [])
+    try:
+        roots = [str(root) for root in confine_roots(media_roots or [], settings.media_roots)]
+    except MediaRootError as exc:
+        raise field_problem("media_roots", str(exc)) from None
     upload_dir = FilePath(tempfile.mkdtemp(prefix="mp-upload-"))
     try:
         local = upload_dir / filename
@@ -121,7 +131,8 @@ def create_cut(
         except TimelineError as exc:
             raise field_problem("rate", str(exc)) from exc
         try:
-            read_timeline(local, read_options)
+            # In a child process with time and memory limits: a hostile file costs that child only.
+            read_untrusted(local, read_options, TimelineLimits.from_settings(settings))
         except TimelineError as exc:
             raise ApiProblem(
                 422,
@@ -203,6 +214,9 @@ def list_cuts(
     session: SessionDep,
     settings: SettingsDep,
     project: Annotated[TextQuery | None, Query(description="Only this project's cuts")] = None,
+    status: Annotated[CutStatusName | None, Query(description="Only cuts in this state (`failed`: with `error`)")] = (
+        None
+    ),
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[Cut]:
@@ -210,6 +224,8 @@ def list_cuts(
     query = sa.select(CutVersion).options(selectinload(CutVersion.project)).order_by(CutVersion.id.desc())
     if project is not None:
         query = query.join(Project).where(Project.name == project)
+    if status is not None:
+        query = query.where(CutVersion.status == status)
     if position is not None:
         query = query.where(CutVersion.id < position["after"])
     rows = list(session.scalars(query.limit(limit + 1)))
@@ -229,7 +245,9 @@ def read_cut(cut_id: CutId, session: SessionDep, settings: SettingsDep) -> Cut:
     summary="The cut's shots in timeline order",
     responses=problem_responses(404),
 )
-def list_shots(cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None) -> Page[Shot]:
+def list_shots(
+    cut_id: CutId, session: SessionDep, settings: SettingsDep, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> Page[Shot]:
     cut = get_cut(session, cut_id)
     position = decode_cursor(cursor, after=int)
     query = sa.select(ShotRow).where(ShotRow.cut_version_id == cut.id).order_by(ShotRow.index)
@@ -237,7 +255,7 @@ def list_shots(cut_id: CutId, session: SessionDep, limit: LimitQuery = 100, curs
         query = query.where(ShotRow.index > position["after"])
     rows = list(session.scalars(query.limit(limit + 1)))
     next_cursor = encode_cursor({"after": rows[limit - 1].index}) if len(rows) > limit else None
-    return Page[Shot](items=shots_out(session, cut, rows[:limit]), next_cursor=next_cursor)
+    return Page[Shot](items=shots_out(session, cut, rows[:limit], settings.media_roots), next_cursor=next_cursor)
 
 
 @router.get(

@@ -93,7 +93,7 @@ def get_extraction(
 # -- the original API -------------------------------------------------------------------------
 
 original_router = APIRouter(
-    tags=["extractions"], dependencies=[Depends(require_token)], responses=problem_responses(401, 422)
+    tags=["extractions"], dependencies=[Depends(require_token)], responses=problem_responses(401, 422, 500)
 )
 
 _ORIGINAL_STATUS = {

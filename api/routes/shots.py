@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Response
 from sqlalchemy.orm import Session, selectinload
 
-from api.deps import GatewayDep, SessionDep
+from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.params import IdempotencyKey
 from api.problems import not_found, problem_responses
 from api.schemas import MAX_ID, Job, Shot
@@ -35,9 +35,9 @@ def get_shot(session: Session, shot_id: int) -> ShotRow:
 
 
 @router.get("/{shot_id}", response_model=Shot, summary="One shot", responses=problem_responses(404))
-def read_shot(shot_id: ShotId, session: SessionDep) -> Shot:
+def read_shot(shot_id: ShotId, session: SessionDep, settings: SettingsDep) -> Shot:
     shot = get_shot(session, shot_id)
-    return shots_out(session, shot.cut_version, [shot])[0]
+    return shots_out(session, shot.cut_version, [shot], settings.media_roots)[0]
 
 
 @router.post(

@@ -27,6 +27,8 @@ def definitions(config: Settings) -> dg.Definitions:
                 interval_seconds=config.sensor_interval,
                 settle_seconds=config.settle_seconds,
                 default_edl_rate=config.edl_rate,
+                max_bytes=config.max_upload_bytes,
+                media_roots=config.media_roots,
             )
             for folder in config.watch_dirs
         ],

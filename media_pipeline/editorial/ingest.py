@@ -13,8 +13,9 @@ from media_pipeline.core.files import atomic_path
 from media_pipeline.core.timecode import rate_text
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Shot
 from media_pipeline.editorial.media import MediaResolver
+from media_pipeline.editorial.safe_read import TimelineLimits, read_untrusted
 from media_pipeline.editorial.shots import ShotList, extract_shots
-from media_pipeline.editorial.timeline import ReadOptions, drop_frame_of, read_timeline, timeline_rate
+from media_pipeline.editorial.timeline import ReadOptions, drop_frame_of, timeline_rate
 
 
 @dataclass
@@ -25,9 +26,9 @@ class TimelineReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def store_timeline(cut: CutVersion, output: Path) -> TimelineReport:
-    """Read the cut's source file with its options and store it as normalized OTIO JSON."""
-    result = read_timeline(Path(cut.source_path), ReadOptions.from_dict(cut.options))
+def store_timeline(cut: CutVersion, output: Path, limits: TimelineLimits = TimelineLimits()) -> TimelineReport:
+    """Read the cut's source file with its options, within `limits`, and store it as normalized OTIO JSON."""
+    result = read_untrusted(Path(cut.source_path), ReadOptions.from_dict(cut.options), limits)
     with atomic_path(output) as tmp:
         otio.adapters.write_to_file(result.timeline, str(tmp), adapter_name="otio_json")
     drop_frame = drop_frame_of(result.timeline)

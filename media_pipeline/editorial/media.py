@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -27,6 +29,12 @@ from media_pipeline.editorial.shots import ClipShot, seconds, to_frames
 IMAGE_SUFFIXES = {".exr", ".dpx", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".tga", ".bmp", ".webp"}
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | {".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm", ".mpg", ".mts", ".r3d"}
 _WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+MAX_REQUESTED_ROOTS = 16
+# Relinking walks the roots once per process; a root holding more files than this is indexed
+# only this far (a note says so), so a huge or hostile tree costs bounded time and memory.
+MAX_INDEXED_FILES = 200_000
+INDEX_TTL_SECONDS = 60.0
 
 
 @dataclass
@@ -56,14 +64,98 @@ def file_name(path: str) -> str:
     return PureWindowsPath(path).name if _WINDOWS_PATH.match(path) else PurePosixPath(path).name
 
 
-class MediaResolver:
-    """Resolves media for one cut: relinks by file name under search roots, probes once per file."""
+class MediaRootError(ValueError):
+    """A requested media root is refused; the message says why and what is accepted."""
 
-    def __init__(self, search_roots: list[Path], origin_dir: Path | None = None, max_pixels: int | None = None):
-        self.search_roots = [root for root in search_roots if root.is_dir()]
-        self.origin_dir = origin_dir
+
+def real(path: str | Path) -> Path:
+    """The path with every link and `..` resolved, whether or not it exists."""
+    return Path(os.path.realpath(path))
+
+
+def inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def confine_roots(requested: Iterable[str], allowed: Sequence[Path]) -> list[Path]:
+    """A request's or watch.json's media roots: each must lie inside an allowed root (after
+    links and `..` are resolved), may not be `/`, duplicates are dropped, at most 16 remain."""
+    allowed = [real(root) for root in allowed]
+    confined: list[Path] = []
+    for raw in requested:
+        text = str(raw).strip()
+        if not text.startswith("/"):
+            raise MediaRootError(f"media root {text!r} is not an absolute folder path (it must start with /)")
+        path = real(text)
+        if path == Path("/"):
+            raise MediaRootError("media root / would search the whole filesystem; name the folder that holds the media")
+        if not inside(path, allowed):
+            names = ", ".join(str(root) for root in allowed) or "none are configured"
+            raise MediaRootError(
+                f"media root {text} is outside the folders media may be read from ({names}); name a folder "
+                "inside one of them, or have the operator add it to MEDIA_PIPELINE_MEDIA_ROOTS"
+            )
+        if path not in confined:
+            confined.append(path)
+    if len(confined) > MAX_REQUESTED_ROOTS:
+        raise MediaRootError(f"{len(confined)} media roots given; at most {MAX_REQUESTED_ROOTS} are accepted")
+    return confined
+
+
+_index_cache: dict[tuple[Path, ...], tuple[float, dict[str, Path], bool]] = {}
+
+
+def name_index(roots: Sequence[Path]) -> tuple[dict[str, Path], bool]:
+    """File name -> first path with that name under `roots` (in order), and whether the walk
+    stopped at MAX_INDEXED_FILES. Links to folders are not followed. Cached per process."""
+    key = tuple(roots)
+    cached = _index_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < INDEX_TTL_SECONDS:
+        return cached[1], cached[2]
+    index: dict[str, Path] = {}
+    seen = 0
+    truncated = False
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                index.setdefault(name, Path(folder) / name)
+            seen += len(files)
+            if seen >= MAX_INDEXED_FILES:
+                truncated = True
+                break
+        if truncated:
+            break
+    _index_cache[key] = (time.monotonic(), index, truncated)
+    return index, truncated
+
+
+class MediaResolver:
+    """Resolves media for one cut, reading only inside the allowed media roots: relinks by file
+    name under the search roots, probes once per file.
+
+    A recorded path that resolves (links and `..` included) outside the allowed roots is never
+    looked at, so the note a shot gets is the same whether or not such a file exists.
+    """
+
+    def __init__(
+        self,
+        allowed: Sequence[Path],
+        requested: Iterable[str] = (),
+        origin_dir: Path | None = None,
+        max_pixels: int | None = None,
+    ):
         self.max_pixels = max_pixels
-        self._index: dict[str, Path] | None = None
+        self.allowed = list(dict.fromkeys(real(root) for root in allowed))
+        self.refused_roots: list[str] = []
+        chosen: list[Path] = []
+        for root in requested:  # re-checked here: the allowed roots may have changed since publishing
+            try:
+                chosen += confine_roots([root], self.allowed)
+            except MediaRootError as exc:
+                self.refused_roots.append(str(exc))
+        self.search_roots = [root for root in dict.fromkeys([*chosen, *self.allowed]) if root.is_dir()]
+        self.origin_dir = origin_dir
         self._probes: dict[str, MediaInfo | MediaError] = {}
 
     # -- locating files ---------------------------------------------------------------------
@@ -73,25 +165,33 @@ class MediaResolver:
             candidate = Path(recorded)
             if not candidate.is_absolute() and self.origin_dir is not None:
                 candidate = self.origin_dir / candidate
-            if candidate.is_file():
-                return candidate, None
+            if candidate.is_absolute():
+                resolved = real(candidate)
+                if inside(resolved, self.allowed) and resolved.is_file():
+                    return resolved, None
         name = file_name(recorded)
-        found = self.name_index().get(name) if name else None
+        found = self.find_by_name(name) if name else None
         if found is not None:
-            return found, f"relinked: {recorded} was not found; using {found}"
+            return found, f"relinked by file name: {recorded} is not readable here; using {self.display(found)}"
         return None, None
 
+    def find_by_name(self, name: str) -> Path | None:
+        index, _ = name_index(self.search_roots)
+        found = index.get(name)
+        if found is None:
+            return None
+        resolved = real(found)  # a link inside a root may point anywhere
+        return resolved if inside(resolved, self.allowed) and resolved.is_file() else None
+
+    def display(self, path: Path) -> str:
+        """`path` as a client may see it: relative to the media root that holds it."""
+        for root in self.search_roots:
+            if path.is_relative_to(root):
+                return f"{path.relative_to(root).as_posix()} in media root {root.name or '/'}"
+        return path.name
+
     def name_index(self) -> dict[str, Path]:
-        if self._index is None:
-            index: dict[str, Path] = {}
-            roots = [*self.search_roots, *([self.origin_dir] if self.origin_dir else [])]
-            for root in roots:
-                for folder, dirs, files in os.walk(root):
-                    dirs.sort()
-                    for name in sorted(files):
-                        index.setdefault(name, Path(folder) / name)
-            self._index = index
-        return self._index
+        return name_index(self.search_roots)[0]
 
     def probe(self, path: Path) -> MediaInfo:
         key = str(path)
@@ -106,12 +206,17 @@ class MediaResolver:
         return result
 
     def missing_hint(self, recorded: str) -> str:
-        roots = ", ".join(str(r) for r in self.search_roots) or "none configured"
-        return (
-            f"media not found: {recorded} does not exist here and no file named {file_name(recorded)!r} "
-            f"is under the search roots ({roots}); add the folder that holds it to the cut's media roots "
-            "or MEDIA_PIPELINE_MEDIA_ROOTS and re-run"
+        # Worded from the recorded path and the roots only, never from what exists outside them.
+        pure = PureWindowsPath(recorded) if _WINDOWS_PATH.match(recorded) else PurePosixPath(recorded)
+        folder = str(pure.parent)
+        hint = (
+            f"media not found: {recorded} is not a file inside the media roots, and no file named "
+            f"{file_name(recorded)!r} is under them; move the media into a media root, or add the folder that "
+            f"holds it ({folder}) to MEDIA_PIPELINE_MEDIA_ROOTS and re-run"
         )
+        if name_index(self.search_roots)[1]:
+            hint += f" (the search stopped after {MAX_INDEXED_FILES:,} files: name smaller media roots)"
+        return hint
 
     # -- resolving one shot -----------------------------------------------------------------
     def resolve(self, shot: ClipShot) -> ResolvedMedia:
@@ -146,9 +251,12 @@ class MediaResolver:
         try:
             info = self.probe(path)
             info.require_video()
-        except MediaError as exc:
+        except MediaError:
             return ResolvedMedia(
-                status=MediaStatus.MISSING, url=url, path=str(path), notes=[*notes, f"unreadable media: {exc}"]
+                status=MediaStatus.MISSING,
+                url=url,
+                path=str(path),
+                notes=[*notes, f"unreadable media: {self.display(path)} is not a picture or movie ffmpeg can decode"],
             )
         if info.is_image:
             # One picture held for the whole shot (animatic frames, title cards).

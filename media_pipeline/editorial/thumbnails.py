@@ -212,18 +212,41 @@ class SheetCell:
     detail: str
 
 
+SHOTS_PER_SHEET = 200  # 40 rows of 5: a sheet stays a few MB and far inside JPEG's 65,535 px
+
+
+def sheet_page_path(first_page: Path, page: int) -> Path:
+    """Page 1 is `contact_sheet.jpg`; page 2 `contact_sheet_p002.jpg`, and so on."""
+    return first_page if page == 1 else first_page.with_name(f"{first_page.stem}_p{page:03d}{first_page.suffix}")
+
+
+def render_contact_sheets(
+    cells: list[SheetCell], first_page: Path, title: str, per_sheet: int = SHOTS_PER_SHEET, cell_width: int = 240
+) -> list[tuple[Path, tuple[int, int]]]:
+    """Sheets of at most `per_sheet` thumbnails each; every page and its size."""
+    pages = math.ceil(len(cells) / per_sheet)
+    written = []
+    for page in range(1, pages + 1):
+        chunk = cells[(page - 1) * per_sheet : page * per_sheet]
+        heading = f"{title}  (sheet {page} of {pages})" if pages > 1 else title
+        path = sheet_page_path(first_page, page)
+        written.append((path, render_contact_sheet(chunk, path, heading, cell_width)))
+    return written
+
+
 def render_contact_sheet(cells: list[SheetCell], output: Path, title: str, cell_width: int = 240) -> tuple[int, int]:
-    """A grid of thumbnails with shot names, five across; returns the sheet's size."""
+    """A grid of thumbnails with shot names, five across; returns the sheet's size.
+
+    Memory holds the sheet and one thumbnail at a time: sizes come from the files' headers,
+    and each picture is decoded only when it is pasted.
+    """
     columns = min(5, max(1, len(cells)))
     rows = math.ceil(len(cells) / columns)
-    images = []
+    heights = []
     for cell in cells:
-        with Image.open(cell.image) as img:
-            # JPEG decodes at 1/2, 1/4 ... scale directly: far cheaper than a full decode + resize.
-            img.draft("RGB", (cell_width, 1))
-            ratio = cell_width / img.width
-            images.append(img.convert("RGB").resize((cell_width, max(1, round(img.height * ratio)))))
-    image_height = max((img.height for img in images), default=cell_width * 9 // 16)
+        with Image.open(cell.image) as img:  # reads the header only
+            heights.append(max(1, round(img.height * cell_width / img.width)))
+    image_height = max(heights, default=cell_width * 9 // 16)
     caption_height, margin, header = 40, 10, 48
     sheet = Image.new(
         "RGB",
@@ -233,12 +256,15 @@ def render_contact_sheet(cells: list[SheetCell], output: Path, title: str, cell_
     draw = ImageDraw.Draw(sheet)
     draw.text((margin, 12), title, font=font(22), fill=(235, 235, 235))
     small, smaller = font(14), font(12)
-    for number, (cell, img) in enumerate(zip(cells, images, strict=True)):
+    for number, (cell, height) in enumerate(zip(cells, heights, strict=True)):
         x = margin + (number % columns) * (cell_width + margin)
         y = header + (number // columns) * (image_height + caption_height + margin)
-        sheet.paste(img, (x, y))
-        draw.text((x, y + img.height + 3), cell.caption[:48], font=small, fill=(235, 235, 235))
-        draw.text((x, y + img.height + 21), cell.detail[:56], font=smaller, fill=(160, 160, 160))
+        with Image.open(cell.image) as img:
+            # JPEG decodes at 1/2, 1/4 ... scale directly: far cheaper than a full decode + resize.
+            img.draft("RGB", (cell_width, 1))
+            sheet.paste(img.convert("RGB").resize((cell_width, height)), (x, y))
+        draw.text((x, y + height + 3), cell.caption[:48], font=small, fill=(235, 235, 235))
+        draw.text((x, y + height + 21), cell.detail[:56], font=smaller, fill=(160, 160, 160))
     with atomic_path(output) as tmp:
         sheet.save(tmp, "JPEG", quality=88)
     return sheet.size

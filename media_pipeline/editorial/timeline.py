@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -14,9 +15,17 @@ from xml.etree import ElementTree
 import opentimelineio as otio
 
 from media_pipeline.core.ffmpeg import exact_rate
+from media_pipeline.core.redact import without_paths
 from media_pipeline.core.timecode import DROP_FRAME_RATES, RateError, parse_rate, rate_label, rate_text
 
 EDL_ADAPTER = "cmx_3600"
+MAX_RATE = 1000  # frames per second: above any camera's; larger values are typos or hostile
+# Frame numbers and durations: 48 days at 24 fps, 27 hours at 1000 fps; also keeps every frame
+# count inside the database's 32-bit integer columns however they are summed.
+MAX_FRAMES = 100_000_000
+# Adapters fail on unexpected content with these; their messages describe the content. Any
+# other exception type is a reader's internal error, whose text means nothing to a user.
+_DESCRIPTIVE = (ValueError, otio.exceptions.OTIOError, SyntaxError)
 FCP7_ADAPTER = "fcp_xml"
 FCPX_ADAPTER = "fcpx_xml"
 ALE_ADAPTER = "ale"
@@ -128,6 +137,7 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
     if adapter == FCP7_ADAPTER:
         warnings += _apply_fcp_enabled(timeline)
     timeline.metadata[METADATA_KEY] = {**timeline.metadata.get(METADATA_KEY, {}), "drop_frame": drop_frame}
+    check_numbers(path, timeline)
     return ReadResult(timeline=timeline, adapter=adapter, warnings=warnings)
 
 
@@ -298,6 +308,56 @@ def _fcp_disabled(item: otio.core.SerializableObjectWithMetadata) -> bool:
     return isinstance(value, str) and value.strip().upper() == "FALSE"
 
 
+def check_numbers(path: Path, timeline: otio.schema.Timeline) -> None:
+    """Refuse rates and frame numbers no real timeline has (rate 0, 1e300 frames), with what is
+    accepted, before anything divides by them or stores them."""
+
+    def check(what: str, time: otio.opentime.RationalTime | None) -> None:
+        if time is None:
+            return
+        if not (math.isfinite(time.rate) and 0 < time.rate <= MAX_RATE):
+            raise TimelineError(
+                f"{path.name}: {what} has frame rate {time.rate:g}; rates above 0 and up to {MAX_RATE} fps are "
+                "accepted: fix the rate in the editing system and export again"
+            )
+        if not (math.isfinite(time.value) and abs(time.value) <= MAX_FRAMES):
+            raise TimelineError(
+                f"{path.name}: {what} is {time.value:g} frames; frame numbers and durations up to {MAX_FRAMES:,} "
+                "frames are accepted"
+            )
+
+    def check_range(what: str, time_range: otio.opentime.TimeRange | None) -> None:
+        if time_range is None:
+            return
+        check(f"{what} start", time_range.start_time)
+        check(f"{what} duration", time_range.duration)
+        if time_range.duration.value < 0:
+            raise TimelineError(
+                f"{path.name}: {what} has a negative duration; durations of 0 frames or more are accepted"
+            )
+
+    check("the timeline's start time", timeline.global_start_time)
+    for item in timeline.find_children():
+        name = f"{type(item).__name__.lower()} {item.name!r}" if item.name else type(item).__name__.lower()
+        check_range(f"in {name}, the source range", getattr(item, "source_range", None))
+        if isinstance(item, otio.schema.Transition):
+            check(f"in {name}, the in offset", item.in_offset)
+            check(f"in {name}, the out offset", item.out_offset)
+        reference = getattr(item, "media_reference", None)
+        if reference is not None:
+            check_range(f"in {name}, the available media range", reference.available_range)
+            if isinstance(reference, otio.schema.ImageSequenceReference) and not (0 < reference.rate <= MAX_RATE):
+                raise TimelineError(
+                    f"{path.name}: in {name}, the image sequence has rate {reference.rate:g}; rates above 0 and up "
+                    f"to {MAX_RATE} fps are accepted"
+                )
+    try:
+        duration = timeline.duration()
+    except Exception:  # an item whose duration OTIO itself cannot compute
+        raise TimelineError(f"{path.name}: the timeline's duration cannot be computed from its items") from None
+    check("the timeline's duration", duration)
+
+
 def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema.Timeline:
     if isinstance(result, otio.schema.Timeline):
         return result
@@ -313,7 +373,12 @@ def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema
 
 
 def _explain(path: Path, adapter: str, rate: Fraction, exc: Exception) -> str:
-    reason = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, RecursionError | MemoryError):
+        return f"{path.name} is nested too deeply or too large to read as {adapter}"
+    if isinstance(exc, _DESCRIPTIVE):
+        reason = without_paths(str(exc).strip(), [path])[:300] or "it is malformed"
+    else:  # a reader's internal error: its text means nothing to a user
+        reason = "its content is not what the reader expects"
     if adapter == EDL_ADAPTER:
         label = rate_label(rate)
         if "Frame rate mismatch" in reason or "has frames beyond" in reason:
@@ -331,8 +396,8 @@ def _explain(path: Path, adapter: str, rate: Fraction, exc: Exception) -> str:
                 f"{path.name}: an event's source and record durations disagree at {label} fps ({reason}). "
                 "Check the rate, or publish with ignore_timecode_mismatch to trust the record side"
             )
-        return f"{path.name} is not a valid CMX 3600 EDL: the EDL reader failed with {type(exc).__name__}: {reason}"
-    return f"{path.name} could not be read as {adapter}: {type(exc).__name__}: {reason}"
+        return f"{path.name} is not a valid CMX 3600 EDL: {reason}"
+    return f"{path.name} could not be read as {adapter}: {reason} (export it again from the editing system)"
 
 
 def drop_frame_of(timeline: otio.schema.Timeline) -> bool:

@@ -1,5 +1,8 @@
 """What every area shares in the asset graph: the resources, the job tracker, the run reaper, the no-op job."""
 
+import os
+from collections.abc import Callable
+
 import dagster as dg
 
 from media_pipeline.core.probe import set_max_pixels
@@ -7,20 +10,41 @@ from media_pipeline.platform.health import health_check
 from media_pipeline.platform.job_tracker import job_tracker
 from media_pipeline.platform.run_reaper import run_worker_reaper
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
-from media_pipeline.settings import Settings
+from media_pipeline.settings import Settings, load_settings
+
+
+def from_settings(build: Callable[[Settings], object], description: str) -> dg.ResourceDefinition:
+    """A resource built from the settings at run time, with an empty config schema.
+
+    Run config can come from anyone who can reach the Dagster UI or GraphQL: a resource with
+    config fields (even ones bound to environment variables) takes an override from it, and a
+    run would write its artifacts or read media wherever the launcher said. With no fields,
+    Dagster refuses such run config before the run starts.
+    """
+    return dg.ResourceDefinition(
+        resource_fn=lambda _: build(load_settings()), config_schema={}, description=description
+    )
 
 
 def definitions(config: Settings) -> dg.Definitions:
-    # Resources read their settings from the environment at run time (dg.EnvVar); the media
-    # core's pixel limit is process-wide, set as the code location loads (run workers load it too).
+    # Resources read their settings at run time (from_settings); the media core's pixel limit is
+    # process-wide, set as the code location loads (run workers load it too).
     set_max_pixels(config.max_pixels)
     return dg.Definitions(
         jobs=[health_check],
         sensors=[job_tracker, run_worker_reaper],
         resources={
-            "database": DatabaseResource(url=dg.EnvVar("MEDIA_PIPELINE_DATABASE_URL")),
-            "artifacts": ArtifactStore(root=dg.EnvVar("MEDIA_PIPELINE_ARTIFACT_ROOT")),
+            "database": from_settings(
+                lambda s: DatabaseResource(url=s.database_url), "The domain database (MEDIA_PIPELINE_DATABASE_URL)."
+            ),
+            "artifacts": from_settings(
+                lambda s: ArtifactStore(root=str(s.artifact_root)),
+                "Where every produced file is written (MEDIA_PIPELINE_ARTIFACT_ROOT).",
+            ),
             "ffmpeg": FFmpegResource(concurrency=dg.EnvVar.int("MEDIA_PIPELINE_FFMPEG_CONCURRENCY")),
-            "media_search": MediaSearchResource(media_roots=dg.EnvVar("MEDIA_PIPELINE_MEDIA_ROOTS")),
+            "media_search": from_settings(
+                lambda s: MediaSearchResource(media_roots=os.pathsep.join(str(root) for root in s.media_roots)),
+                "The folders media may be read from (MEDIA_PIPELINE_MEDIA_ROOTS and the watch folders).",
+            ),
         },
     )

@@ -30,18 +30,21 @@ from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render,
 from media_pipeline.editorial.ingest import store_shots, store_timeline
 from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.partitions import cut_versions
+from media_pipeline.editorial.safe_read import TimelineLimits
 from media_pipeline.editorial.thumbnails import (
     FrameChoiceError,
     SheetCell,
     ThumbnailPlan,
     parse_frame_choice,
     plan_thumbnail,
-    render_contact_sheet,
+    render_contact_sheets,
     render_thumbnail,
+    sheet_page_path,
 )
 from media_pipeline.editorial.timecodes import record_timecode, source_timecode
 from media_pipeline.editorial.timeline import TimelineError
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
+from media_pipeline.settings import load_settings
 
 GROUP = "editorial"
 
@@ -73,15 +76,33 @@ def load_cut(session: Session, partition_key: str) -> CutVersion:
 
 @contextmanager
 def failing_cut(database: DatabaseResource, partition_key: str) -> Iterator[None]:
-    """Turn a user-facing error into a failed cut version and a Dagster failure with the reason."""
+    """Turn any error into a failed cut version with a sentence, and a Dagster failure.
+
+    A user-facing error (TimelineError, FrameChoiceError) is the sentence. Anything else is a
+    fault of ours or of a reader: clients get a sentence naming no internals, the run's log in
+    the Dagster UI gets the exception.
+    """
     try:
         yield
-    except TimelineError as exc:
-        with database.session() as session:
-            cut = load_cut(session, partition_key)
-            cut.status = CutStatus.FAILED
-            cut.error = str(exc)
+    except (TimelineError, FrameChoiceError) as exc:
+        mark_failed(database, partition_key, str(exc))
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except dg.Failure:
+        raise
+    except Exception as exc:
+        sentence = (
+            "the ingest failed on an unexpected error while reading this timeline; nothing was stored for it. "
+            "Its run's log in the Dagster UI has the details: report them with the timeline file"
+        )
+        mark_failed(database, partition_key, sentence)
+        raise dg.Failure(description=sentence, allow_retries=False) from exc
+
+
+def mark_failed(database: DatabaseResource, partition_key: str, error: str) -> None:
+    with database.session() as session:
+        cut = load_cut(session, partition_key)
+        cut.status = CutStatus.FAILED
+        cut.error = error
 
 
 def preview_markdown(path: Path, width: int = 640) -> dg.MetadataValue:
@@ -121,7 +142,7 @@ def cut_timeline(
     output = artifacts.cut_dir(key) / "timeline.otio"
     with failing_cut(database, key), database.session() as session:
         cut = load_cut(session, key)
-        report = store_timeline(cut, output)
+        report = store_timeline(cut, output, TimelineLimits.from_settings(load_settings()))
         cut.rate = report.rate
         source = {"path": cut.source_path, "sha256": cut.source_sha256, "filename": cut.source_filename}
         drop_frame = bool(cut.options.get("drop_frame"))
@@ -162,7 +183,7 @@ def cut_shots(
         cut = load_cut(session, key)
         origin = cut.options.get("origin_dir")
         resolver = MediaResolver(
-            media_search.roots(cut.options.get("media_roots", [])), Path(origin) if origin else None
+            media_search.allowed_roots(), cut.options.get("media_roots", []), Path(origin) if origin else None
         )
         report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
         rows = [shot_row(shot, cut) for shot in report.shots]
@@ -174,6 +195,8 @@ def cut_shots(
         context.log.warning(warning)
     for line in missing:
         context.log.warning(f"missing media: {line}")
+    for reason in resolver.refused_roots:
+        context.log.warning(f"media root not searched: {reason}")
     return dg.MaterializeResult(
         metadata={
             "shot_count": len(rows),
@@ -496,7 +519,13 @@ def contact_sheet(
     if not cells:
         raise dg.Failure(description=f"{key} has no thumbnails yet; materialize shot_thumbnails first")
     output = artifacts.cut_dir(key) / "contact_sheet.jpg"
-    size = render_contact_sheet(cells, output, title)
+    pages = render_contact_sheets(cells, output, title)
+    # A cut that had more shots before leaves no stale pages behind.
+    page_number = len(pages) + 1
+    while sheet_page_path(output, page_number).exists():
+        sheet_page_path(output, page_number).unlink()
+        page_number += 1
+    size = pages[0][1]
     with database.session() as session:
         session.add(
             Render(
@@ -506,7 +535,7 @@ def contact_sheet(
                 output_path=artifacts.relative(output),
                 status=RenderStatus.SUCCEEDED,
                 run_id=context.run.run_id,
-                details={"shots": len(cells)},
+                details={"shots": len(cells), "pages": [artifacts.relative(path) for path, _ in pages]},
             )
         )
     return dg.MaterializeResult(
@@ -516,6 +545,7 @@ def contact_sheet(
             "path": dg.MetadataValue.path(str(output)),
             "shots": len(cells),
             "size": f"{size[0]}x{size[1]}",
+            "pages": len(pages),
         }
     )
 

@@ -148,7 +148,7 @@ def final_video(
         audio_path = None
         if options.audio:
             timeline = otio.adapters.read_from_file(str(cut_dir / "timeline.otio"), adapter_name="otio_json")
-            resolver = MediaResolver(media_search.roots(roots), Path(origin) if origin else None)
+            resolver = MediaResolver(media_search.allowed_roots(), roots, Path(origin) if origin else None)
             clips, audio_notes = timeline_audio(timeline, resolver)
             audio_path = Path(tmp) / "audio.wav"
             render_audio(clips, seconds, audio_path)
