@@ -918,7 +918,9 @@ def test_code_server_webserver_and_health_checks_as_configured(
             }
         )
         request = urllib.request.Request(
-            f"http://127.0.0.1:{ui_port}/graphql", data=query.encode(), headers={"Content-Type": "application/json"}
+            f"http://127.0.0.1:{ui_port}/dagster/graphql",
+            data=query.encode(),
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]

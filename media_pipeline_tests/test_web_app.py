@@ -163,9 +163,10 @@ def test_review_a_cut_from_upload_to_final_video(page, stack: Stack, tmp_path: P
     screenshot(page, "cut")
 
     # A second version: sh020 trimmed, sh030 omitted, sh040 new.
+    other = make_indexed_movie(tmp_path / "media" / "B001C001.mov", frames=24, rate=Fraction(24), size=(320, 180))
     v2 = write_otio(
         tmp_path / "reel1_v2.otio",
-        [clip("sh010", plate, 0, 12), clip("sh020", plate, 22, 20), clip("sh040", plate, 80, 10)],
+        [clip("sh010", plate, 0, 12), clip("sh020", plate, 22, 20), clip("sh040", other, 4, 10)],
     )
     publish(page, v2, "web", "reel1")
     cut_heading(page, "web / reel1 v002")
@@ -184,6 +185,7 @@ def test_review_a_cut_from_upload_to_final_video(page, stack: Stack, tmp_path: P
 
     page.get_by_label("Resolution").select_option("160x90")
     page.get_by_label("Preset").select_option("ultrafast")
+    page.get_by_label("Audio").uncheck()  # the generated plates have no sound
     page.get_by_role("button", name="Render final video").click()
     wait_for_job(page, "final video")
     page.wait_for_function(
@@ -213,6 +215,7 @@ def test_cancel_a_running_job(page, tmp_path: Path) -> None:  # type: ignore[no-
     wait_for_job(page, "ingest cut")
     page.get_by_label("Resolution").select_option("1920x1080")
     page.get_by_label("Preset").select_option("medium")
+    page.get_by_label("Audio").uncheck()
     page.get_by_role("button", name="Render final video").click()
     page.get_by_role("link", name="final video", exact=True).first.click()
     page.get_by_role("heading", name="Job: final video").wait_for()
@@ -229,7 +232,7 @@ def test_api_errors_and_failed_jobs_show_their_sentences(page, tmp_path: Path) -
     junk.write_text("this is not a timeline")
     publish(page, junk, "web", "junk")
     flash = page.locator("#flash")
-    flash.wait_for()
+    flash.wait_for(timeout=JOB_CEILING_MS)  # the upload is parsed in a child process first
     assert "timeline" in flash.inner_text().lower()
     screenshot(page, "api-error")
 

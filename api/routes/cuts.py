@@ -308,7 +308,15 @@ def diff(
         "media files; an EDL names the media in `* FROM CLIP:` comments."
     ),
     responses={
-        200: {"description": "The timeline file", "content": {"application/octet-stream": _BINARY}},
+        200: {
+            "description": "The timeline file: OTIO is JSON, an EDL is text, OTIOZ a zip",
+            "content": {
+                "application/json": _BINARY,
+                "text/plain": _BINARY,
+                "application/zip": _BINARY,
+                "application/octet-stream": _BINARY,
+            },
+        },
         **problem_responses(404, 409),
     },
 )

@@ -23,6 +23,7 @@ import opentimelineio as otio
 from media_pipeline.core.errors import MediaError
 from media_pipeline.core.probe import MediaInfo, probe
 from media_pipeline.core.rates import exact_rate
+from media_pipeline.core.redact import without_paths
 from media_pipeline.db.models import MediaStatus
 from media_pipeline.editorial.shots import ClipShot, seconds, to_frames
 
@@ -251,12 +252,19 @@ class MediaResolver:
         try:
             info = self.probe(path)
             info.require_video()
-        except MediaError:
+        except MediaError as exc:
+            # The probe's own reason (an XML document, a playlist, too many pixels) names no path
+            # but the file's; the root is shown as configured, never the server's full path.
+            reason = without_paths(exc.summary, [path])
             return ResolvedMedia(
                 status=MediaStatus.MISSING,
                 url=url,
                 path=str(path),
-                notes=[*notes, f"unreadable media: {self.display(path)} is not a picture or movie ffmpeg can decode"],
+                notes=[
+                    *notes,
+                    f"unreadable media: {self.display(path)} is not a picture or movie ffmpeg can decode"
+                    + (f" ({reason})" if reason else ""),
+                ],
             )
         if info.is_image:
             # One picture held for the whole shot (animatic frames, title cards).

@@ -136,6 +136,7 @@ export async function cutPage(ctx, id) {
   const frameChoice = () => frame.value;
   const rerenderShot = (shot) => start(`/v1/shots/${shot.id}/thumbnail`, { frame: frameChoice(), force: true });
   const resolution = h("select", { id: "final-resolution", name: "resolution" }, ["1920x1080", "1280x720", "640x360", "160x90"].map((r) => h("option", { value: r }, r)));
+  const audio = h("input", { id: "final-audio", name: "audio", type: "checkbox", checked: true });
   const preset = h("select", { id: "final-preset", name: "preset" }, ["veryfast", "medium", "ultrafast"].map((p) => h("option", { value: p }, p)));
 
   const actions = h(
@@ -146,7 +147,8 @@ export async function cutPage(ctx, id) {
     h("button", { type: "button", id: "render-proxies", onclick: () => start(`/v1/cuts/${id}/proxies`, {}) }, "Render proxies"),
     h("label", { for: "final-resolution" }, "Resolution", resolution),
     h("label", { for: "final-preset" }, "Preset", preset),
-    h("button", { type: "button", id: "render-final", onclick: () => start(`/v1/cuts/${id}/final-video`, { resolution: resolution.value, preset: preset.value }) }, "Render final video"),
+    h("label", { for: "final-audio" }, "Audio", audio),
+    h("button", { type: "button", id: "render-final", onclick: () => start(`/v1/cuts/${id}/final-video`, { resolution: resolution.value, preset: preset.value, audio: audio.checked }) }, "Render final video"),
   );
 
   // Earlier versions of the same cut, for the diff.
