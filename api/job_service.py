@@ -20,7 +20,7 @@ from fastapi import Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import runs
+from api import job_progress, runs
 from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError, RunInfo
 from api.problems import ApiProblem
 from api.schemas import Job as JobOut
@@ -202,13 +202,6 @@ def outputs_for(session: Session, run_id: str | None) -> list[dict[str, Any]]:
     ]
 
 
-def _renders_done(session: Session, run_id: str) -> int:
-    return (
-        session.scalar(sa.select(sa.func.count(Render.id)).where(Render.run_id == run_id, Render.kind == "thumbnail"))
-        or 0
-    )
-
-
 def _view(
     session: Session,
     gateway: DagsterGateway,
@@ -218,6 +211,7 @@ def _view(
     with_logs: bool,
 ) -> JobOut:
     logs: list[Any] = []
+    items: list[Any] = []
     updated_at = as_utc(job.updated_at)
     if job.run_id is None and job.status in runs.TERMINAL:
         # Cancelled before it was launched.
@@ -234,14 +228,11 @@ def _view(
             else None
         )
     else:
-        events = gateway.run_logs(job.run_id)
         status = runs.job_status(run.status)
-        state = runs.step_state(events)
-        progress = runs.progress(run.job_name, status, state, _renders_done(session, job.run_id))
-        stage = runs.stage(run.status, state)
-        error = runs.failure_sentence(events, job.run_id) if status == "failed" else None
+        read = job_progress.READER.read(gateway, job.run_id, run.job_name, run.status)
+        progress, stage, error = read.progress, read.stage, read.error
         if with_logs:
-            logs = runs.recent_logs(events)
+            logs, items = read.logs, read.items
         if run.updated_at is not None:
             updated_at = max(updated_at, run.updated_at)
     outputs = outputs_for(session, job.run_id)
@@ -257,6 +248,7 @@ def _view(
         kind=job.kind,  # type: ignore[arg-type]
         status=status,  # type: ignore[arg-type]
         progress=progress,
+        percent=job_progress.percent(progress),
         stage=stage,
         error=error,
         run_id=job.run_id,
@@ -267,7 +259,7 @@ def _view(
         created_at=as_utc(job.created_at),
         updated_at=updated_at,
     )
-    return JobOut(**summary.model_dump(), logs=logs)
+    return JobOut(**summary.model_dump(), logs=logs, items=items)
 
 
 def _recover_run_id(session: Session, gateway: DagsterGateway, job: Job) -> RunInfo | None:
@@ -300,6 +292,7 @@ def _cached_view(session: Session, job: Job, exc: GatewayError) -> JobOut:
         kind=job.kind,  # type: ignore[arg-type]
         status=job.status,  # type: ignore[arg-type]
         progress=1.0 if job.status == "succeeded" else 0.0,
+        percent=100 if job.status == "succeeded" else 0,
         stage="done" if job.status == "succeeded" else job.status,
         error=job.error,
         run_id=job.run_id,

@@ -161,9 +161,30 @@ class JobOutput(BaseModel):
 
 class JobLog(BaseModel):
     ts: dt.datetime
-    level: str
+    level: str = Field(description="`DEBUG`, `INFO`, `WARNING` or `ERROR`")
     msg: str
-    step: str | None = None
+    step: str | None = Field(default=None, description="The step that logged it")
+    item: str | None = Field(default=None, description="The item (`items[].id`) it is about")
+
+
+class JobItem(BaseModel):
+    """One unit of work inside the run: a shot, a segment, a scene, a source."""
+
+    id: str = Field(description="Stable within the job (a shot's id, a segment's label, ...)")
+    name: str = Field(description="What to show (a shot's name, ...)")
+    step: str = Field(description="The step that works on it")
+    status: Literal["queued", "running", "succeeded", "failed", "skipped", "reused"]
+    progress: float = Field(ge=0, le=1)
+    error: str | None = Field(description="Why it failed, when `status` is `failed`")
+
+
+class WebhookDelivery(BaseModel):
+    """One attempt to POST the finished job to its `callback_url`."""
+
+    attempt: int = Field(description="1 for the first attempt")
+    ts: dt.datetime
+    status_code: int | None = Field(description="The receiver's HTTP status; null when no answer came")
+    error: str | None = Field(description="Why the attempt failed, if it did")
 
 
 class JobSummary(BaseModel):
@@ -174,8 +195,11 @@ class JobSummary(BaseModel):
         "succeeded, failed or cancelled"
     )
     progress: float = Field(
-        ge=0, le=1, description="0..1; moves as steps, individual shots and (for a final video) frames finish"
+        ge=0,
+        le=1,
+        description="0..1; moves as steps, individual shots and (for a final video) frames finish; never goes back",
     )
+    percent: int = Field(ge=0, le=100, description="`progress` as a whole percentage, rounded down")
     stage: str | None = Field(
         description="`queued`, `starting`, the step running or where it stopped (`cut_timeline`, `cut_shots`, "
         "`cut_diff`, `shot_thumbnails`, `contact_sheet`, `final_video`), `cancelling`, or `done`"
@@ -191,7 +215,12 @@ class JobSummary(BaseModel):
 
 
 class Job(JobSummary):
+    items: list[JobItem] = Field(default_factory=list, description="Per shot, segment, scene or source, in plan order")
     logs: list[JobLog] = Field(description="The run's recent log lines, oldest first")
+    callback_url: str | None = Field(default=None, description="Where the finished job is POSTed (webhook)")
+    deliveries: list[WebhookDelivery] = Field(
+        default_factory=list, description="Every attempt to deliver the webhook, oldest first"
+    )
 
 
 class CutCreated(BaseModel):
