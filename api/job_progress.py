@@ -78,14 +78,13 @@ def _cursor_after(record: dg.EventLogRecord) -> str:
     return EventLogCursor.from_storage_id(record.storage_id).to_string()
 
 
-def advance(gateway: DagsterGateway, run_id: str, fold: RunProgress) -> list[tuple[int, list[Change]]]:
-    """Fold in the records written since `fold.cursor`; (storage id, changes) of each."""
-    changed: list[tuple[int, list[Change]]] = []
+def advance(gateway: DagsterGateway, run_id: str, fold: RunProgress) -> Iterator[tuple[int, list[Change]]]:
+    """Fold in the records written since `fold.cursor`, yielding (storage id, changes) of each
+    once it is folded in (a read that fails half-way keeps what it folded)."""
     for record, cursor in records_after(gateway, run_id, fold.cursor):
         changes = fold.apply(record.event_log_entry)
         fold.cursor = cursor
-        changed.append((record.storage_id, changes))
-    return changed
+        yield record.storage_id, changes
 
 
 class ProgressReader:
@@ -106,7 +105,8 @@ class ProgressReader:
                 self._folds.popitem(last=False)
         lock, fold = entry
         with lock:
-            advance(gateway, run_id, fold)
+            for _ in advance(gateway, run_id, fold):
+                pass
             return snapshot(fold, run_status, run_id)
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from api.deps import require_token
 from api.problems import problem_responses
-from api.routes import artifacts, cuts, health, jobs, shots
+from api.routes import artifacts, cuts, health, job_events, jobs, shots
 
 v1_router = APIRouter(
     prefix="/v1",
@@ -16,8 +16,10 @@ v1_router = APIRouter(
 v1_router.include_router(cuts.router)
 v1_router.include_router(shots.router)
 v1_router.include_router(jobs.router)
+v1_router.include_router(job_events.router)
 v1_router.include_router(artifacts.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(v1_router)
+api_router.include_router(job_events.ws_router)

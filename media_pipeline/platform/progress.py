@@ -167,11 +167,8 @@ class ProgressReporter:
             self._queue(event, urgent=urgent)
 
     def _queue(self, event: ProgressEvent, *, urgent: bool = False) -> None:
-        last = self._pending[-1] if self._pending else None
-        if last is not None and _supersedes(event, last):
-            self._pending[-1] = event
-        else:
-            self._pending.append(event)
+        self._pending = [old for old in self._pending if not _supersedes(event, old)]
+        self._pending.append(event)
         if urgent or self._clock() - self._last_flush >= self._flush_seconds:
             self._flush_locked()
 
@@ -183,7 +180,8 @@ class ProgressReporter:
 
 
 def _supersedes(new: ProgressEvent, old: ProgressEvent) -> bool:
-    """A newer count or running-item update replaces one still waiting to be sent."""
+    """A newer count, or a newer update of a running item, replaces one still waiting to be sent
+    (counts are totals so far, not increments: the latest says everything the earlier ones did)."""
     if new.type == old.type == "advance":
         return True
     return new.type == old.type == "item" and new.item == old.item and new.status == old.status == "running"
