@@ -20,7 +20,7 @@ from fastapi import Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import job_progress, runs
+from api import callbacks, job_progress, runs
 from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError, RunInfo
 from api.problems import ApiProblem
 from api.schemas import Job as JobOut
@@ -81,6 +81,7 @@ def add_job(
     shot_id: int | None = None,
     idempotency_key: str | None,
     digest: str,
+    callback_url: str | None = None,
 ) -> Job:
     job = Job(
         id=str(uuid.uuid4()),
@@ -92,6 +93,7 @@ def add_job(
         idempotency_key=idempotency_key,
         request_hash=digest,
         outputs=[],
+        callback_url=callback_url,
     )
     session.add(job)
     return job
@@ -141,6 +143,7 @@ def start_job(
     run_config: Mapping[str, Any],
     request: Mapping[str, Any],
     idempotency_key: str | None,
+    callback_url: str | None = None,
 ) -> JobOut:
     """Create a job for a render of an existing cut and launch its run; the job to answer with.
 
@@ -152,8 +155,9 @@ def start_job(
     earlier = replay(session, idempotency_key, digest)
     if earlier is None:
         job = add_job(
-            session, kind, params=params, cut_id=cut.id, shot_id=shot_id, idempotency_key=idempotency_key, digest=digest
-        )
+            session, kind, params=params, cut_id=cut.id, shot_id=shot_id, idempotency_key=idempotency_key,
+            digest=digest, callback_url=callback_url,
+        )  # fmt: skip
         earlier = commit_new(session, idempotency_key, digest)
     if earlier is not None:
         response.headers["Idempotent-Replayed"] = "true"
@@ -259,7 +263,10 @@ def _view(
         created_at=as_utc(job.created_at),
         updated_at=updated_at,
     )
-    return JobOut(**summary.model_dump(), logs=logs, items=items)
+    return JobOut(
+        **summary.model_dump(), logs=logs, items=items, callback_url=job.callback_url,
+        deliveries=callbacks.deliveries(session, job) if with_logs else [],
+    )  # fmt: skip
 
 
 def _recover_run_id(session: Session, gateway: DagsterGateway, job: Job) -> RunInfo | None:
@@ -303,6 +310,8 @@ def _cached_view(session: Session, job: Job, exc: GatewayError) -> JobOut:
         created_at=as_utc(job.created_at),
         updated_at=as_utc(job.updated_at),
         logs=[],
+        callback_url=job.callback_url,
+        deliveries=callbacks.deliveries(session, job),
     )
 
 

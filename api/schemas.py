@@ -230,6 +230,15 @@ class CutCreated(BaseModel):
 
 # -- requests ---------------------------------------------------------------------------------
 
+CALLBACK_DESCRIPTION = (
+    "Where to POST the job once it has finished (succeeded, failed or cancelled): the job body as "
+    "`GET /v1/jobs/{id}` answers it, signed `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the "
+    "server's webhook secret (`MEDIA_PIPELINE_WEBHOOK_SECRET`); retried with backoff until a 2xx answer, every "
+    "attempt listed in the job's `deliveries`. http(s) only; loopback and private addresses only where the "
+    "operator allows them."
+)
+CallbackUrl = Annotated[str | None, Field(max_length=2048, description=CALLBACK_DESCRIPTION)]
+
 FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
 
 
@@ -243,6 +252,7 @@ class ThumbnailRequest(BaseModel):
     )
     width: int = Field(default=480, ge=16, le=4096, description="Pixels; the height follows the display aspect")
     force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
+    callback_url: CallbackUrl = None
 
     @field_validator("frame", mode="wrap")
     @classmethod
@@ -288,6 +298,7 @@ class FinalVideoRequest(BaseModel):
         Field(default="medium", description="x264 preset: faster encodes are larger at the same quality")
     )
     audio: bool = Field(default=True, description="Include the cut's audio")
+    callback_url: CallbackUrl = None
 
     @field_validator("resolution", mode="wrap")
     @classmethod

@@ -23,6 +23,7 @@ def start_thumbnails(
     shot: Shot | None,
     body: ThumbnailRequest,
     idempotency_key: str | None,
+    callback_url: str | None = None,
 ) -> Job:
     if shot is not None and isinstance(body.frame, int):
         # For a whole cut an offset past some shots' ends renders a slate on those; for the one
@@ -49,4 +50,5 @@ def start_thumbnails(
         run_config={"ops": {"shot_thumbnails": {"config": config}}},
         request={"route": kind, "cut_id": cut.id, "shot_id": shot.id if shot else None, "body": body.model_dump()},
         idempotency_key=idempotency_key,
+        callback_url=callback_url,
     )

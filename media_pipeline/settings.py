@@ -9,6 +9,7 @@ under the home folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,16 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "A dropped file is ingested once its size and mtime are unchanged for this long (copy still running).",
     ),
+    Setting(
+        "MEDIA_PIPELINE_WEBHOOK_SECRET",
+        "",
+        "Key of the `X-Signature` HMAC on webhook deliveries. Empty: requests with a `callback_url` are refused.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "`true`: callback URLs may point at loopback, private and link-local addresses (tests, one-host setups).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -111,6 +122,8 @@ class Settings:
     sensor_interval: int = 5
     settle_seconds: float = 2.0
     max_pixels: int = 100_000_000
+    webhook_secret: str = ""
+    webhook_allow_private: bool = False
 
     @property
     def dagster_home(self) -> Path:
@@ -140,6 +153,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
         settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
         max_pixels=_positive("MEDIA_PIPELINE_MAX_PIXELS", get("MEDIA_PIPELINE_MAX_PIXELS")),
+        webhook_secret=get("MEDIA_PIPELINE_WEBHOOK_SECRET"),
+        webhook_allow_private=_flag("MEDIA_PIPELINE_WEBHOOK_ALLOW_PRIVATE", get),
     )
 
 
@@ -151,6 +166,16 @@ def _positive(name: str, value: str) -> int:
     if number < 1:
         raise ValueError(f"{name} must be a positive whole number, not {value!r}")
     return number
+
+
+def _flag(name: str, get: Callable[[str], str]) -> bool:
+    value = get(name)
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
 def export_defaults(env: dict[str, str] | None = None) -> None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session, selectinload
 
+from api import callbacks
 from api.dagster_gateway import DagsterGateway, GatewayError
 from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.diff import diff_view
@@ -19,6 +20,7 @@ from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
 from api.problems import ApiProblem, not_found, problem_responses
 from api.schemas import (
+    CALLBACK_DESCRIPTION,
     MAX_ID,
     Cut,
     CutCreated,
@@ -107,7 +109,9 @@ def create_cut(
         Form(description="Absolute folders searched by file name for media not found where the timeline says"),
     ] = None,
     idempotency_key: IdempotencyKey = None,
+    callback_url: Annotated[str | None, Form(max_length=2048, description=CALLBACK_DESCRIPTION)] = None,
 ) -> CutCreated:
+    callback_url = callbacks.accepted(settings, callback_url)
     filename = safe_filename(file.filename)
     roots = list(media_roots or [])
     upload_dir = FilePath(tempfile.mkdtemp(prefix="mp-upload-"))
@@ -133,6 +137,7 @@ def create_cut(
                 "media_roots": roots,
                 "filename": filename,
                 "sha256": sha256_file(local),
+                "callback_url": callback_url,
             }
         )
         earlier = replay(session, idempotency_key, digest)
@@ -156,6 +161,7 @@ def create_cut(
                 cut_id=cut.id,
                 idempotency_key=idempotency_key,
                 digest=digest,
+                callback_url=callback_url,
             )
             earlier = commit_new(session, idempotency_key, digest)
     finally:
@@ -287,13 +293,16 @@ def render_thumbnails(
     cut_id: CutId,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     gateway: GatewayDep,
     body: ThumbnailRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
+    body = body or ThumbnailRequest()
+    callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
     require_ingested(cut)
-    return start_thumbnails(session, gateway, response, cut, None, body or ThumbnailRequest(), idempotency_key)
+    return start_thumbnails(session, gateway, response, cut, None, body, idempotency_key, callback_url)
 
 
 @router.post(
@@ -330,13 +339,15 @@ def final_video(
     cut_id: CutId,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     gateway: GatewayDep,
     body: FinalVideoRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
+    body = body or FinalVideoRequest()
+    callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
     require_ingested(cut)
-    body = body or FinalVideoRequest()
     width, height = body.size()
     config = {"width": width, "height": height, "crf": body.crf, "preset": body.preset, "audio": body.audio}
     return start_job(
@@ -349,4 +360,5 @@ def final_video(
         run_config={"ops": {"final_video": {"config": config}}},
         request={"route": "final_video", "cut_id": cut.id, "body": body.model_dump()},
         idempotency_key=idempotency_key,
+        callback_url=callback_url,
     )

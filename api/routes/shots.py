@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Response
 from sqlalchemy.orm import Session, selectinload
 
-from api.deps import GatewayDep, SessionDep
+from api import callbacks
+from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.params import IdempotencyKey
 from api.problems import not_found, problem_responses
 from api.schemas import MAX_ID, Job, Shot, ThumbnailRequest
@@ -53,11 +54,12 @@ def render_thumbnail(
     shot_id: ShotId,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     gateway: GatewayDep,
     body: ThumbnailRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
+    body = body or ThumbnailRequest()
+    callback_url = callbacks.accepted(settings, body.callback_url)
     shot = get_shot(session, shot_id)
-    return start_thumbnails(
-        session, gateway, response, shot.cut_version, shot, body or ThumbnailRequest(), idempotency_key
-    )
+    return start_thumbnails(session, gateway, response, shot.cut_version, shot, body, idempotency_key, callback_url)
