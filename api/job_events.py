@@ -126,10 +126,9 @@ class JobStream:
                 events += self._events_of(storage_id, changes)
         except GatewayError:
             return events, False
-        finished = runs.job_status(run.status) in runs.TERMINAL or (
-            self._fold.run_status is not None and runs.job_status(self._fold.run_status) in runs.TERMINAL
-        )
-        return events, finished
+        # The run record decides, as for GET: Dagster writes a run's last record before it
+        # marks the run finished. It was read before the records, so they include that last one.
+        return events, runs.job_status(run.status) in runs.TERMINAL
 
     def _events_of(self, storage_id: int, changes: list[Change]) -> list[StreamEvent]:
         assert self._fold is not None
