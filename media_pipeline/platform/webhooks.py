@@ -43,6 +43,7 @@ FIRST_RETRY = dt.timedelta(seconds=10)  # then 20, 40, 80, 160 s: about five min
 TIMEOUT_SECONDS = 10
 MAX_URL_CHARS = 2048
 PER_EVALUATION = 20  # deliveries per sensor evaluation, so one evaluation stays well under its time limit
+CANDIDATES = 500  # jobs with a callback and no attempt yet, looked at per evaluation
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 SIGNATURE_HEADER = "X-Signature"
 
@@ -196,7 +197,9 @@ def deliver_due(
     db.migrate(database_url)
     session = db.session_factory(database_url)()
     try:
-        due = [(job, 1) for job in _finished(_first_attempts(session, limit), instance)]
+        # Unfinished jobs with callbacks are looked at too (their rows may not say they finished
+        # yet), so look at many for the few that are due.
+        due = [(job, 1) for job in _finished(_first_attempts(session, CANDIDATES), instance)][:limit]
         due += _retries(session, now, limit - len(due))
         for job, attempt in due[:limit]:
             made.append(_attempt(session, job, attempt, body_of, secret, allow_private, now))
