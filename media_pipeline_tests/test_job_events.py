@@ -51,6 +51,8 @@ def read_events(client: TestClient, job_id: str, last_event_id: str | None = Non
     response = client.get(f"/v1/jobs/{job_id}/events", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
+    # LF line ends only: the web app (api/web/static/js/api.js) splits events on a blank "\n\n".
+    assert "\r" not in response.text
     return parse_sse(response.text)
 
 

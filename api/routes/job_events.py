@@ -71,7 +71,8 @@ def job_events(
         async for event in stream.events():
             yield ServerSentEvent(json.dumps(event.data), event=event.event, id=event.id)
 
-    return EventSourceResponse(sse(), ping=15, headers={"Cache-Control": "no-store"})
+    # `sep="\n"`: plain LF line ends, which every SSE reader splits on (the web app's included).
+    return EventSourceResponse(sse(), ping=15, sep="\n", headers={"Cache-Control": "no-store"})
 
 
 @ws_router.websocket("/{job_id}/ws")
