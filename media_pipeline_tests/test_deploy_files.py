@@ -664,7 +664,8 @@ import dagster as dg
 defs = __import__({module!r}, fromlist=["defs"]).defs
 dg.Definitions.validate_loadable(defs)
 sensors = sorted(s.name for s in defs.get_repository_def().sensor_defs)
-assert len(sensors) == 2 and sensors[0] == "run_worker_reaper" and sensors[1].startswith("watch_"), sensors
+assert len(sensors) == 3 and sensors[0] == "run_worker_reaper" and sensors[1].startswith("watch_"), sensors
+assert sensors[2] == "webhook_deliveries", sensors
 os.environ.clear(); os.environ.update({api_env!r})
 app = getattr(__import__({app_module!r}, fromlist=[{app_attr!r}]), {app_attr!r})
 from fastapi.testclient import TestClient

@@ -69,7 +69,7 @@ def job_events(
 
     async def sse() -> AsyncIterator[ServerSentEvent]:
         async for event in stream.events():
-            yield ServerSentEvent(json.dumps(event.data), event=event.event, id=event.id)
+            yield ServerSentEvent(json.dumps(event.data), event=event.event, id=event.id, sep="\n")
 
     # `sep="\n"`: plain LF line ends, which every SSE reader splits on (the web app's included).
     return EventSourceResponse(sse(), ping=15, sep="\n", headers={"Cache-Control": "no-store"})
