@@ -30,12 +30,11 @@ from typing import Any, Protocol
 
 import dagster as dg
 
-from media_pipeline.editorial.partitions import cut_versions
+from media_pipeline.platform.job_kinds import JOB_ID_TAG
 from media_pipeline.settings import Settings
 
 logger = logging.getLogger("api.dagster")
 
-JOB_ID_TAG = "media_pipeline/job_id"
 PARTITION_TAG = "dagster/partition"
 
 
@@ -90,13 +89,13 @@ class RunInfo:
 
 
 class DagsterGateway(Protocol):
-    def add_partition(self, partition_key: str) -> None:
-        """Make sure the cut's partition exists in `cut_versions` (idempotent)."""
+    def add_partition(self, partitions: str, partition_key: str) -> None:
+        """Make sure `partition_key` exists in the dynamic partitions named `partitions` (idempotent)."""
 
     def submit(
-        self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
+        self, job_name: str, partition_key: str | None, run_config: Mapping[str, Any], tags: Mapping[str, str]
     ) -> str:
-        """Launch `job_name` for one partition; the new run's id."""
+        """Launch `job_name` (for one partition, unless None); the new run's id."""
 
     def run_status(self, run_id: str) -> RunInfo | None:
         """The run's current state; None if the instance has no such run."""
@@ -159,10 +158,10 @@ class InstanceReads:
     def _load_instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.get()
 
-    def add_partition(self, partition_key: str) -> None:
+    def add_partition(self, partitions: str, partition_key: str) -> None:
         try:
-            if not self.instance.has_dynamic_partition(cut_versions.name, partition_key):
-                self.instance.add_dynamic_partitions(cut_versions.name, [partition_key])
+            if not self.instance.has_dynamic_partition(partitions, partition_key):
+                self.instance.add_dynamic_partitions(partitions, [partition_key])
         except Exception as exc:
             raise _unreachable(f"could not add partition {partition_key!r} to the Dagster instance", exc) from exc
 
@@ -251,7 +250,7 @@ class GraphQLGateway(InstanceReads):
         return client
 
     def submit(
-        self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
+        self, job_name: str, partition_key: str | None, run_config: Mapping[str, Any], tags: Mapping[str, str]
     ) -> str:
         from dagster_graphql import DagsterGraphQLClientError
 
@@ -263,7 +262,7 @@ class GraphQLGateway(InstanceReads):
                     job_name,
                     repository_location_name=self.location_name,
                     run_config=dict(run_config),
-                    tags={**tags, PARTITION_TAG: partition_key},
+                    tags={**tags, PARTITION_TAG: partition_key} if partition_key is not None else dict(tags),
                 )
             )
         except DagsterGraphQLClientError as exc:
@@ -308,7 +307,7 @@ def _execute(
     module: str,
     job_name: str,
     run_id: str,
-    partition_key: str,
+    partition_key: str | None,
     run_config: Mapping[str, Any],
     tags: Mapping[str, str],
 ) -> None:
@@ -355,7 +354,7 @@ class InProcessGateway(InstanceReads):
         self._watchers: list[threading.Thread] = []
 
     def submit(
-        self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
+        self, job_name: str, partition_key: str | None, run_config: Mapping[str, Any], tags: Mapping[str, str]
     ) -> str:
         run_id = str(uuid.uuid4())
         args = (self.definitions_module, job_name, run_id, partition_key, dict(run_config), dict(tags))

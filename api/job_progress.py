@@ -24,11 +24,8 @@ KEPT_RUNS = 512
 
 
 def weights_for(job_name: str) -> Mapping[str, float]:
-    """How much of a job each step is worth: the registered kind's, else the editorial table."""
-    for kind in job_kinds.for_dagster_job(job_name):
-        if kind.step_weights:
-            return kind.step_weights
-    return runs.STEP_WEIGHTS.get(job_name, {})
+    """How much of a job each step is worth, from its registered kind (nothing for unknown jobs)."""
+    return job_kinds.step_weights(job_name)
 
 
 @dataclass(frozen=True)

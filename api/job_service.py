@@ -1,8 +1,13 @@
-"""Creating jobs (idempotently), launching their runs, and reading their state back.
+"""Starting jobs of any registered kind (idempotently) and reading their state back.
 
-A job is our row in mp_jobs; its run is Dagster's. The row records what was asked and which
-run does it; the status is derived from the run on every read and cached in the row once it
-is final, so finished jobs can be listed without asking Dagster.
+A job is our row in mp_jobs; its run is Dagster's. The row records what was asked, about which
+subject, who asked, and which run does it. While the run is unfinished its state is read from
+Dagster on every read, never written back: the job tracker sensor
+(`media_pipeline/platform/job_tracker.py`) writes the final state once the run has ended, so
+finished jobs are listed without asking Dagster.
+
+Nothing here knows an area: kinds, their Dagster jobs, partitions and subjects come from the
+registry (`media_pipeline/platform/job_kinds.py`).
 """
 
 from __future__ import annotations
@@ -12,33 +17,27 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Response
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import callbacks, job_progress, runs
-from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError, RunInfo
+from api.dagster_gateway import DagsterGateway, GatewayError, RunInfo
 from api.problems import ApiProblem
 from api.schemas import Job as JobOut
-from api.schemas import JobKind, JobOutput, JobSummary
-from api.urls import artifact_url
-from media_pipeline.db.models import CutVersion, Job, Render, RenderStatus
+from api.schemas import JobItem, JobLog, JobOutput, JobSummary, WebhookDelivery
+from media_pipeline.db.models import Job, JobSource
+from media_pipeline.platform import job_kinds
+from media_pipeline.platform.job_kinds import JOB_ID_TAG, KIND_TAG, JobKind, SubjectError
+from media_pipeline.platform.job_state import deleted_run_sentence, outputs_for
 
 logger = logging.getLogger("api.jobs")
-
-# Which Dagster job carries out each kind of job.
-DAGSTER_JOB: dict[str, str] = {
-    "ingest_cut": "ingest_cut",
-    "thumbnails": "render_thumbnails",
-    # Only the thumbnail: an interactive refresh does not wait for the contact sheet.
-    "shot_thumbnail": "render_shot_thumbnail",
-    "final_video": "render_final_video",
-}
-KIND_TAG = "media_pipeline/kind"
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime:
@@ -46,6 +45,18 @@ def as_utc(value: dt.datetime | None) -> dt.datetime:
     if value is None:
         return dt.datetime.now(dt.UTC)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def kind_named(name: str) -> JobKind:
+    try:
+        return job_kinds.get(name)
+    except job_kinds.UnknownJobKind:
+        known = ", ".join(sorted(job_kinds.load()))
+        raise ApiProblem(422, "unknown_job_kind", f"there is no job kind {name!r}; the kinds are: {known}") from None
+
+
+def subject_problem(exc: SubjectError) -> ApiProblem:
+    return ApiProblem(404 if exc.missing else 409, exc.code, str(exc))
 
 
 # -- idempotency ------------------------------------------------------------------------------
@@ -76,24 +87,24 @@ def add_job(
     session: Session,
     kind: JobKind,
     *,
+    subject_id: str | None,
     params: dict[str, Any],
-    cut_id: int | None,
-    shot_id: int | None = None,
     idempotency_key: str | None,
     digest: str,
     callback_url: str | None = None,
 ) -> Job:
     job = Job(
         id=str(uuid.uuid4()),
-        kind=kind,
+        kind=kind.name,
         status="queued",
-        cut_version_id=cut_id,
-        shot_id=shot_id,
+        subject_type=kind.subject_type if subject_id is not None else None,
+        subject_id=subject_id,
+        source=JobSource.API,
+        callback_url=callback_url,
         params=params,
         idempotency_key=idempotency_key,
         request_hash=digest,
         outputs=[],
-        callback_url=callback_url,
     )
     session.add(job)
     return job
@@ -116,7 +127,11 @@ def commit_new(session: Session, key: str | None, digest: str) -> Job | None:
 
 
 def launch(
-    session: Session, gateway: DagsterGateway, job: Job, partition_key: str, run_config: Mapping[str, Any]
+    session: Session,
+    gateway: DagsterGateway,
+    job: Job,
+    partition_key: str | None,
+    run_config: Mapping[str, Any],
 ) -> None:
     """Add the partition and submit the job's run; record the run id.
 
@@ -125,9 +140,10 @@ def launch(
     session.refresh(job)
     if job.status == "cancelled":
         return  # cancelled in the moment between creating the job and launching it
-    gateway.add_partition(partition_key)
-    run_id = gateway.submit(DAGSTER_JOB[job.kind], partition_key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: job.kind})
-    job.run_id = run_id
+    kind = job_kinds.get(job.kind)
+    if kind.partitions is not None and partition_key is not None:
+        gateway.add_partition(kind.partitions.name, partition_key)
+    job.run_id = gateway.submit(kind.dagster_job, partition_key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: kind.name})
     session.commit()
 
 
@@ -136,35 +152,49 @@ def start_job(
     gateway: DagsterGateway,
     response: Response,
     *,
-    kind: JobKind,
-    cut: CutVersion,
-    shot_id: int | None = None,
-    params: dict[str, Any],
-    run_config: Mapping[str, Any],
-    request: Mapping[str, Any],
+    kind: str,
+    subject_id: str | int,
+    request: BaseModel,
     idempotency_key: str | None,
     callback_url: str | None = None,
 ) -> JobOut:
-    """Create a job for a render of an existing cut and launch its run; the job to answer with.
+    """Create a job of a registered kind about a subject and launch its run; the job to answer with.
 
-    `request` is what identifies the request for idempotency (route and body): the same key
-    with the same request replays the earlier job, with another request it is a 409. A launch
-    that fails leaves nothing behind, so the client's retry starts clean.
+    The kind's `prepare` checks the subject (404, 409) and picks the partition. The same
+    Idempotency-Key with the same kind, subject and request replays the earlier job, with another
+    request it is a 409. A launch that fails leaves nothing behind, so the client's retry starts clean.
     """
-    digest = request_hash(request)
+    job_kind = kind_named(kind)
+    try:
+        prepared = job_kind.prepared(session, str(subject_id), request)
+    except SubjectError as exc:
+        raise subject_problem(exc) from exc
+    digest = request_hash(
+        {
+            "kind": job_kind.name,
+            "subject": [job_kind.subject_type, str(subject_id)],
+            "body": prepared.request.model_dump(mode="json"),
+            "callback_url": callback_url,
+        }
+    )
     earlier = replay(session, idempotency_key, digest)
     if earlier is None:
         job = add_job(
-            session, kind, params=params, cut_id=cut.id, shot_id=shot_id, idempotency_key=idempotency_key,
-            digest=digest, callback_url=callback_url,
-        )  # fmt: skip
+            session,
+            job_kind,
+            subject_id=str(subject_id),
+            params=job_kind.params_for(prepared.request),
+            idempotency_key=idempotency_key,
+            digest=digest,
+            callback_url=callback_url,
+        )
         earlier = commit_new(session, idempotency_key, digest)
     if earlier is not None:
         response.headers["Idempotent-Replayed"] = "true"
         response.headers["Location"] = f"/v1/jobs/{earlier.id}"
         return job_view(session, gateway, earlier)
     try:
-        launch(session, gateway, job, cut.partition_key, run_config)
+        launch(session, gateway, job, prepared.partition_key, job_kind.config_for(prepared.request))
     except GatewayError as exc:
         session.rollback()
         session.execute(sa.delete(Job).where(Job.id == job.id))
@@ -189,134 +219,120 @@ def unavailable(exc: GatewayError) -> ApiProblem:
     )
 
 
-# -- reading ----------------------------------------------------------------------------------
+# -- reading (never writes) -------------------------------------------------------------------
 
 
-def outputs_for(session: Session, run_id: str | None) -> list[dict[str, Any]]:
-    if run_id is None:
-        return []
-    renders = session.scalars(
-        sa.select(Render)
-        .where(Render.run_id == run_id, Render.status == RenderStatus.SUCCEEDED, Render.output_path.is_not(None))
-        .order_by(Render.id)
-    )
-    return [
-        {"kind": render.kind, "url": artifact_url(render.output_path or ""), "shot_id": render.shot_id}
-        for render in renders
-    ]
+@dataclass
+class LiveState:
+    """What a job reports right now; from the row once final, else from its run."""
+
+    status: str
+    progress: float
+    stage: str | None
+    error: str | None
+    outputs: list[dict[str, Any]]
+    logs: list[JobLog]
+    updated_at: dt.datetime
+    items: list[JobItem] = field(default_factory=list)
 
 
-def _view(
-    session: Session,
-    gateway: DagsterGateway,
-    job: Job,
-    run: RunInfo | None,
-    *,
-    with_logs: bool,
-) -> JobOut:
-    logs: list[Any] = []
-    items: list[Any] = []
+def _live_state(
+    session: Session, gateway: DagsterGateway, job: Job, run: RunInfo | None, *, with_logs: bool
+) -> LiveState:
     updated_at = as_utc(job.updated_at)
-    if job.run_id is None and job.status in runs.TERMINAL:
-        # Cancelled before it was launched.
-        status, progress, stage, error = job.status, 0.0, job.status, job.error
-    elif job.run_id is None:
-        status, progress, stage, error = "queued", 0.0, "queued", None
-    elif run is None:
+    if job.run_id is None and run is None:
+        if job.status in runs.TERMINAL:  # cancelled before it was launched
+            return LiveState(job.status, 0.0, job.status, job.error, [], [], updated_at)
+        return LiveState("queued", 0.0, "queued", None, [], [], updated_at)
+    if run is None:
         status = job.status if job.status in runs.TERMINAL else "failed"
-        stage = status
+        error = job.error or (deleted_run_sentence(job.run_id or "") if status == "failed" else None)
         progress = 1.0 if status == "succeeded" else 0.0
-        error = job.error or (
-            f"Dagster has no run {job.run_id} any more (it was deleted); submit the request again"
-            if status == "failed"
-            else None
-        )
+        return LiveState(status, progress, status, error, job.outputs or [], [], updated_at)
+    # Only the records written since this process last read the run (job_progress keeps the fold).
+    read = job_progress.READER.read(gateway, run.run_id, run.job_name, run.status)
+    status = runs.job_status(run.status)
+    if job.status in runs.TERMINAL:
+        # Written by the job tracker from this same run when it ended.
+        error, outputs = job.error, job.outputs or []
     else:
-        status = runs.job_status(run.status)
-        read = job_progress.READER.read(gateway, job.run_id, run.job_name, run.status)
-        progress, stage, error = read.progress, read.stage, read.error
-        if with_logs:
-            logs, items = read.logs, read.items
-        if run.updated_at is not None:
-            updated_at = max(updated_at, run.updated_at)
-    outputs = outputs_for(session, job.run_id)
-    if status in runs.TERMINAL and (job.status != status or job.outputs != outputs or job.error != error):
-        job.status, job.error, job.outputs = status, error, outputs
-        session.commit()
-    elif job.status != status:
-        # Not final yet, but recorded so that listing by status finds the job.
-        job.status = status
-        session.commit()
-    summary = JobSummary(
-        id=job.id,
-        kind=job.kind,  # type: ignore[arg-type]
-        status=status,  # type: ignore[arg-type]
-        progress=progress,
-        percent=job_progress.percent(progress),
-        stage=stage,
-        error=error,
-        run_id=job.run_id,
-        cut_id=job.cut_version_id,
-        shot_id=job.shot_id,
-        params=job.params or {},
-        outputs=[JobOutput(**output) for output in outputs],
-        created_at=as_utc(job.created_at),
-        updated_at=updated_at,
-    )
+        error = read.error
+        outputs = outputs_for(session, run.run_id)
+    if run.updated_at is not None:
+        updated_at = max(updated_at, run.updated_at)
+    logs = [JobLog(**line) for line in read.logs] if with_logs else []
+    items = [JobItem(**item) for item in read.items] if with_logs else []
+    return LiveState(status, read.progress, read.stage, error, outputs, logs, updated_at, items)
+
+
+def job_body(job: Job, state: LiveState, deliveries: list[WebhookDelivery] | None = None) -> JobOut:
+    """The one place a job's body is put together (GETs, lists, POSTs, webhooks)."""
     return JobOut(
-        **summary.model_dump(), logs=logs, items=items, callback_url=job.callback_url,
-        deliveries=callbacks.deliveries(session, job) if with_logs else [],
-    )  # fmt: skip
+        id=job.id,
+        kind=job.kind,
+        status=state.status,  # type: ignore[arg-type]
+        progress=state.progress,
+        percent=job_progress.percent(state.progress),
+        stage=state.stage,
+        error=state.error,
+        run_id=job.run_id,
+        subject_type=job.subject_type,
+        subject_id=job.subject_id,
+        source=job.source,  # type: ignore[arg-type]
+        callback_url=job.callback_url,
+        params=job.params or {},
+        outputs=[JobOutput(**output) for output in state.outputs],
+        created_at=as_utc(job.created_at),
+        updated_at=state.updated_at,
+        logs=state.logs,
+        items=state.items,
+        deliveries=deliveries or [],
+    )
 
 
-def _recover_run_id(session: Session, gateway: DagsterGateway, job: Job) -> RunInfo | None:
-    # A crash between submitting and recording leaves a run with our tag and a row without
-    # its id; the tag finds it.
-    run = gateway.find_run(job.id)
-    if run is not None:
-        job.run_id = run.run_id
-        session.commit()
-    return run
+def _stored_state(job: Job) -> LiveState:
+    return LiveState(
+        job.status,
+        1.0 if job.status == "succeeded" else 0.0,
+        "done" if job.status == "succeeded" else job.status,
+        job.error,
+        job.outputs or [],
+        [],
+        as_utc(job.updated_at),
+    )
+
+
+def _run_of(gateway: DagsterGateway, job: Job) -> RunInfo | None:
+    if job.run_id is not None:
+        return gateway.run_status(job.run_id)
+    if job.status in runs.TERMINAL:
+        return None
+    # A crash between submitting and recording leaves a run with our tag and a row without its
+    # id: the tag finds it (the job tracker records the id).
+    return gateway.find_run(job.id)
 
 
 def job_view(session: Session, gateway: DagsterGateway, job: Job, *, with_logs: bool = True) -> JobOut:
     try:
-        if job.run_id is None and job.status not in runs.TERMINAL:
-            run = _recover_run_id(session, gateway, job)
-        else:
-            run = gateway.run_status(job.run_id) if job.run_id else None
-        return _view(session, gateway, job, run, with_logs=with_logs)
+        state = _live_state(session, gateway, job, _run_of(gateway, job), with_logs=with_logs)
     except GatewayError as exc:
-        return _cached_view(session, job, exc)
+        return _cached_view(job, exc, session if with_logs else None)
+    return job_body(job, state, callbacks.deliveries(session, job) if with_logs else None)
 
 
-def _cached_view(session: Session, job: Job, exc: GatewayError) -> JobOut:
+def _cached_view(job: Job, exc: GatewayError, session: Session | None = None) -> JobOut:
     # A finished job does not need Dagster to be described; an unfinished one does.
     if job.status not in runs.TERMINAL:
         raise unavailable_for_read(exc) from exc
-    return JobOut(
-        id=job.id,
-        kind=job.kind,  # type: ignore[arg-type]
-        status=job.status,  # type: ignore[arg-type]
-        progress=1.0 if job.status == "succeeded" else 0.0,
-        percent=100 if job.status == "succeeded" else 0,
-        stage="done" if job.status == "succeeded" else job.status,
-        error=job.error,
-        run_id=job.run_id,
-        cut_id=job.cut_version_id,
-        shot_id=job.shot_id,
-        params=job.params or {},
-        outputs=[JobOutput(**output) for output in (job.outputs or [])],
-        created_at=as_utc(job.created_at),
-        updated_at=as_utc(job.updated_at),
-        logs=[],
-        callback_url=job.callback_url,
-        deliveries=callbacks.deliveries(session, job),
-    )
+    return job_body(job, _stored_state(job), callbacks.deliveries(session, job) if session is not None else None)
 
 
 def unavailable_for_read(exc: GatewayError) -> ApiProblem:
     return ApiProblem(503, "dagster_unavailable", f"the job's state cannot be read right now: {exc}")
+
+
+def _summary(view: JobOut) -> JobSummary:
+    return JobSummary(**view.model_dump(exclude={"logs", "items", "deliveries"}))
 
 
 def job_views(session: Session, gateway: DagsterGateway, jobs: Sequence[Job]) -> list[JobSummary]:
@@ -324,38 +340,51 @@ def job_views(session: Session, gateway: DagsterGateway, jobs: Sequence[Job]) ->
     try:
         statuses = gateway.run_statuses([job.run_id for job in jobs if job.run_id])
     except GatewayError as exc:
-        statuses, unreachable = {}, exc
-    else:
-        unreachable = None
+        return [_summary(_cached_view(job, exc)) for job in jobs]
     views: list[JobSummary] = []
     for job in jobs:
-        if unreachable is not None:
-            view = _cached_view(session, job, unreachable)
-        elif job.run_id is None:
-            view = job_view(session, gateway, job, with_logs=False)
+        if job.run_id is None:
+            views.append(_summary(job_view(session, gateway, job, with_logs=False)))
+            continue
+        try:
+            state = _live_state(session, gateway, job, statuses.get(job.run_id), with_logs=False)
+        except GatewayError as exc:
+            views.append(_summary(_cached_view(job, exc)))
         else:
-            try:
-                view = _view(session, gateway, job, statuses.get(job.run_id), with_logs=False)
-            except GatewayError as exc:
-                view = _cached_view(session, job, exc)
-        views.append(JobSummary(**view.model_dump(exclude={"logs"})))
+            views.append(_summary(job_body(job, state)))
     return views
 
 
-def refresh_active(session: Session, gateway: DagsterGateway, query: sa.Select[tuple[Job]]) -> None:
-    """Bring the stored status of unfinished jobs up to date, so filtering by status is right."""
-    active = list(session.scalars(query.where(Job.status.not_in(runs.TERMINAL), Job.run_id.is_not(None))))
-    if not active:
-        return
+def live_statuses(gateway: DagsterGateway, jobs: Sequence[Job]) -> dict[str, str]:
+    """The current status of each unfinished job, from its run (for filtering by status)."""
+    active = [job for job in jobs if job.status not in runs.TERMINAL and job.run_id]
     try:
-        statuses = gateway.run_statuses([job.run_id for job in active if job.run_id])
+        found = gateway.run_statuses([job.run_id for job in active if job.run_id])
     except GatewayError as exc:
         raise unavailable_for_read(exc) from exc
+    result = {}
     for job in active:
-        run = statuses.get(job.run_id or "")
-        status = runs.job_status(run.status) if run is not None else "failed"
-        if status in runs.TERMINAL:
-            _view(session, gateway, job, run, with_logs=False)  # caches error and outputs too
-        elif status != job.status:
-            job.status = status
-    session.commit()
+        run = found.get(job.run_id or "")
+        result[job.id] = runs.job_status(run.status) if run is not None else "failed"
+    return result
+
+
+def with_status(
+    session: Session, gateway: DagsterGateway, query: sa.Select[tuple[Job]], status: str, chunk: int
+) -> Iterator[Job]:
+    """The jobs of `query` (ordered) whose status is `status` now, without writing any.
+
+    A finished job's stored status is its final one; an unfinished job's stored status may be
+    behind its run, so those are asked of Dagster, a chunk at a time.
+    """
+    candidates = query.where(sa.or_(Job.status == status, Job.status.not_in(runs.TERMINAL)))
+    offset = 0
+    while True:
+        rows = list(session.scalars(candidates.limit(chunk).offset(offset)))
+        if not rows:
+            return
+        live = live_statuses(gateway, rows)
+        for job in rows:
+            if live.get(job.id, job.status) == status:
+                yield job
+        offset += chunk

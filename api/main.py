@@ -33,6 +33,8 @@ TAGS = [
     {"name": "cuts", "description": "Timelines published as cut versions, their shots, diffs and renders"},
     {"name": "shots", "description": "Single shots"},
     {"name": "jobs", "description": "Dagster runs launched through the API: status, progress, logs, outputs"},
+    {"name": "slideshows", "description": "Narrated slideshows: scenes, assets, renders (also as /v1/projects)"},
+    {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
 ]

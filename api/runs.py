@@ -1,109 +1,13 @@
-"""From a Dagster run to what a job reports: its status, how much each step is worth, and the
-failure sentence. Progress, stage, items and logs come from the run's structured records
-(`api/job_progress.py`)."""
+"""From a Dagster run to what a job reports: its status and the failure sentence (the platform's,
+re-exported here). Progress, stage, items and logs come from the run's structured records
+(`api/job_progress.py`); how much each step is worth comes from the registered job kinds."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-
-import dagster as dg
-
-from api.schemas import JobStatus
-
-RunStatus = dg.DagsterRunStatus
-
-# Every member is listed (a test enforces it), so a Dagster upgrade that adds one fails loudly
-# instead of reporting a job in a state clients cannot parse.
-RUN_STATUS_TO_JOB: dict[dg.DagsterRunStatus, JobStatus] = {
-    RunStatus.QUEUED: "queued",
-    RunStatus.NOT_STARTED: "queued",
-    RunStatus.STARTING: "queued",
-    RunStatus.MANAGED: "queued",
-    RunStatus.STARTED: "running",
-    # Waiting on external work with no worker, on purpose: not finished, so still running.
-    RunStatus.SUSPENDED: "running",
-    RunStatus.SUCCESS: "succeeded",
-    RunStatus.FAILURE: "failed",
-    # A cancel was requested but the run is still stopping (steps are being interrupted);
-    # it is `cancelled` only once Dagster reports CANCELED.
-    RunStatus.CANCELING: "running",
-    RunStatus.CANCELED: "cancelled",
-}
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-
-# How much of a job each step is worth, for Dagster jobs whose registered kind gives none.
-# Thumbnails, proxies and the conform dominate: they are where the time goes, and they report
-# their own progress (ProgressReporter).
-# Steps missing here count for nothing (progress then waits on the others, it never goes back).
-STEP_WEIGHTS: dict[str, dict[str, float]] = {
-    "ingest_cut": {
-        "cut_timeline": 0.1,
-        "cut_shots": 0.15,
-        "cut_diff": 0.05,
-        "shot_thumbnails": 0.6,
-        "contact_sheet": 0.1,
-    },
-    "render_thumbnails": {"shot_thumbnails": 0.85, "contact_sheet": 0.15},
-    "render_shot_thumbnail": {"shot_thumbnails": 1.0},
-    "render_final_video": {"final_video": 1.0},
-    "render_proxies": {"shot_proxies": 1.0},
-}
-
-MAX_ERROR_CHARS = 600
-
-
-def job_status(status: dg.DagsterRunStatus) -> JobStatus:
-    return RUN_STATUS_TO_JOB[status]
-
-
-_WORKER_EXIT = re.compile(r"unexpectedly|terminated by signal|exited with", re.IGNORECASE)
-
-
-def failure_sentence(events: Sequence[dg.EventLogEntry], run_id: str) -> str:
-    """What went wrong, for a user: the dg.Failure description a step raised, else the first
-    line of the error; never a stack trace."""
-    fallback: str | None = None
-    worker_exit: str | None = None
-    for entry in events:
-        event = entry.dagster_event
-        if event is None:
-            continue
-        if event.event_type == dg.DagsterEventType.ENGINE_EVENT and _WORKER_EXIT.search(event.message or ""):
-            # The code server's own report that the run's process died (killed, out of memory).
-            worker_exit = event.message
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            data = event.step_failure_data
-            user = getattr(data, "user_failure_data", None)
-            if user is not None and user.description:
-                return _clip(user.description)
-            if data.error is not None:
-                return _clip(f"step {event.step_key} failed: {_error_line(data.error)}")
-        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and fallback is None:
-            error = getattr(event.event_specific_data, "error", None)
-            if error is not None:
-                fallback = _clip(_error_line(error))
-    if fallback is None and worker_exit:
-        fallback = _clip(
-            f"{worker_exit.strip().rstrip('.')}: the run's process was killed or ran out of memory; "
-            "submit the job again (finished work is reused)"
-        )
-    return fallback or f"the run failed before any step reported why; open run {run_id} in the Dagster UI"
-
-
-def _error_line(error: object) -> str:
-    # The innermost cause is the user's exception; the outer ones are Dagster's wrappers.
-    while getattr(error, "cause", None) is not None:
-        error = error.cause  # type: ignore[attr-defined]
-    message = str(getattr(error, "message", "") or "").strip()
-    first = message.splitlines()[0] if message else type(error).__name__
-    # "dagster._core.errors.SomeError: reason" -> "SomeError: reason"
-    head, sep, rest = first.partition(": ")
-    if sep and "." in head and " " not in head:
-        first = f"{head.rsplit('.', 1)[-1]}: {rest}"
-    return first
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+# Status and failure sentences are the platform's: the job tracker sensor writes the same ones.
+from media_pipeline.platform.job_state import RUN_STATUS_TO_JOB as RUN_STATUS_TO_JOB
+from media_pipeline.platform.job_state import TERMINAL as TERMINAL
+from media_pipeline.platform.job_state import RunStatus as RunStatus
+from media_pipeline.platform.job_state import clip as clip
+from media_pipeline.platform.job_state import failure_sentence as failure_sentence
+from media_pipeline.platform.job_state import job_status as job_status

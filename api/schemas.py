@@ -4,16 +4,16 @@ without changing what clients see."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
+
+from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob, ThumbnailRequest
 
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["ingest_cut", "thumbnails", "shot_thumbnail", "final_video"]
 CutStatus = Literal["published", "ingested", "failed"]
 
 # Ids are Postgres `integer`s: bounding them keeps a huge id a 404-able request instead of a
@@ -63,6 +63,11 @@ class Cut(BaseModel):
     status: str = Field(description="`published` (stored, not ingested yet), `ingested` or `failed`")
     error: str | None = Field(description="Why ingesting failed, when `status` is `failed`")
     rate: str | None = Field(description="Exact timeline frame rate, e.g. `24` or `24000/1001`; null until ingested")
+    drop_frame: bool = Field(default=False, description="The cut's timecode is drop-frame (29.97 and 59.94 only)")
+    start_tc: str = Field(default="00:00:00:00", description="Timecode of the cut's first frame (record side)")
+    notes: list[str] = Field(
+        default_factory=list, description="What reading the timeline left out or changed (disabled clips, ...)"
+    )
     source_filename: str
     source_url: str | None = Field(description="Download URL of the stored timeline file")
     media_roots: list[str]
@@ -74,7 +79,8 @@ class Cut(BaseModel):
 
 
 class FrameRange(BaseModel):
-    """A range in whole frames; timecodes are non-drop-frame at the range's rate."""
+    """A range in whole frames, with its timecodes (drop-frame, `HH:MM:SS;FF`, where the timeline or
+    the media's timecode track is)."""
 
     start: int = Field(description="First frame")
     duration: int = Field(description="Number of frames")
@@ -82,6 +88,7 @@ class FrameRange(BaseModel):
     rate: str = Field(description="Exact frame rate of these frame numbers")
     start_tc: str = Field(description="Timecode of `start`")
     end_tc: str = Field(description="Timecode of `end` (exclusive)")
+    drop_frame: bool = Field(default=False, description="The timecodes are drop-frame (29.97 and 59.94 only)")
 
 
 class Shot(BaseModel):
@@ -101,6 +108,8 @@ class Shot(BaseModel):
     media_kind: str | None = Field(description="`movie`, `sequence`, `still` or `generator`")
     notes: list[str] = Field(description="Everything worth telling a user: relinked from, missing because, ...")
     thumbnail_url: str | None = Field(description="Latest successful thumbnail, or null")
+    proxy_url: str | None = Field(default=None, description="Latest review proxy (H.264 MP4), or null")
+    filmstrip_url: str | None = Field(default=None, description="The latest proxy's filmstrip (JPEG), or null")
 
 
 # Every status of media_pipeline.editorial.cut_diff, in its PRECEDENCE order (a test keeps them equal).
@@ -189,7 +198,7 @@ class WebhookDelivery(BaseModel):
 
 class JobSummary(BaseModel):
     id: str
-    kind: JobKind
+    kind: str = Field(description="The registered job kind: `ingest_cut`, `thumbnails`, `final_video`, ...")
     status: JobStatus = Field(
         description="queued (waiting or starting), running (including while a cancel is being carried out), "
         "succeeded, failed or cancelled"
@@ -206,8 +215,16 @@ class JobSummary(BaseModel):
     )
     error: str | None = Field(description="For a failed job: what went wrong, in a sentence a user can act on")
     run_id: str | None = Field(description="The Dagster run (null until it is launched)")
-    cut_id: int | None
-    shot_id: int | None
+    subject_type: str | None = Field(
+        description="What the job is about, as its kind names it: `cut`, `shot`, ... (null: a run whose subject "
+        "could not be told, e.g. started from the Dagster UI for a partition the API does not know)"
+    )
+    subject_id: str | None = Field(description="The subject's id, e.g. the cut's id for `subject_type` `cut`")
+    source: Literal["api", "sensor", "ui", "retry"] = Field(
+        description="Who started the run: the API, a sensor (watch folders), the Dagster UI, or a re-execution "
+        "or retry of another run"
+    )
+    callback_url: str | None = Field(default=None, description="Where the job's final state is POSTed, if anywhere")
     params: dict[str, Any]
     outputs: list[JobOutput]
     created_at: dt.datetime
@@ -217,7 +234,6 @@ class JobSummary(BaseModel):
 class Job(JobSummary):
     items: list[JobItem] = Field(default_factory=list, description="Per shot, segment, scene or source, in plan order")
     logs: list[JobLog] = Field(description="The run's recent log lines, oldest first")
-    callback_url: str | None = Field(default=None, description="Where the finished job is POSTed (webhook)")
     deliveries: list[WebhookDelivery] = Field(
         default_factory=list, description="Every attempt to deliver the webhook, oldest first"
     )
@@ -229,6 +245,8 @@ class CutCreated(BaseModel):
 
 
 # -- requests ---------------------------------------------------------------------------------
+# The options of each kind are the area's (media_pipeline/editorial/requests.py); the routes' bodies
+# add `callback_url`, which is the API's: it is stored on the job, never put in the run config.
 
 CALLBACK_DESCRIPTION = (
     "Where to POST the job once it has finished (succeeded, failed or cancelled): the job body as "
@@ -239,84 +257,28 @@ CALLBACK_DESCRIPTION = (
 )
 CallbackUrl = Annotated[str | None, Field(max_length=2048, description=CALLBACK_DESCRIPTION)]
 
-FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
 
+class ThumbnailBody(ThumbnailRequest):
+    """A shot's thumbnail render, and where to POST the finished job."""
 
-class ThumbnailRequest(BaseModel):
-    # Strict: "480" is not a width, and an unknown option is a typo worth reporting.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    frame: FrameChoice = Field(
-        default="middle",
-        description="`first`, `middle` (first + duration // 2), `last`, or a frame offset from the shot's first frame",
-    )
-    width: int = Field(default=480, ge=16, le=4096, description="Pixels; the height follows the display aspect")
-    force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
     callback_url: CallbackUrl = None
 
-    @field_validator("frame", mode="wrap")
-    @classmethod
-    def _frame_choice(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(value)
-        except ValidationError:
-            raise PydanticCustomError(
-                "frame_choice",
-                "must be 'first', 'middle', 'last' or a whole number of frames (0 or more) from the shot's first frame",
-            ) from None
 
+class CutThumbnailsBody(ThumbnailJob):
+    """A cut's thumbnail render (all shots or those named), and where to POST the finished job."""
 
-MAX_WIDTH, MAX_HEIGHT, MIN_SIZE = 7680, 4320, 16
-_RESOLUTION = re.compile(r"^(\d{1,5})x(\d{1,5})$")
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """ "WxH" as (width, height): even numbers from 16x16 up to 7680x4320 (H.264 4:2:0 needs even sizes)."""
-    match = _RESOLUTION.match(text)
-    if match is None:
-        raise ValueError(f"must be WIDTHxHEIGHT in pixels, like 1920x1080, not {text!r}")
-    width, height = int(match[1]), int(match[2])
-    if not (MIN_SIZE <= width <= MAX_WIDTH and MIN_SIZE <= height <= MAX_HEIGHT):
-        raise ValueError(f"must be between {MIN_SIZE}x{MIN_SIZE} and {MAX_WIDTH}x{MAX_HEIGHT}, not {text}")
-    if width % 2 or height % 2:
-        raise ValueError(f"width and height must be even (H.264 halves the colour resolution), not {text}")
-    return width, height
-
-
-class FinalVideoRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    resolution: str = Field(
-        default="1920x1080",
-        pattern=r"^\d{1,5}x\d{1,5}$",
-        description="Output `WIDTHxHEIGHT` in pixels: even numbers from 16x16 up to 7680x4320. The picture is "
-        "scaled to fit and letterboxed",
-        examples=["1920x1080", "1280x720", "3840x2160"],
-    )
-    crf: int = Field(default=18, ge=0, le=51, description="x264 constant rate factor; lower is better and larger")
-    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = (
-        Field(default="medium", description="x264 preset: faster encodes are larger at the same quality")
-    )
-    audio: bool = Field(default=True, description="Include the cut's audio")
     callback_url: CallbackUrl = None
 
-    @field_validator("resolution", mode="wrap")
-    @classmethod
-    def _resolution(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        # One sentence for every way a resolution can be wrong, instead of a regex in the answer.
-        try:
-            text = handler(value)
-            parse_resolution(text)
-        except ValidationError:
-            raise PydanticCustomError("resolution", "must be WIDTHxHEIGHT in pixels, like 1920x1080") from None
-        except ValueError as exc:
-            raise PydanticCustomError("resolution", str(exc)) from None
-        return text
 
-    def size(self) -> tuple[int, int]:
-        return parse_resolution(self.resolution)
+class FinalVideoBody(FinalVideoRequest):
+    """A final video render, and where to POST the finished job."""
+
+    callback_url: CallbackUrl = None
 
 
+def without_callback(body: BaseModel, model: type[R]) -> R:
+    """The kind's own request from a route's body: everything but `callback_url`."""
+    return model.model_validate(body.model_dump(exclude={"callback_url"}))
 # -- health -----------------------------------------------------------------------------------
 
 

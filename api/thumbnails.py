@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Response
 from sqlalchemy.orm import Session
 
 from api.dagster_gateway import DagsterGateway
 from api.job_service import start_job
 from api.problems import field_problem
-from api.schemas import Job, JobKind, ThumbnailRequest
+from api.schemas import Job
 from media_pipeline.db.models import CutVersion, Shot
+from media_pipeline.editorial import job_kinds
+from media_pipeline.editorial.requests import ThumbnailJob, ThumbnailRequest
 from media_pipeline.editorial.thumbnails import FrameChoiceError, frame_offset
 
 
@@ -32,23 +32,15 @@ def start_thumbnails(
             frame_offset(body.frame, shot.source_duration)
         except FrameChoiceError as exc:
             raise field_problem("frame", str(exc)) from exc
-    kind: JobKind = "shot_thumbnail" if shot is not None else "thumbnails"
-    config: dict[str, Any] = {
-        "frame": str(body.frame),
-        "width": body.width,
-        "force": body.force,
-        "shot_ids": [shot.id] if shot is not None else [],
-    }
+    request = body if isinstance(body, ThumbnailJob) else ThumbnailJob(**body.model_dump())
+    kind = job_kinds.shot_thumbnail if shot is not None else job_kinds.thumbnails
     return start_job(
         session,
         gateway,
         response,
-        kind=kind,
-        cut=cut,
-        shot_id=shot.id if shot is not None else None,
-        params=config,
-        run_config={"ops": {"shot_thumbnails": {"config": config}}},
-        request={"route": kind, "cut_id": cut.id, "shot_id": shot.id if shot else None, "body": body.model_dump()},
+        kind=kind.name,
+        subject_id=shot.id if shot is not None else cut.id,
+        request=request,
         idempotency_key=idempotency_key,
         callback_url=callback_url,
     )

@@ -65,7 +65,8 @@ def seed(url: str, cuts: int, shots: int, jobs: int) -> tuple[list[str], list[in
             job_id = str(uuid.uuid4())
             job_ids.append(job_id)
             batch.append(dict(id=job_id, kind="thumbnails", status="succeeded", run_id=uuid.uuid4().hex,
-                              cut_version_id=random.choice(cut_ids), params={}, outputs=[], created_at=now,
+                              subject_type="cut", subject_id=str(random.choice(cut_ids)), source="api", params={},
+                              outputs=[], created_at=now,
                               updated_at=now))  # fmt: skip
         connection.execute(sa.insert(Job), batch)
     return job_ids, cut_ids

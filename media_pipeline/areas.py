@@ -6,4 +6,6 @@ when it offers jobs over the API, `job_kinds.py` (its registered job kinds).
 
 AREAS: tuple[str, ...] = (
     "editorial",
+    "slideshows",
+    "extraction",
 )

@@ -1,4 +1,5 @@
-"""`media-pipeline up`: the whole system on one machine, embedded defaults, one command."""
+"""`media-pipeline up`: the whole system on one machine, embedded defaults, one command; and
+`publish`, `jobs`, `export`: a client of its HTTP API."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from media_pipeline import db
+from media_pipeline import api_client, db
 from media_pipeline.settings import Settings, export_defaults, load_settings
 
 INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
@@ -31,7 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--api-port", type=int, help="API port (default 8000)")
     up.add_argument("--no-sample", action="store_true", help="do not drop the generated sample cut on first start")
     commands.add_parser("migrate", help="apply domain database migrations and exit")
+    api_client.add_commands(commands)
     args = parser.parse_args(argv)
+
+    if args.command in ("publish", "jobs", "export"):
+        return api_client.run(args)
 
     if args.command == "migrate":
         export_defaults()

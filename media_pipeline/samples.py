@@ -15,7 +15,8 @@ from PIL import Image
 from media_pipeline.core import ffmpeg
 
 BITS = 16
-_GEQ = "geq=lum='255*mod(floor((N+{first})/pow(2\\,floor(X*{bits}/W)))\\,2)':cb=128:cr=128"
+_BARS = "({low}+{span}*mod(floor((N+{first})/pow(2\\,floor(X*{bits}/W)))\\,2))"
+_GEQ = "geq=lum='" + _BARS + "':cb=128:cr=128"
 
 
 def make_indexed_movie(
@@ -28,25 +29,62 @@ def make_indexed_movie(
     gop: int = 48,
     audio: bool = False,
     first_index: int = 0,
+    levels: tuple[int, int] = (0, 255),
+    extra_filters: str = "",
+    pts_expr: str | None = None,
+    timescale: int | None = None,
 ) -> Path:
     """An H.264 movie of `frames` frames; frame N shows first_index + N.
 
     The bars are drawn at 160x90 and scaled up with nearest-neighbour, which keeps generating
-    a 1080p source as cheap as a tiny one.
+    a 1080p source as cheap as a tiny one. `levels` are the luma of a 0 and a 1 bar;
+    `extra_filters` are appended to the picture's filter chain (blur some frames, pad...);
+    `pts_expr` (a `setpts` expression) makes a variable-frame-rate file, written with every
+    frame's own timestamp kept (`-fps_mode passthrough`), `timescale` its track time base.
     """
     width, height = size
-    bars = _GEQ.format(first=first_index, bits=BITS)
+    low, high = levels
+    bars = _GEQ.format(first=first_index, bits=BITS, low=low, span=high - low)
     scale = f"scale={width}:{height}:flags=neighbor,setsar=1"
     source = f"nullsrc=size=160x90:rate={ffmpeg.rate_arg(rate)},format=gray,{bars},{scale}"
+    if extra_filters:
+        source += f",{extra_filters}"
+    if pts_expr:
+        source += f",setpts='{pts_expr}'"
     args = ["-f", "lavfi", "-i", source]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
     args += ["-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-    args += ["-g", str(gop), "-r", ffmpeg.rate_arg(rate)]
+    args += ["-g", str(gop)]
+    args += ["-fps_mode", "passthrough"] if pts_expr else ["-r", ffmpeg.rate_arg(rate)]
+    if timescale:
+        args += ["-video_track_timescale", str(timescale)]
     if audio:
         args += ["-c:a", "aac", "-shortest"]
     if start_timecode:
         args += ["-timecode", start_timecode]
+    ffmpeg.run(args, path, what=f"generating {path.name}")
+    return path
+
+
+def make_scene_movie(
+    path: Path, *, frames: int, cuts: list[int], rate: Fraction = Fraction(25), size: tuple[int, int] = (320, 180)
+) -> Path:
+    """Shots of flat grey (a different level each) starting at the frames in `cuts`, with the
+    frame index as bars across the middle fifth only (crop rows 2/5..3/5 to read it back), so
+    the index changing from frame to frame is never mistaken for a cut."""
+    levels = [40, 200, 110, 235, 15, 160]
+    level = str(levels[(len(cuts) - 1) % len(levels)])
+    for number in reversed(range(len(cuts) - 1)):
+        level = f"if(lt(N\\,{cuts[number + 1]})\\,{levels[number % len(levels)]}\\,{level})"
+    if not cuts or cuts[0] != 0:
+        raise ValueError("the first shot starts at frame 0")
+    bars = _BARS.format(first=0, bits=BITS, low=0, span=255)
+    picture = f"if(between(Y\\,H*2/5\\,H*3/5)\\,{bars}\\,{level})"
+    width, height = size
+    source = f"nullsrc=size={width}x{height}:rate={ffmpeg.rate_arg(rate)},format=gray,geq=lum='{picture}':cb=128:cr=128"
+    args = ["-f", "lavfi", "-i", source, "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast"]
+    args += ["-pix_fmt", "yuv420p", "-g", "48", "-r", ffmpeg.rate_arg(rate)]
     ffmpeg.run(args, path, what=f"generating {path.name}")
     return path
 

@@ -49,11 +49,20 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Folders searched by file name for media whose recorded path does not exist, `" + os.pathsep + "`-separated.",
     ),
-    Setting("MEDIA_PIPELINE_EDL_RATE", "24", "Frame rate for EDLs dropped into watch folders without a `watch.json`."),
+    Setting(
+        "MEDIA_PIPELINE_EDL_RATE",
+        "24",
+        "Frame rate for EDLs dropped into watch folders without a `watch.json` `rate`: 25, 23.976, 29.97, 30000/1001.",
+    ),
     Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
     Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
     Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
     Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
+    Setting(
+        "MEDIA_PIPELINE_API_URL",
+        "",
+        "API the command line talks to (`publish`, `jobs`, `export`). Empty: `http://{host}:{api port}`.",
+    ),
     Setting(
         "MEDIA_PIPELINE_FFMPEG_CONCURRENCY",
         "{cpus}",
@@ -83,6 +92,26 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         "`true`: callback URLs may point at loopback, private and link-local addresses (tests, one-host setups).",
     ),
+    Setting(
+        "MEDIA_PIPELINE_SLIDESHOW_FPS", "30", "Slideshow frame rate when a render names none (25, 30, 30000/1001)."
+    ),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT", "2.5", "Shortest slideshow scene, seconds (`minShot`)."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_MAX_SHOT", "8.0", "Longest slideshow scene, seconds (`maxShot`)."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_XFADE", "0.5", "Crossfade between slideshow scenes, seconds (`xfade`)."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_CRF", "18", "H.264 CRF of slideshow renders."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_PRESET", "medium", "x264 preset of slideshow renders."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_RESOLUTION", "1920x1080", "Slideshow output size."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS", "-16", "Slideshow loudness target, LUFS integrated."),
+    Setting("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS", "50000000", "Largest slideshow image (width x height)."),
+    Setting("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST", "100", "Most videos one frame extraction request may hold."),
+    Setting(
+        "MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE",
+        "",
+        "`1` lets extraction download from loopback, private and link-local addresses. Empty: refused.",
+    ),
+    Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
+    Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
+    Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -103,6 +132,21 @@ def _paths(value: str) -> tuple[Path, ...]:
 
 
 @dataclass(frozen=True)
+class SlideshowDefaults:
+    """What a slideshow render uses for each option it does not name."""
+
+    fps: str = "30"
+    min_shot: float = 2.5
+    max_shot: float = 8.0
+    xfade: float = 0.5
+    crf: int = 18
+    preset: str = "medium"
+    resolution: str = "1920x1080"
+    loudness: float = -16.0
+    max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
@@ -110,7 +154,7 @@ class Settings:
     artifact_root: Path
     watch_dirs: tuple[Path, ...]
     media_roots: tuple[Path, ...]
-    edl_rate: float
+    edl_rate: str  # exact text such as 25 or 24000/1001; parsed where it is used
     api_token: str
     ui_port: int
     api_port: int
@@ -124,6 +168,13 @@ class Settings:
     max_pixels: int = 100_000_000
     webhook_secret: str = ""
     webhook_allow_private: bool = False
+    slideshow: SlideshowDefaults = field(default_factory=lambda: SlideshowDefaults())
+    max_videos_per_request: int = 100
+    fetch_allow_private: bool = False
+    fetch_max_bytes: int = 2 * 1024**3
+    fetch_timeout: int = 300
+    extraction_item_timeout: int = 600
+    api_url: str = ""
 
     @property
     def dagster_home(self) -> Path:
@@ -141,7 +192,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         artifact_root=Path(get("MEDIA_PIPELINE_ARTIFACT_ROOT")).expanduser().resolve(),
         watch_dirs=_paths(get("MEDIA_PIPELINE_WATCH_DIRS")),
         media_roots=_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")),
-        edl_rate=float(get("MEDIA_PIPELINE_EDL_RATE")),
+        edl_rate=get("MEDIA_PIPELINE_EDL_RATE"),
         api_token=get("MEDIA_PIPELINE_API_TOKEN"),
         ui_port=int(get("MEDIA_PIPELINE_UI_PORT")),
         api_port=int(get("MEDIA_PIPELINE_API_PORT")),
@@ -155,6 +206,23 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_pixels=_positive("MEDIA_PIPELINE_MAX_PIXELS", get("MEDIA_PIPELINE_MAX_PIXELS")),
         webhook_secret=get("MEDIA_PIPELINE_WEBHOOK_SECRET"),
         webhook_allow_private=_flag("MEDIA_PIPELINE_WEBHOOK_ALLOW_PRIVATE", get),
+        slideshow=SlideshowDefaults(
+            fps=get("MEDIA_PIPELINE_SLIDESHOW_FPS"),
+            min_shot=float(get("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT")),
+            max_shot=float(get("MEDIA_PIPELINE_SLIDESHOW_MAX_SHOT")),
+            xfade=float(get("MEDIA_PIPELINE_SLIDESHOW_XFADE")),
+            crf=int(get("MEDIA_PIPELINE_SLIDESHOW_CRF")),
+            preset=get("MEDIA_PIPELINE_SLIDESHOW_PRESET"),
+            resolution=get("MEDIA_PIPELINE_SLIDESHOW_RESOLUTION"),
+            loudness=float(get("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS")),
+            max_pixels=int(get("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS")),
+        ),
+        max_videos_per_request=max(1, int(get("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST"))),
+        fetch_allow_private=flag(get("MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE")),
+        fetch_max_bytes=int(get("MEDIA_PIPELINE_FETCH_MAX_BYTES")),
+        fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
+        extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
+        api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
     )
 
 
@@ -176,6 +244,10 @@ def _flag(name: str, get: Callable[[str], str]) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
+def flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def export_defaults(env: dict[str, str] | None = None) -> None:

@@ -35,7 +35,7 @@ def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, p
     cut, job = body["cut"], body["job"]
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"
     assert cut["project"] == "show" and cut["name"] == "reel1" and cut["version"] == 1
-    assert job["kind"] == "ingest_cut" and job["cut_id"] == cut["id"]
+    assert job["kind"] == "ingest_cut" and (job["subject_type"], job["subject_id"]) == ("cut", str(cut["id"]))
 
     # The in-process gateway runs the job before answering; the job reads its state from Dagster.
     job = client.get(f"/v1/jobs/{job['id']}", headers=AUTH).json()
@@ -68,6 +68,7 @@ def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, p
         "rate": "24",
         "start_tc": "01:00:00:12",
         "end_tc": "01:00:01:12",
+        "drop_frame": False,
     }
     assert second["source"]["start"] == 86400 + 20 and second["source"]["start_tc"] == "01:00:00:20"
     assert second["media_status"] == "linked" and second["media_path"] == str(plate)
@@ -116,6 +117,36 @@ def test_edl_with_rate_and_media_roots(client: TestClient, plate: Path, tmp_path
     assert all(s["thumbnail_url"] for s in shots)
 
 
+def test_drop_frame_edl_shows_drop_frame_timecodes_from_the_record_start(client: TestClient, tmp_path: Path) -> None:
+    edl = tmp_path / "df.edl"
+    edl.write_text(
+        "TITLE: df\nFCM: DROP FRAME\n\n"
+        # 00:00:59;28 -> 00:01:00;04 is 4 frames at 29.97 drop-frame (;00 and ;01 do not exist).
+        "001  A001C001 V     C        00:00:59:28 00:01:00:04 01:00:00:00 01:00:00:04\n"
+        "* FROM CLIP NAME:  sh100\n"
+    )
+    assert_problem(upload(client, edl, rate="twenty"), 422, "validation_error")
+    response = upload(client, edl, rate="30000/1001")
+    assert response.status_code == 202, response.text
+    cut = client.get(f"/v1/cuts/{response.json()['cut']['id']}", headers=AUTH).json()
+    assert (cut["rate"], cut["drop_frame"], cut["start_tc"]) == ("30000/1001", True, "01:00:00;00")
+    shot = client.get(f"/v1/cuts/{cut['id']}/shots", headers=AUTH).json()["items"][0]
+    assert shot["record"] == {
+        "start": 0,
+        "duration": 4,
+        "end": 4,
+        "rate": "30000/1001",
+        "start_tc": "01:00:00;00",
+        "end_tc": "01:00:00;04",
+        "drop_frame": True,
+    }
+    assert (shot["source"]["start"], shot["source"]["start_tc"], shot["source"]["end_tc"]) == (
+        1798,
+        "00:00:59;28",
+        "00:01:00;04",
+    )
+
+
 def test_thumbnail_routes_launch_render_thumbnails(client: TestClient, plate: Path, tmp_path: Path) -> None:
     cut = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
     shots = client.get(f"/v1/cuts/{cut['id']}/shots", headers=AUTH).json()["items"]
@@ -131,7 +162,7 @@ def test_thumbnail_routes_launch_render_thumbnails(client: TestClient, plate: Pa
     single = client.post(f"/v1/shots/{target['id']}/thumbnail", json={"frame": 7, "force": True}, headers=AUTH)
     assert single.status_code == 202, single.text
     job = single.json()
-    assert job["kind"] == "shot_thumbnail" and job["shot_id"] == target["id"] and job["status"] == "succeeded"
+    assert job["kind"] == "shot_thumbnail" and job["subject_id"] == str(target["id"]) and job["status"] == "succeeded"
     thumbnails = [o for o in job["outputs"] if o["kind"] == "thumbnail"]
     assert [o["shot_id"] for o in thumbnails] == [target["id"]]
     image = client.get(thumbnails[0]["url"], headers=AUTH)
@@ -203,7 +234,7 @@ def test_failed_run_reports_the_failure_sentence(client: TestClient, tmp_path: P
     assert job["stage"] == "cut_shots"
     assert 0 < job["progress"] < 1
     assert "Traceback" not in str(job) and 'File "' not in str(job)
-    cut = client.get(f"/v1/cuts/{job['cut_id']}", headers=AUTH).json()
+    cut = client.get(f"/v1/cuts/{job['subject_id']}", headers=AUTH).json()
     assert cut["status"] == "failed" and cut["error"] == job["error"]
     # Thumbnails of a cut without shots are refused up front.
     refused = client.post(f"/v1/cuts/{cut['id']}/thumbnails", json={}, headers=AUTH)
@@ -336,7 +367,7 @@ def test_final_video_renders_the_cut_and_serves_it_in_ranges(
         assert response.status_code == 202, response.text
         job = response.json()
         assert response.headers["location"] == f"/v1/jobs/{job['id']}"
-        assert job["kind"] == "final_video" and job["cut_id"] == cut["id"] and job["run_id"]
+        assert job["kind"] == "final_video" and job["subject_id"] == str(cut["id"]) and job["run_id"]
         assert job["params"] == {"width": 160, "height": 90, "crf": 30, "preset": "ultrafast", "audio": False}
         again = client.post(path, json=body, headers=headers)
         assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"

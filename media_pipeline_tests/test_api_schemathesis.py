@@ -44,19 +44,23 @@ CHECKS = [
 
 
 class QueueingGateway(InProcessGateway):
-    """Runs ingests and thumbnails, but leaves final-video runs waiting, as behind a busy run queue.
+    """Runs ingests and thumbnails, but leaves final-video, proxy, slideshow and frame-extraction runs
+    waiting, as behind a busy run queue.
 
-    Generated requests ask for any resolution and preset up to 7680x4320 `veryslow`; encoding
-    those is not what this test checks, and a queued run is a state the API must describe too.
+    Generated requests ask for any resolution and preset up to 7680x4320 `veryslow`, or a hundred
+    videos at made-up addresses; doing that work is not what this test checks, and a queued run is
+    a state the API must describe too.
     """
 
-    def submit(self, job_name: str, partition_key: str, run_config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
-        if job_name != "render_final_video":
+    def submit(
+        self, job_name: str, partition_key: str | None, run_config: Mapping[str, Any], tags: Mapping[str, str]
+    ) -> str:
+        if job_name not in ("render_final_video", "render_proxies", "frame_extraction", "render_slideshow"):
             return super().submit(job_name, partition_key, run_config, tags)
         run = self.instance.create_run_for_job(
             defs.resolve_job_def(job_name),
             run_config=dict(run_config),
-            tags={**tags, PARTITION_TAG: partition_key},
+            tags={**tags, PARTITION_TAG: partition_key or ""},
         )  # NOT_STARTED: a job `queued` (QUEUED itself needs a code location origin)
         return run.run_id
 

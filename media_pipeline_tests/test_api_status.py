@@ -27,7 +27,7 @@ from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.platform.run_progress import RunProgress
 from media_pipeline.settings import Settings
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
-from media_pipeline_tests.test_api_support import AUTH, assert_problem, clip, upload, write_otio
+from media_pipeline_tests.test_api_support import AUTH, assert_problem, clip, track_jobs, upload, write_otio
 
 S = dg.DagsterRunStatus
 EXPECTED = {
@@ -117,6 +117,10 @@ def test_job_status_follows_each_run_status(
     listed = client.get("/v1/jobs", params={"status": "queued", "limit": 200}, headers=AUTH).json()["items"]
     assert {j["id"] for j in listed} == {jobs[s] for s in EXPECTED if EXPECTED[s] == "queued"}
 
+    # Reading never wrote a state: the job tracker writes final states once runs have ended.
+    with db.session_scope(api_settings.database_url) as session:
+        assert set(session.scalars(sa.select(Job.status))) == {"queued"}
+    track_jobs(instance, api_settings.database_url)
     # Final states were cached in the rows: with Dagster unreachable they still answer, while
     # unfinished jobs cannot be described and say so.
     app.state.gateway = DownGateway(instance)
@@ -353,8 +357,8 @@ def test_graphql_gateway_submits_the_partition_as_a_tag(instance: dg.DagsterInst
     assert gateway.host == "127.0.0.1"  # a wildcard bind address is not where to connect
     client = RecordingClient()
     gateway._clients.client = client  # this thread's client
-    gateway.add_partition("show.reel.v001")
-    gateway.add_partition("show.reel.v001")
+    gateway.add_partition("cut_versions", "show.reel.v001")
+    gateway.add_partition("cut_versions", "show.reel.v001")
     assert instance.get_dynamic_partitions("cut_versions") == ["show.reel.v001"]
     config = {"ops": {"shot_thumbnails": {"config": {"frame": "first", "shot_ids": [7]}}}}
     run_id = gateway.submit("render_thumbnails", "show.reel.v001", config, {"media_pipeline/job_id": "j1"})

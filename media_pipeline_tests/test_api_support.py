@@ -22,6 +22,8 @@ from fastapi.testclient import TestClient
 import media_pipeline.definitions  # noqa: F401  (exports setting defaults once, before any test's env)
 from api.dagster_gateway import InProcessGateway
 from api.main import create_app
+from media_pipeline.platform.job_tracker import job_tracker
+from media_pipeline.resources import DatabaseResource
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline.settings import Settings, load_settings
 
@@ -63,6 +65,15 @@ def api_settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     # Empty, not unset: the definitions' dg.EnvVar resources refuse unset variables.
     monkeypatch.setenv("MEDIA_PIPELINE_MEDIA_ROOTS", "")
     return load_settings()
+
+
+def track_jobs(instance: dg.DagsterInstance, database_url: str, cursor: str | None = None) -> str | None:
+    """One evaluation of the job tracker sensor, as the daemon runs it; the cursor it leaves."""
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"database": DatabaseResource(url=database_url)}
+    ) as context:
+        job_tracker(context)
+        return context.cursor
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ INGESTS = {
     "nested_example.otio": ({}, 7),
     "nucoda_example.edl": ({}, 2),
     "preflattened.otio": ({}, 5),
-    "premiere_enable_property.xml": ({}, 4),
+    # 7 clips on 3 video tracks; 3 disabled clips and the disabled third track are left out.
+    "premiere_enable_property.xml": ({}, 3),
     "premiere_example.edl": ({}, 2),
     "premiere_example.otio": ({}, 4),
     "premiere_example.xml": ({}, 4),
@@ -108,8 +109,8 @@ def test_corpus_file_fails_with_a_reason(name, tmp_path, domain_url, artifact_ro
 
 
 def test_unknown_format_is_refused_before_anything_is_stored(tmp_path, domain_url, artifact_root):
-    source = tmp_path / "cut.aaf"
+    source = tmp_path / "cut.prproj"
     source.write_bytes(b"not really")
-    with pytest.raises(ValueError, match=r"no installed OTIO adapter reads '\.aaf' files; export the timeline as"):
+    with pytest.raises(ValueError, match=r"no installed OTIO adapter reads '\.prproj' files; export the timeline as"):
         publish(domain_url, artifact_root, source)
-    assert not any(Path(artifact_root).rglob("*.aaf"))
+    assert not any(Path(artifact_root).rglob("*.prproj"))

@@ -91,7 +91,7 @@ def test_shot_index_is_unique_within_a_cut(db_url, artifact_root):
         session.flush()
 
 
-def test_deleting_a_shot_keeps_its_jobs_with_shot_id_null(db_url):
+def test_deleting_a_shot_keeps_its_jobs(db_url):
     db.migrate(db_url)
     with db.session_scope(db_url) as session:
         project = Project(name="p")
@@ -123,7 +123,10 @@ def test_deleting_a_shot_keeps_its_jobs_with_shot_id_null(db_url):
         session.flush()
         session.add(
             Job(
-                id="00000000-0000-0000-0000-000000000001", kind="shot_thumbnail", cut_version_id=cut.id, shot_id=shot.id
+                id="00000000-0000-0000-0000-000000000001",
+                kind="shot_thumbnail",
+                subject_type="shot",
+                subject_id=str(shot.id),
             )
         )
         shot_id = shot.id
@@ -132,7 +135,67 @@ def test_deleting_a_shot_keeps_its_jobs_with_shot_id_null(db_url):
         session.execute(sa.delete(Shot).where(Shot.id == shot_id))
     with db.session_scope(db_url) as session:
         job = session.get(Job, "00000000-0000-0000-0000-000000000001")
-        assert job is not None and job.shot_id is None
+        # The job's history still names the shot it was about.
+        assert job is not None and (job.subject_type, job.subject_id) == ("shot", str(shot_id))
+
+
+def _alembic(url: str, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    with db.engine_for(url).begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(db.MIGRATIONS))
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, revision)
+
+
+def test_0003_moves_cut_and_shot_columns_into_the_subject_and_back(db_url):
+    # From head (the Postgres fixture is migrated already) down to 0002, then up again with rows.
+    _alembic(db_url, "upgrade", "head")
+    _alembic(db_url, "downgrade", "0002")
+    engine = db.engine_for(db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("INSERT INTO mp_projects (id, name, created_at, updated_at) VALUES (1, 'p', :t, :t)"),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO mp_cut_versions (id, project_id, name, version, partition_key, source_path, "
+                "source_filename, source_sha256, options, status, created_at, updated_at) VALUES "
+                "(5, 1, 'c', 1, 'p.c.v001', 'x', 'x.otio', :sha, '{}', 'ingested', :t, :t)"
+            ),
+            {"sha": "0" * 64, "t": "2026-01-01 00:00:00"},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO mp_shots (id, cut_version_id, index, name, track, record_start, record_duration, "
+                "source_start, source_duration, source_rate, media_status, notes, details) VALUES "
+                "(9, 5, 0, 'a', '', 0, 1, 0, 1, '24', 'missing', '[]', '{}')".replace("index", '"index"')
+            )
+        )
+        for job_id, kind, cut_id, shot_id in [("j-cut", "thumbnails", 5, None), ("j-shot", "shot_thumbnail", 5, 9),
+                                              ("j-none", "ingest_cut", None, None)]:  # fmt: skip
+            connection.execute(
+                sa.text(
+                    "INSERT INTO mp_jobs (id, kind, status, cut_version_id, shot_id, params, outputs, created_at, "
+                    "updated_at) VALUES (:id, :kind, 'succeeded', :cut, :shot, '{}', '[]', :t, :t)"
+                ),
+                {"id": job_id, "kind": kind, "cut": cut_id, "shot": shot_id, "t": "2026-01-01 00:00:00"},
+            )
+    _alembic(db_url, "upgrade", "head")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT id, subject_type, subject_id, source FROM mp_jobs ORDER BY id"))
+        assert [tuple(row) for row in rows] == [
+            ("j-cut", "cut", "5", "api"),
+            ("j-none", None, None, "api"),
+            ("j-shot", "shot", "9", "api"),
+        ]
+    _alembic(db_url, "downgrade", "0002")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT id, cut_version_id, shot_id FROM mp_jobs ORDER BY id"))
+        assert [tuple(row) for row in rows] == [("j-cut", 5, None), ("j-none", None, None), ("j-shot", 5, 9)]
 
 
 @pytest.mark.parametrize("project_exists", [False, True], ids=["new_project", "existing_project"])

@@ -123,7 +123,7 @@ def test_subfolder_is_the_project_and_watch_json_sets_the_edl_rate(harness, watc
     assert [r.partition_key for r in requests] == ["showA.25fps.v001"]
     with DatabaseResource(url=harness.url).session() as session:
         cut = session.scalar(sa.select(CutVersion))
-        assert cut.options["rate"] == 25
+        assert cut.options["rate"] == "25"  # exact text, as 24000/1001 would be
         assert cut.rate == "25"
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session, selectinload
 
@@ -18,18 +19,19 @@ from api.diff import diff_view
 from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, start_job, unavailable
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
-from api.problems import ApiProblem, not_found, problem_responses
+from api.problems import ApiProblem, field_problem, not_found, problem_responses
 from api.schemas import (
     CALLBACK_DESCRIPTION,
     MAX_ID,
     Cut,
     CutCreated,
     CutDiff,
-    FinalVideoRequest,
+    CutThumbnailsBody,
+    FinalVideoBody,
     Job,
     Page,
     Shot,
-    ThumbnailRequest,
+    without_callback,
 )
 from api.thumbnails import start_thumbnails
 from api.uploads import copy_limited, discard, safe_filename
@@ -38,9 +40,13 @@ from media_pipeline.core.files import sha256_file
 from media_pipeline.db.models import CutStatus, CutVersion, Project
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
+from media_pipeline.editorial import job_kinds
+from media_pipeline.editorial.assets.proxies import ProxyConfig
 from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
+from media_pipeline.editorial.export import ExportError, ExportFormat, ExportMedia, export_cut
 from media_pipeline.editorial.publish import publish_cut
-from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes
+from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob
+from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline, readable_suffixes, user_rate
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
 
@@ -48,6 +54,7 @@ CutId = Annotated[int, Path(ge=1, le=MAX_ID, description="A cut version's id")]
 FormText = Annotated[
     str, Form(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="1-200 printable characters")
 ]
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 MediaRoot = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f\x7f]*$")]
 
 
@@ -102,7 +109,13 @@ def create_cut(
     project: FormText,
     name: FormText,
     rate: Annotated[
-        float | None, Form(gt=0, le=1000, description="Frame rate of an EDL (EDLs carry none; default 24)")
+        str | None,
+        Form(
+            max_length=32,
+            description="Frame rate of an EDL (EDLs carry none; default 24): a number such as `25`, `23.976`, "
+            "`29.97`, `59.94`, or exact text such as `30000/1001`. Drop-frame is read from the EDL itself "
+            "(`FCM: DROP FRAME` or `;` timecodes).",
+        ),
     ] = None,
     media_roots: Annotated[
         list[MediaRoot] | None,
@@ -118,7 +131,10 @@ def create_cut(
     try:
         local = upload_dir / filename
         copy_limited(file.file, local, settings.max_upload_bytes)
-        read_options = ReadOptions(rate=rate)
+        try:
+            read_options = ReadOptions(rate=user_rate(rate))
+        except TimelineError as exc:
+            raise field_problem("rate", str(exc)) from exc
         try:
             read_timeline(local, read_options)
         except TimelineError as exc:
@@ -133,7 +149,7 @@ def create_cut(
                 "route": "POST /v1/cuts",
                 "project": project,
                 "name": name,
-                "rate": rate,
+                "rate": read_options.as_dict()["rate"],
                 "media_roots": roots,
                 "filename": filename,
                 "sha256": sha256_file(local),
@@ -156,9 +172,9 @@ def create_cut(
             ).cut
             job = add_job(
                 session,
-                "ingest_cut",
+                job_kinds.ingest_cut,
+                subject_id=str(cut.id),
                 params={"partition_key": cut.partition_key},
-                cut_id=cut.id,
                 idempotency_key=idempotency_key,
                 digest=digest,
                 callback_url=callback_url,
@@ -180,9 +196,9 @@ def create_cut(
 def _created(
     session: Session, artifact_root: FilePath, gateway: DagsterGateway, job: JobRow, response: Response
 ) -> CutCreated:
-    if job.cut_version_id is None:
+    if job.kind != job_kinds.ingest_cut.name or job.subject_id is None:
         raise ApiProblem(409, "idempotency_conflict", "this Idempotency-Key belongs to a job that is not a publish")
-    cut = get_cut(session, job.cut_version_id)
+    cut = get_cut(session, int(job.subject_id))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     view = job_view(session, gateway, job)
     session.refresh(cut)  # the run may have changed it already (in-process runs finish before this)
@@ -280,6 +296,37 @@ def diff(
     return diff_view(session, cut, other, handles)
 
 
+@router.get(
+    "/{cut_id}/export",
+    response_class=FileResponse,
+    summary="The cut as a timeline file: OTIO, OTIOZ (with its media) or CMX 3600 EDL",
+    description=(
+        "One video track of the cut's shots at their record places, each with its exact source range, starting "
+        "at the cut's start timecode; re-ingesting the file gives the same shots. `media=proxies` points every "
+        "shot at its latest review proxy (409 `proxies_missing` until they are rendered). `otioz` bundles the "
+        "media files; an EDL names the media in `* FROM CLIP:` comments."
+    ),
+    responses={
+        200: {"description": "The timeline file", "content": {"application/octet-stream": _BINARY}},
+        **problem_responses(404, 409),
+    },
+)
+def export(
+    cut_id: CutId,
+    session: SessionDep,
+    settings: SettingsDep,
+    fmt: Annotated[ExportFormat, Query(alias="format", description="`otio`, `otioz` or `edl`")] = "otio",
+    media: Annotated[ExportMedia, Query(description="`source` media or review `proxies`")] = "source",
+) -> FileResponse:
+    cut = get_cut(session, cut_id)
+    require_ingested(cut)
+    try:
+        exported = export_cut(session, cut, settings.artifact_root, fmt, media)
+    except ExportError as exc:
+        raise ApiProblem(409, "proxies_missing", str(exc)) from exc
+    return FileResponse(exported.path, media_type=exported.media_type, filename=exported.filename)
+
+
 @router.post(
     "/{cut_id}/thumbnails",
     status_code=202,
@@ -295,14 +342,15 @@ def render_thumbnails(
     session: SessionDep,
     settings: SettingsDep,
     gateway: GatewayDep,
-    body: ThumbnailRequest | None = None,
+    body: CutThumbnailsBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
-    body = body or ThumbnailRequest()
+    body = body or CutThumbnailsBody()
     callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
-    require_ingested(cut)
-    return start_thumbnails(session, gateway, response, cut, None, body, idempotency_key, callback_url)
+    return start_thumbnails(
+        session, gateway, response, cut, None, without_callback(body, ThumbnailJob), idempotency_key, callback_url
+    )
 
 
 @router.post(
@@ -341,24 +389,76 @@ def final_video(
     session: SessionDep,
     settings: SettingsDep,
     gateway: GatewayDep,
-    body: FinalVideoRequest | None = None,
+    body: FinalVideoBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
-    body = body or FinalVideoRequest()
+    body = body or FinalVideoBody()
     callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
-    require_ingested(cut)
-    width, height = body.size()
-    config = {"width": width, "height": height, "crf": body.crf, "preset": body.preset, "audio": body.audio}
     return start_job(
         session,
         gateway,
         response,
-        kind="final_video",
-        cut=cut,
-        params=config,
-        run_config={"ops": {"final_video": {"config": config}}},
-        request={"route": "final_video", "cut_id": cut.id, "body": body.model_dump()},
+        kind=job_kinds.final_video.name,
+        subject_id=cut.id,
+        request=without_callback(body, FinalVideoRequest),
         idempotency_key=idempotency_key,
         callback_url=callback_url,
+    )
+
+
+@router.post(
+    "/{cut_id}/proxies",
+    status_code=202,
+    response_model=Job,
+    summary="Render review proxies (H.264 with burn-ins) and filmstrips for all of the cut's shots or some",
+    description=(
+        "Launches `render_proxies` for the cut's partition with these options (the `shot_proxies` config): "
+        "`shot_ids` / `shot_names` choose shots (empty: all), `width`, `crf`, `preset`, `gop`, `handles` (clamped "
+        "to the media that exists), `burn_ins` (any of `shot_name`, `source_timecode`, `frame_number`, "
+        "`cut_version`), `filmstrip_frames`, `force`. Unchanged proxies are reused. Once the job has succeeded, "
+        "each shot's `proxy_url` and `filmstrip_url` point at its latest proxy."
+    ),
+    responses=problem_responses(
+        400,
+        404,
+        409,
+        502,
+        503,
+        descriptions={
+            409: "The cut is not ingested (`cut_not_ingested`), or the Idempotency-Key was used for another "
+            "request (`idempotency_conflict`).",
+            422: "Invalid options; `errors[].field` names each one (`validation_error`).",
+        },
+    ),
+)
+def render_proxies(
+    cut_id: CutId,
+    response: Response,
+    session: SessionDep,
+    gateway: GatewayDep,
+    body: ProxyConfig | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    cut = get_cut(session, cut_id)
+    body = body or ProxyConfig()
+    problems = body.problems()
+    if problems:
+        raise ApiProblem(
+            422,
+            "validation_error",
+            "invalid request: " + "; ".join(f"{field}: {message}" for field, message in problems),
+            errors=[
+                {"field": field, "loc": ["body", field], "message": message, "type": "value_error"}
+                for field, message in problems
+            ],
+        )
+    return start_job(
+        session,
+        gateway,
+        response,
+        kind=job_kinds.proxies.name,
+        subject_id=cut.id,
+        request=body,
+        idempotency_key=idempotency_key,
     )

@@ -12,11 +12,12 @@ from api import callbacks
 from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.params import IdempotencyKey
 from api.problems import not_found, problem_responses
-from api.schemas import MAX_ID, Job, Shot, ThumbnailRequest
+from api.schemas import MAX_ID, Job, Shot, ThumbnailBody, without_callback
 from api.thumbnails import start_thumbnails
 from api.views import shots_out
 from media_pipeline.db.models import CutVersion
 from media_pipeline.db.models import Shot as ShotRow
+from media_pipeline.editorial.requests import ThumbnailRequest
 
 router = APIRouter(prefix="/shots", tags=["shots"])
 
@@ -56,10 +57,11 @@ def render_thumbnail(
     session: SessionDep,
     settings: SettingsDep,
     gateway: GatewayDep,
-    body: ThumbnailRequest | None = None,
+    body: ThumbnailBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
-    body = body or ThumbnailRequest()
+    body = body or ThumbnailBody()
     callback_url = callbacks.accepted(settings, body.callback_url)
     shot = get_shot(session, shot_id)
-    return start_thumbnails(session, gateway, response, shot.cut_version, shot, body, idempotency_key, callback_url)
+    request = without_callback(body, ThumbnailRequest)
+    return start_thumbnails(session, gateway, response, shot.cut_version, shot, request, idempotency_key, callback_url)

@@ -366,3 +366,19 @@ def filter_value(text: str) -> str:
     for special in "\\'[],;":
         text = text.replace(special, "\\" + special)
     return text
+
+
+def analyse(args: Sequence[str], *, timeout: float = 600, what: str = "ffmpeg analysis") -> str:
+    """Run ffmpeg for what its analysis filters report (loudnorm, astats) and return its stderr.
+
+    Those filters print at the info level, which `run` silences; nothing is written. Inputs are
+    checked as `run` checks them.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *guarded_args(args)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError(f"{what} took longer than {timeout:.0f} s and was stopped") from exc
+    if proc.returncode != 0:
+        raise FFmpegError(f"{what} failed (ffmpeg exit code {proc.returncode})", _tail(proc.stderr), proc.returncode)
+    return proc.stderr

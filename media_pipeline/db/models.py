@@ -137,23 +137,33 @@ class Render(Timestamped, Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class JobSource:
+    API = "api"  # POSTed to the HTTP API
+    SENSOR = "sensor"  # started by a sensor or schedule (watch folders)
+    UI = "ui"  # launched from the Dagster UI (launchpad, materialize, backfill)
+    RETRY = "retry"  # a re-execution or automatic retry of another run
+
+
 class Job(Timestamped, Base):
     __tablename__ = "mp_jobs"
+    __table_args__ = (sa.Index("ix_mp_jobs_subject", "subject_type", "subject_id"),)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(40), index=True)
     status: Mapped[str] = mapped_column(sa.String(20), default="queued", index=True)
     run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
-    cut_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_cut_versions.id"), index=True)
-    # A job outlives its shot (re-ingests and removed cuts delete shots); its history stays.
-    shot_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_shots.id", ondelete="SET NULL"))
+    # What the job is about, as its job kind names it ("cut" 12, "shot" 7, ...). No foreign key:
+    # subjects live in every area's tables, and a job's history outlives its subject.
+    subject_type: Mapped[str | None] = mapped_column(sa.String(40))
+    subject_id: Mapped[str | None] = mapped_column(sa.String(64))
+    source: Mapped[str] = mapped_column(sa.String(20), default=JobSource.API)
+    # Where the finished job is POSTed (media_pipeline/platform/webhooks.py); null: nowhere.
+    callback_url: Mapped[str | None] = mapped_column(sa.Text)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     error: Mapped[str | None] = mapped_column(sa.Text)
     outputs: Mapped[list[Any]] = mapped_column(default=list)
-    # Where the finished job is POSTed (media_pipeline/platform/webhooks.py); null: nowhere.
-    callback_url: Mapped[str | None] = mapped_column(sa.String(2048))
 
 
 class WebhookDelivery(Base):

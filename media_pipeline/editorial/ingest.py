@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from media_pipeline.core.files import atomic_path
+from media_pipeline.core.timecode import rate_text
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Shot
 from media_pipeline.editorial.media import MediaResolver
-from media_pipeline.editorial.shots import ShotList, extract_shots, rate_text
-from media_pipeline.editorial.timeline import ReadOptions, read_timeline, timeline_rate
+from media_pipeline.editorial.shots import ShotList, extract_shots
+from media_pipeline.editorial.timeline import ReadOptions, drop_frame_of, read_timeline, timeline_rate
 
 
 @dataclass
@@ -29,6 +30,8 @@ def store_timeline(cut: CutVersion, output: Path) -> TimelineReport:
     result = read_timeline(Path(cut.source_path), ReadOptions.from_dict(cut.options))
     with atomic_path(output) as tmp:
         otio.adapters.write_to_file(result.timeline, str(tmp), adapter_name="otio_json")
+    drop_frame = drop_frame_of(result.timeline)
+    cut.options = {**cut.options, "drop_frame": drop_frame, "notes": result.warnings}
     return TimelineReport(output, result.adapter, rate_text(timeline_rate(result.timeline)), result.warnings)
 
 
@@ -77,7 +80,13 @@ def store_shots(session: Session, cut: CutVersion, timeline_path: Path, resolver
     cut.rate = rate_text(shot_list.rate)
     cut.shot_count = len(stored)
     cut.missing_count = sum(1 for shot in stored if shot.media_status == MediaStatus.MISSING)
-    cut.options = {**cut.options, "global_start_frame": shot_list.global_start_frame, "duration": shot_list.duration}
+    notes = list(dict.fromkeys([*cut.options.get("notes", []), *shot_list.warnings]))
+    cut.options = {
+        **cut.options,
+        "global_start_frame": shot_list.global_start_frame,
+        "duration": shot_list.duration,
+        "notes": notes,
+    }
     cut.status = CutStatus.INGESTED
     cut.error = None
     session.flush()

@@ -14,14 +14,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import opentimelineio as otio
-
 from media_pipeline.core import ffmpeg
+from media_pipeline.core.timecode import to_timecode
 from media_pipeline.db.models import MediaStatus, Shot
 from media_pipeline.editorial.thumbnails import render_slate
 
 BURN_INS = ("shot_name", "source_timecode", "frame_number", "cut_version")
-PROXY_VERSION = 1
+PROXY_VERSION = 2  # 2: the timecode track is the shot's first source frame
 _FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
     "/usr/share/fonts/dejavu/DejaVuSansMono.ttf",
@@ -56,6 +55,13 @@ class ProxyPlan:
     media_rate: Fraction | None = None
     slate: list[str] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
+    drop_frame: bool = False
+
+    @property
+    def timecode(self) -> str:
+        """Timecode of the proxy's first frame: where it sits in the source, so that an NLE
+        placing proxies by timecode puts them where the originals go."""
+        return to_timecode(self.first_source_frame, self.source_rate, self.drop_frame)
 
     def cache_key(self, options: ProxyOptions) -> str:
         identity: dict[str, Any] = {
@@ -64,6 +70,7 @@ class ProxyPlan:
             "frames": self.frames,
             "first_source_frame": self.first_source_frame,
             "rate": str(self.source_rate),
+            "drop_frame": self.drop_frame,
             "texts": self.texts,
             "slate": self.slate,
         }
@@ -75,13 +82,13 @@ class ProxyPlan:
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def plan_proxy(shot: Shot, options: ProxyOptions, cut_label: str) -> ProxyPlan:
+def plan_proxy(shot: Shot, options: ProxyOptions, cut_label: str, drop_frame: bool = False) -> ProxyPlan:
     """The frames a proxy covers: the shot plus handles, clamped to the media that exists."""
     source_rate = Fraction(shot.source_rate)
     plan = ProxyPlan(
         shot_id=shot.id, index=shot.index, name=shot.name, first_source_frame=shot.source_start,
         frames=shot.source_duration, head=0, tail=0, source_rate=source_rate, kind="slate",
-        texts={"shot_name": shot.name, "cut_version": cut_label},
+        texts={"shot_name": shot.name, "cut_version": cut_label}, drop_frame=drop_frame,
     )  # fmt: skip
     if shot.media_status != MediaStatus.LINKED or shot.media_frame is None or shot.media_path is None:
         headline = "GENERATOR" if shot.media_status == MediaStatus.GENERATOR else "MEDIA MISSING"
@@ -136,11 +143,7 @@ def burn_in_filters(plan: ProxyPlan, options: ProxyOptions, workdir: Path, heigh
             # expansion=none: a % in a name must print as itself, not start a %{...} expansion.
             spec = f"textfile={ffmpeg.filter_value(str(text_file))}:expansion=none"
         elif item == "source_timecode":
-            rate = float(plan.source_rate)
-            timecode = otio.opentime.to_timecode(
-                otio.opentime.RationalTime(plan.first_source_frame, rate), rate, drop_frame=False
-            )
-            spec = f"timecode={ffmpeg.filter_value(timecode)}:timecode_rate={ffmpeg.rate_arg(plan.source_rate)}"
+            spec = f"timecode={ffmpeg.filter_value(plan.timecode)}:timecode_rate={ffmpeg.rate_arg(plan.source_rate)}"
         else:
             spec = f"text='%{{frame_num}}':start_number={plan.first_source_frame}"
         filters.append(_drawtext(spec, x, y, size))
@@ -170,13 +173,17 @@ def render_proxy(plan: ProxyPlan, options: ProxyOptions, output: Path, aspect: F
                       "-i", str(plan.path)]  # fmt: skip
         else:
             inputs = ["-loop", "1", "-framerate", ffmpeg.rate_arg(rate), "-i", str(plan.path)]
-        steps = [f"scale={options.width}:{height}", "setsar=1"]
+        # The first picture at 0: an input seek leaves it a frame in, which next to a timecode
+        # track starting at 0 would put the whole proxy one frame late.
+        steps = ["setpts=PTS-STARTPTS", f"scale={options.width}:{height}", "setsar=1"]
         steps += burn_in_filters(plan, options, workdir, height)
         steps += ["format=yuv420p"]
         args = [*inputs, "-frames:v", str(plan.frames), "-vf", ",".join(steps), "-an"]
         args += ["-r", ffmpeg.rate_arg(rate), "-c:v", "libx264", "-preset", options.preset, "-crf", str(options.crf)]
         args += ["-g", str(options.gop), "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709"]
         args += ["-color_trc", "bt709", "-movflags", "+faststart"]
+        # Without this the proxy inherits the whole source movie's start timecode.
+        args += ["-timecode", plan.timecode]
         ffmpeg.run(args, output, what=f"proxy of shot {plan.name!r}", timeout=3600)
 
 

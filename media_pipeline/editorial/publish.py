@@ -12,12 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from media_pipeline.core.ffmpeg import exact_rate
 from media_pipeline.core.files import atomic_path, sha256_file
+from media_pipeline.core.timecode import rate_text
 from media_pipeline.db.models import CutVersion, Project, utcnow
 from media_pipeline.editorial.partitions import partition_key_for
-from media_pipeline.editorial.shots import rate_text
-from media_pipeline.editorial.timeline import EDL_ADAPTER, ReadOptions, adapter_for
+from media_pipeline.editorial.timeline import DEFAULT_EDL_RATE, EDL_ADAPTER, ReadOptions, adapter_for
 
 
 @dataclass
@@ -115,7 +114,7 @@ def publish_cut(
         source_path=str(stored),
         source_filename=filename,
         source_sha256=digest,
-        rate=rate_text(exact_rate(read_options.rate or 24)) if adapter == EDL_ADAPTER else None,
+        rate=rate_text(read_options.rate or DEFAULT_EDL_RATE) if adapter == EDL_ADAPTER else None,
         options=options,
     )
     session.add(cut)

@@ -26,7 +26,7 @@ import dagster as dg
 from media_pipeline.editorial.jobs import ingest_cut_job
 from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.publish import publish_cut
-from media_pipeline.editorial.timeline import ReadOptions, readable_suffixes
+from media_pipeline.editorial.timeline import ReadOptions, readable_suffixes, user_rate
 from media_pipeline.resources import ArtifactStore, DatabaseResource
 
 FOLDER_SETTINGS = "watch.json"
@@ -107,7 +107,7 @@ def evaluate(
     artifacts: ArtifactStore,
     *,
     settle_seconds: float,
-    default_edl_rate: float,
+    default_edl_rate: float | str,
 ) -> dg.SensorResult | dg.SkipReason:
     if not folder.is_dir():
         return dg.SkipReason(f"watch folder {folder} does not exist; create it or fix MEDIA_PIPELINE_WATCH_DIRS")
@@ -156,12 +156,12 @@ def evaluate(
 
 
 def publish_dropped(
-    folder: Path, path: Path, database: DatabaseResource, artifacts: ArtifactStore, default_edl_rate: float
+    folder: Path, path: Path, database: DatabaseResource, artifacts: ArtifactStore, default_edl_rate: float | str
 ) -> str | None:
     """Publish one dropped file; the new partition key, or None for a duplicate."""
     settings = folder_settings(folder, path)
     options = ReadOptions(
-        rate=float(settings.get("rate") or default_edl_rate),
+        rate=user_rate(settings.get("rate") or default_edl_rate),
         ignore_timecode_mismatch=bool(settings.get("ignore_timecode_mismatch")),
     )
     with database.session() as session:
@@ -180,7 +180,7 @@ def publish_dropped(
 
 
 def watch_folder_sensor(
-    folder: Path, *, interval_seconds: int, settle_seconds: float, default_edl_rate: float
+    folder: Path, *, interval_seconds: int, settle_seconds: float, default_edl_rate: float | str
 ) -> dg.SensorDefinition:
     name = "watch_" + (re.sub(r"[^A-Za-z0-9]+", "_", str(folder)).strip("_").lower() or "root")
 

@@ -31,10 +31,6 @@ def to_frames(rt: otio.opentime.RationalTime, rate: Fraction) -> int:
     return round(seconds(rt) * rate)
 
 
-def rate_text(rate: Fraction) -> str:
-    return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
-
-
 @dataclass
 class ClipShot:
     """One shot as the timeline names it, before its media is looked at."""

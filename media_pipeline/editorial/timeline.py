@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import opentimelineio as otio
 
 from media_pipeline.core.ffmpeg import exact_rate
+from media_pipeline.core.timecode import DROP_FRAME_RATES, RateError, parse_rate, rate_label, rate_text
 
 EDL_ADAPTER = "cmx_3600"
+FCP7_ADAPTER = "fcp_xml"
+FCPX_ADAPTER = "fcpx_xml"
+ALE_ADAPTER = "ale"
+OTIOZ_ADAPTER = "otioz"
+DEFAULT_EDL_RATE = Fraction(24)
+# Where the pipeline keeps what it learnt reading a timeline (drop-frame, skipped clips) in the
+# stored OTIO, so that a later step, and an exported file, still know it.
+METADATA_KEY = "media_pipeline"
+_EDL_TIMECODE = re.compile(r"\b(\d\d:\d\d:\d\d):(\d\d)\b")
 
 
 class TimelineError(ValueError):
@@ -22,15 +36,36 @@ class TimelineError(ValueError):
 class ReadOptions:
     """How to read a timeline file. `rate` matters only to formats that carry none (EDL)."""
 
-    rate: float | None = None
+    rate: Fraction | None = None
     ignore_timecode_mismatch: bool = False
 
+    def __post_init__(self) -> None:
+        # Callers hand over what users typed (25, 23.976, "30000/1001"): keep it exact.
+        if self.rate is not None and not isinstance(self.rate, Fraction):
+            object.__setattr__(self, "rate", user_rate(self.rate))
+
     def as_dict(self) -> dict[str, Any]:
-        return {"rate": self.rate, "ignore_timecode_mismatch": self.ignore_timecode_mismatch}
+        return {
+            "rate": rate_text(self.rate) if self.rate is not None else None,
+            "ignore_timecode_mismatch": self.ignore_timecode_mismatch,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReadOptions:
-        return cls(rate=data.get("rate"), ignore_timecode_mismatch=bool(data.get("ignore_timecode_mismatch")))
+        return cls(
+            rate=parse_rate(data["rate"]) if data.get("rate") else None,
+            ignore_timecode_mismatch=bool(data.get("ignore_timecode_mismatch")),
+        )
+
+
+def user_rate(value: float | int | str | Fraction | None) -> Fraction | None:
+    """A rate a user gave (API form, watch.json, setting); TimelineError with a sentence if bad."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_rate(value)
+    except RateError as exc:
+        raise TimelineError(str(exc)) from None
 
 
 @dataclass
@@ -58,19 +93,209 @@ def adapter_for(path: Path) -> str:
 def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResult:
     """Read any format an installed adapter reads; raise TimelineError with a reason if not."""
     adapter = adapter_for(path)
-    kwargs: dict[str, Any] = {}
     warnings: list[str] = []
-    if adapter == EDL_ADAPTER:
-        kwargs["rate"] = options.rate or 24
-        kwargs["ignore_timecode_mismatch"] = options.ignore_timecode_mismatch
-    elif options.rate:
-        warnings.append(f"rate {options.rate:g} was ignored: {path.suffix} files carry their own frame rate")
+    drop_frame = False
     try:
-        result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
+        if adapter == EDL_ADAPTER:
+            rate = options.rate or DEFAULT_EDL_RATE
+            text, drop_frame = _edl_text(path, rate)
+            # The adapter checks timecodes against OTIO's list of SMPTE rates, which holds the
+            # exact NTSC rates (24000/1001 as a float), not a rounded 23.976.
+            result = otio.adapters.read_from_string(
+                text, adapter_name=adapter, rate=float(rate), ignore_timecode_mismatch=options.ignore_timecode_mismatch
+            )
+        else:
+            if adapter == FCPX_ADAPTER:
+                _check_fcpx_rates(path)
+            if options.rate:
+                warnings.append(
+                    f"rate {rate_label(options.rate)} was ignored: {path.suffix} files carry their own frame rate"
+                )
+            result = _read_otioz(path) if adapter == OTIOZ_ADAPTER else otio.adapters.read_from_file(
+                str(path), adapter_name=adapter
+            )
+    except TimelineError:
+        raise
     except Exception as exc:  # adapters raise anything from ValueError to AttributeError
-        raise TimelineError(_explain(path, adapter, kwargs, exc)) from exc
+        raise TimelineError(_explain(path, adapter, options.rate or DEFAULT_EDL_RATE, exc)) from exc
+    if adapter == ALE_ADAPTER:
+        result = _ale_timeline(path, result, warnings)
     timeline = _first_timeline(path, result, warnings)
+    if adapter == EDL_ADAPTER:
+        _edl_record_start(timeline)
+    if adapter == FCPX_ADAPTER:
+        _fcpx_record_start(path, timeline)
+    if adapter == FCP7_ADAPTER:
+        warnings += _apply_fcp_enabled(timeline)
+    timeline.metadata[METADATA_KEY] = {**timeline.metadata.get(METADATA_KEY, {}), "drop_frame": drop_frame}
     return ReadResult(timeline=timeline, adapter=adapter, warnings=warnings)
+
+
+def _edl_text(path: Path, rate: Fraction) -> tuple[str, bool]:
+    """The EDL's text with drop-frame made explicit, and whether any of it is drop-frame.
+
+    OTIO reads a timecode as drop-frame only when written `HH:MM:SS;FF`; many EDLs instead
+    declare `FCM: DROP FRAME` and write every timecode with colons. Events after such a line
+    get `;` here so that their frames are counted as drop-frame.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # older Avid EDLs: clip names in the system code page
+    lines: list[str] = []
+    drop_frame = False
+    declared = False
+    for line in text.splitlines():
+        stripped = line.strip().upper()
+        if stripped.startswith("FCM"):
+            declared = "NON" not in stripped and "DROP" in stripped
+        elif declared and line[:1].isdigit():
+            line = _EDL_TIMECODE.sub(r"\1;\2", line)
+        if line[:1].isdigit() and re.search(r"\d\d:\d\d:\d\d[;.]\d\d", line):
+            drop_frame = True
+        lines.append(line)
+    if drop_frame and rate not in DROP_FRAME_RATES:
+        raise TimelineError(
+            f"{path.name} has drop-frame timecode, which exists only at 29.97 and 59.94 fps, not at "
+            f"{rate_label(rate)}: publish it again with rate=29.97 (or 59.94)"
+        )
+    return "\n".join(lines) + "\n", drop_frame
+
+
+def _edl_record_start(timeline: otio.schema.Timeline) -> None:
+    """Make the EDL's first record timecode the timeline's start.
+
+    The EDL reader keeps where each track's record side starts (01:00:00:00, say) as a negative
+    start of the track's source range, so record timecodes would count from 00:00:00:00. The
+    earliest becomes `global_start_time`; a track starting later gets a leading gap instead.
+    """
+    starts = {
+        id(track): -track.source_range.start_time
+        for track in timeline.tracks
+        if track.source_range is not None and track.source_range.start_time.value < 0
+    }
+    if not starts:
+        return
+    first = min(starts.values(), key=lambda rt: rt.to_seconds())
+    for track in timeline.tracks:
+        start = starts.get(id(track))
+        if start is None:
+            continue
+        track.source_range = None
+        late = start - first
+        if late.value > 0:
+            track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=late)))
+    timeline.global_start_time = first
+
+
+def _read_otioz(path: Path) -> Any:
+    """An OTIOZ bundle with its media unpacked next to it (once), its clips pointing there.
+
+    Inside the bundle media is named relative to it (`media/plate.mov`), which means nothing once
+    read: the pipeline would find no media at all.
+    """
+    folder = path.with_name(path.name + ".bundle")
+    if not folder.is_dir():
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".bundle-") as scratch:
+            result = otio.adapters.read_from_file(str(path), adapter_name=OTIOZ_ADAPTER, extract_to_directory=scratch)
+            os.replace(scratch, folder)  # whole or not at all
+            Path(scratch).mkdir()  # for TemporaryDirectory's own clean-up
+    else:
+        result = otio.adapters.read_from_file(str(path), adapter_name=OTIOZ_ADAPTER)
+    for clip in result.find_children(descended_from_type=otio.schema.Clip):
+        media = clip.media_reference
+        if isinstance(media, otio.schema.ExternalReference) and media.target_url and "://" not in media.target_url:
+            local = (folder / otio.url_utils.filepath_from_url(media.target_url)).resolve()
+            if local.is_relative_to(folder.resolve()):
+                media.target_url = local.as_uri()
+    return result
+
+
+def _fcpx_root(path: Path) -> ElementTree.Element:
+    try:
+        return ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as exc:
+        raise TimelineError(f"{path.name} is not well-formed XML ({exc}); export it again from Final Cut Pro") from None
+
+
+def _check_fcpx_rates(path: Path) -> None:
+    """The FCP X XML reader (otio-fcpx-xml-adapter 1.0) keeps only whole frame rates: 23.976 becomes
+    23 fps and every frame number drifts. Refuse such files rather than ingest wrong frames."""
+    for element in _fcpx_root(path).iter("format"):
+        duration = element.get("frameDuration")
+        if not duration:
+            continue
+        rate = 1 / Fraction(duration.removesuffix("s"))
+        if rate.denominator != 1:
+            raise TimelineError(
+                f"{path.name} runs at {rate_label(rate)} fps, which the installed FCP X XML reader cannot count "
+                "exactly (it reads only whole frame rates such as 24, 25 or 30); export the project from Final Cut "
+                "Pro as an EDL (publish it with its rate) or as FCP 7 XML instead"
+            )
+
+
+def _fcpx_record_start(path: Path, timeline: otio.schema.Timeline) -> None:
+    """The FCP X reader turns the sequence's start timecode (`tcStart`) into a leading gap on
+    every track; make it the timeline's start instead, as the EDL's first record timecode is."""
+    sequence = next(_fcpx_root(path).iter("sequence"), None)
+    start_text = sequence.get("tcStart") if sequence is not None else None
+    if not start_text or start_text == "0s":
+        return
+    rate = timeline_rate(timeline)
+    start = round(Fraction(start_text.removesuffix("s")) * rate)
+    for track in timeline.tracks:
+        first = track[0] if len(track) else None
+        if not isinstance(first, otio.schema.Gap) or round(seconds_of(first.duration()) * rate) < start:
+            return  # not the reader's shape: leave the timeline as it is
+    for track in timeline.tracks:
+        gap = track[0]
+        rest = round(seconds_of(gap.duration()) * rate) - start
+        if rest:
+            gap.source_range = otio.opentime.TimeRange(duration=otio.opentime.RationalTime(rest, float(rate)))
+        else:
+            del track[0]
+    timeline.global_start_time = otio.opentime.RationalTime(start, float(rate))
+
+
+def _ale_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema.Timeline:
+    """An ALE is a list of clips (a bin), not an edit: its clips become one track, one after
+    another in the order listed, so each is a shot."""
+    clips = list(result.find_clips()) if isinstance(result, otio.schema.SerializableCollection) else []
+    if not clips:
+        raise TimelineError(f"{path.name} lists no clips; an ALE needs a Column and a Data section with one row a clip")
+    timeline = otio.schema.Timeline(name=path.stem)
+    track = otio.schema.Track(name="ALE", kind=otio.schema.TrackKind.Video)
+    timeline.tracks.append(track)
+    for clip in clips:
+        track.append(clip.clone())
+    warnings.append(f"{path.name} is a clip list (ALE): its {len(clips)} clips were placed one after another")
+    return timeline
+
+
+def seconds_of(rt: otio.opentime.RationalTime) -> Fraction:
+    return Fraction(rt.value) / exact_rate(rt.rate)
+
+
+def _apply_fcp_enabled(timeline: otio.schema.Timeline) -> list[str]:
+    """Premiere and FCP 7 write `<enabled>FALSE</enabled>` on clips and tracks that are switched
+    off; the FCP XML adapter keeps it only as metadata, so carry it over to OTIO's own flag."""
+    notes: list[str] = []
+    for track in timeline.tracks:
+        if _fcp_disabled(track) and track.enabled:
+            track.enabled = False
+            notes.append(f"{track.kind.lower()} track {track.name or '(unnamed)'!r} is disabled and was left out")
+        for item in track.find_children(descended_from_type=otio.core.Item, shallow_search=False):
+            if _fcp_disabled(item) and item.enabled:
+                item.enabled = False
+                if track.enabled and track.kind == otio.schema.TrackKind.Video:
+                    notes.append(f"clip {item.name!r} is disabled and was left out")
+    return notes
+
+
+def _fcp_disabled(item: otio.core.SerializableObjectWithMetadata) -> bool:
+    value = (item.metadata.get("fcp_xml") or {}).get("enabled")
+    return isinstance(value, str) and value.strip().upper() == "FALSE"
 
 
 def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema.Timeline:
@@ -87,22 +312,34 @@ def _first_timeline(path: Path, result: Any, warnings: list[str]) -> otio.schema
     raise TimelineError(f"{path.name} holds no timeline (it reads as a {type(result).__name__})")
 
 
-def _explain(path: Path, adapter: str, kwargs: dict[str, Any], exc: Exception) -> str:
+def _explain(path: Path, adapter: str, rate: Fraction, exc: Exception) -> str:
     reason = str(exc).strip() or type(exc).__name__
     if adapter == EDL_ADAPTER:
-        rate = kwargs["rate"]
+        label = rate_label(rate)
         if "Frame rate mismatch" in reason or "has frames beyond" in reason:
             return (
-                f"{path.name}: its timecodes do not fit {rate:g} fps ({reason}). An EDL carries no frame "
-                "rate: publish it again with the rate it was cut at (for example rate=25)"
+                f"{path.name}: its timecodes do not fit {label} fps ({reason}). An EDL carries no frame "
+                "rate: publish it again with the rate it was cut at (for example rate=25 or rate=23.976)"
+            )
+        if "does not support this rate" in reason:
+            return (
+                f"{path.name}: {label} fps is not a timecode rate, so the EDL's timecodes cannot be read at it; "
+                "publish it again with the rate it was cut at (24, 25, 30, 23.976, 29.97, 59.94 ...)"
             )
         if "duration don't match" in reason:
             return (
-                f"{path.name}: an event's source and record durations disagree at {rate:g} fps ({reason}). "
+                f"{path.name}: an event's source and record durations disagree at {label} fps ({reason}). "
                 "Check the rate, or publish with ignore_timecode_mismatch to trust the record side"
             )
         return f"{path.name} is not a valid CMX 3600 EDL: the EDL reader failed with {type(exc).__name__}: {reason}"
     return f"{path.name} could not be read as {adapter}: {type(exc).__name__}: {reason}"
+
+
+def drop_frame_of(timeline: otio.schema.Timeline) -> bool:
+    """Whether the timeline's timecode is drop-frame (as read from the file it came from)."""
+    return bool((timeline.metadata.get(METADATA_KEY) or {}).get("drop_frame")) and (
+        timeline_rate(timeline) in DROP_FRAME_RATES
+    )
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:

@@ -1,10 +1,11 @@
-"""What every area shares in the asset graph: the resources, the run reaper, webhook deliveries,
-the no-op job."""
+"""What every area shares in the asset graph: the resources, the job tracker, the run reaper,
+webhook deliveries, the no-op job."""
 
 import dagster as dg
 
 from media_pipeline.core.probe import set_max_pixels
 from media_pipeline.platform.health import health_check
+from media_pipeline.platform.job_tracker import job_tracker
 from media_pipeline.platform.run_reaper import run_worker_reaper
 from media_pipeline.platform.webhooks import webhook_deliveries
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
@@ -17,7 +18,7 @@ def definitions(config: Settings) -> dg.Definitions:
     set_max_pixels(config.max_pixels)
     return dg.Definitions(
         jobs=[health_check],
-        sensors=[run_worker_reaper, webhook_deliveries],
+        sensors=[job_tracker, run_worker_reaper, webhook_deliveries],
         resources={
             "database": DatabaseResource(url=dg.EnvVar("MEDIA_PIPELINE_DATABASE_URL")),
             "artifacts": ArtifactStore(root=dg.EnvVar("MEDIA_PIPELINE_ARTIFACT_ROOT")),

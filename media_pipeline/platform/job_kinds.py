@@ -21,19 +21,62 @@ from typing import Any
 
 import dagster as dg
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from media_pipeline.areas import AREAS
+
+# Tags linking a run to its job, both ways (the job row records the run id).
+JOB_ID_TAG = "media_pipeline/job_id"
+KIND_TAG = "media_pipeline/kind"
 
 
 class UnknownJobKind(KeyError):
     pass
 
 
-def _config_for_step(step: str) -> Callable[[BaseModel], dict[str, Any]]:
-    def run_config(request: BaseModel) -> dict[str, Any]:
-        return {"ops": {step: {"config": request.model_dump(mode="json")}}}
+@dataclass(frozen=True)
+class Subject:
+    """What a job is about: a type the kind names ("cut", "shot", ...) and an id in that area."""
 
-    return run_config
+    type: str
+    id: str
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run tells about itself, for kinds to work out its subject or react to its end."""
+
+    run_id: str
+    job_name: str
+    status: dg.DagsterRunStatus
+    partition_key: str | None
+    run_config: Mapping[str, Any]
+    tags: Mapping[str, str]
+    error: str | None = None  # the failure sentence, once a run has failed
+
+
+class SubjectError(Exception):
+    """A job cannot be started for this subject; the message says why, for the client.
+
+    `missing`: there is no such subject (a 404); otherwise it exists but is not ready (a 409).
+    """
+
+    def __init__(self, message: str, *, missing: bool = False, code: str = "subject_not_ready") -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.code = "not_found" if missing else code
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request made ready to launch: the partition it runs in, and the request as it will run."""
+
+    partition_key: str | None
+    request: BaseModel
+
+
+def _dump(request: BaseModel) -> dict[str, Any]:
+    return request.model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -50,19 +93,42 @@ class JobKind:
     progress_unit: str  # "shots", "frames", "scenes", "segments", "items"
     # Runs of this kind are partitioned by this dynamic partition set (None: unpartitioned).
     partitions: dg.DynamicPartitionsDefinition | None = None
-    # The run config for a validated request; by default the request is the config of `config_step`.
-    run_config: Callable[[BaseModel], Mapping[str, Any]] | None = None
+    # The step whose config the request becomes (None: the run takes no config).
     config_step: str | None = None
+    # The step config for a validated request; by default the request itself. It is also what
+    # the job shows as its `params`.
+    step_config: Callable[[Any], Mapping[str, Any]] = _dump
     description: str = ""
     # Steps and how much of the whole job each is worth, for a single progress figure.
     step_weights: Mapping[str, float] = field(default_factory=dict)
+    # The subject of a run nobody asked the API for (a sensor's, the Dagster UI's), from the
+    # run's partition and config; None when it cannot be told.
+    subject_of_run: Callable[[Session, RunFacts], Subject | None] | None = None
+    # Called once when a run of this kind has ended, in the transaction that records the job's
+    # final state (e.g. an ingest that died marks its cut failed).
+    on_run_end: Callable[[Session, RunFacts], None] | None = None
+    # Checks the subject (raising SubjectError) and returns the partition to run in, with the
+    # request completed from the subject if need be (a shot's id in the shot selection). Unset:
+    # any subject id is accepted and the run is unpartitioned.
+    prepare: Callable[[Session, str, Any], Prepared] | None = None
+
+    def prepared(self, session: Session, subject_id: str, request: BaseModel) -> Prepared:
+        if self.prepare is not None:
+            return self.prepare(session, subject_id, request)
+        if self.partitions is not None:
+            raise TypeError(f"job kind {self.name!r} is partitioned, so it needs `prepare` to pick the partition")
+        return Prepared(None, request)
+
+    def params_for(self, request: BaseModel) -> dict[str, Any]:
+        return dict(self.step_config(request)) if self.config_step is not None else _dump(request)
 
     def config_for(self, request: BaseModel) -> Mapping[str, Any]:
-        if self.run_config is not None:
-            return self.run_config(request)
-        if self.config_step is not None:
-            return _config_for_step(self.config_step)(request)
-        return {}
+        if self.config_step is None:
+            return {}
+        return {"ops": {self.config_step: {"config": dict(self.step_config(request))}}}
+
+    def subject_for(self, session: Session, run: RunFacts) -> Subject | None:
+        return self.subject_of_run(session, run) if self.subject_of_run is not None else None
 
 
 _REGISTRY: dict[str, JobKind] = {}
@@ -107,3 +173,24 @@ def get(name: str) -> JobKind:
 def for_dagster_job(job_name: str) -> list[JobKind]:
     """The kinds carried out by a Dagster job (a run started in the UI maps back through this)."""
     return [kind for kind in load().values() if kind.dagster_job == job_name]
+
+
+def kind_of_run(job_name: str, tags: Mapping[str, str]) -> JobKind | None:
+    """The kind a run carries out: the one its kind tag names, else the first registered for its
+    Dagster job (several kinds may share one job, e.g. a cut's and a shot's thumbnails)."""
+    tagged = tags.get(KIND_TAG)
+    kinds = for_dagster_job(job_name)
+    for kind in kinds:
+        if kind.name == tagged:
+            return kind
+    return kinds[0] if kinds else None
+
+
+def dagster_jobs() -> set[str]:
+    return {kind.dagster_job for kind in load().values()}
+
+
+def step_weights(job_name: str) -> Mapping[str, float]:
+    """How much each step of a Dagster job is worth (the same for every kind that runs it)."""
+    kinds = for_dagster_job(job_name)
+    return kinds[0].step_weights if kinds else {}

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import opentimelineio as otio
 import sqlalchemy as sa
 from PIL import Image
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from media_pipeline.core.timecode import rate_label
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render, RenderStatus, Shot
 from media_pipeline.editorial.ingest import store_shots, store_timeline
 from media_pipeline.editorial.media import MediaResolver
@@ -39,6 +39,7 @@ from media_pipeline.editorial.thumbnails import (
     render_contact_sheet,
     render_thumbnail,
 )
+from media_pipeline.editorial.timecodes import record_timecode, source_timecode
 from media_pipeline.editorial.timeline import TimelineError
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
@@ -76,7 +77,7 @@ def failing_cut(database: DatabaseResource, partition_key: str) -> Iterator[None
     """Turn a user-facing error into a failed cut version and a Dagster failure with the reason."""
     try:
         yield
-    except (TimelineError, FrameChoiceError) as exc:
+    except TimelineError as exc:
         with database.session() as session:
             cut = load_cut(session, partition_key)
             cut.status = CutStatus.FAILED
@@ -94,11 +95,25 @@ def preview_markdown(path: Path, width: int = 640) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![preview](data:image/jpeg;base64,{data})")
 
 
+def first_thumbnails_markdown(paths: list[Path], width: int = 200) -> dg.MetadataValue:
+    """The first thumbnails side by side, each scaled to `width`: small enough to inline."""
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((width, width))
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=75)
+        images.append(f"![{path.stem}](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})")
+    return dg.MetadataValue.md(" ".join(images))
+
+
 @dg.asset(
     partitions_def=cut_versions,
     group_name=GROUP,
     kinds={"otio"},
-    description="The cut's timeline file, read with its adapter and stored as OTIO JSON.",
+    description="The editor's timeline for this cut version (EDL, FCP XML, AAF, ALE, OTIO ...), read at its exact "
+    "frame rate and start timecode and kept as OTIO. Its warnings say what was left out (disabled clips and tracks).",
 )
 def cut_timeline(
     context: dg.AssetExecutionContext, database: DatabaseResource, artifacts: ArtifactStore
@@ -110,6 +125,7 @@ def cut_timeline(
         report = store_timeline(cut, output)
         cut.rate = report.rate
         source = {"path": cut.source_path, "sha256": cut.source_sha256, "filename": cut.source_filename}
+        drop_frame = bool(cut.options.get("drop_frame"))
     for warning in report.warnings:
         context.log.warning(warning)
     return dg.MaterializeResult(
@@ -119,6 +135,7 @@ def cut_timeline(
             "source_sha256": source["sha256"],
             "adapter": report.adapter,
             "rate": report.rate,
+            "drop_frame": drop_frame,
             "warnings": dg.MetadataValue.json(report.warnings),
         },
         data_version=dg.DataVersion(source["sha256"]),
@@ -130,7 +147,9 @@ def cut_timeline(
     group_name=GROUP,
     deps=[cut_timeline],
     kinds={"otio", "sqlite"},
-    description="The cut's shots with frame-accurate record and source ranges and resolved media.",
+    description="Every shot of the cut, in edit order: where it sits (record timecode), which source frames it "
+    "uses (source timecode) and the media file found for it. Shots whose media was not found are listed with the "
+    "reason and still get a slate.",
 )
 def cut_shots(
     context: dg.AssetExecutionContext,
@@ -147,7 +166,7 @@ def cut_shots(
             media_search.roots(cut.options.get("media_roots", [])), Path(origin) if origin else None
         )
         report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
-        rows = [shot_row(shot) for shot in report.shots]
+        rows = [shot_row(shot, cut) for shot in report.shots]
         missing = [f"{shot.name}: {(shot.notes or ['missing'])[-1]}" for shot in report.missing]
         generators = sum(1 for shot in report.shots if shot.media_status == MediaStatus.GENERATOR)
     shots_json = cut_dir / "shots.json"
@@ -164,22 +183,26 @@ def cut_shots(
             "rate": str(report.shot_list.rate),
             "duration_frames": report.shot_list.duration,
             "missing_media": dg.MetadataValue.md("\n".join(f"- {line}" for line in missing) or "none"),
-            "shots": dg.MetadataValue.md(shots_table(rows)),
+            "shots": shots_table(rows),
             "shots_json": dg.MetadataValue.path(str(shots_json)),
         }
     )
 
 
-def shot_row(shot: Shot) -> dict[str, Any]:
+def shot_row(shot: Shot, cut: CutVersion) -> dict[str, Any]:
     return {
         "id": shot.id,
         "index": shot.index,
         "name": shot.name,
         "record_start": shot.record_start,
         "record_duration": shot.record_duration,
+        "record_in": record_timecode(shot, cut),
+        "record_out": record_timecode(shot, cut, shot.record_duration),
         "source_start": shot.source_start,
         "source_duration": shot.source_duration,
         "source_rate": shot.source_rate,
+        "source_in": source_timecode(shot, cut),
+        "source_out": source_timecode(shot, cut, shot.source_duration),
         "media_status": shot.media_status,
         "media_path": shot.media_path,
         "media_frame": shot.media_frame,
@@ -187,16 +210,40 @@ def shot_row(shot: Shot) -> dict[str, Any]:
     }
 
 
-def shots_table(rows: list[dict[str, Any]], limit: int = 100) -> str:
-    lines = ["| # | shot | record | source | media frame | media |", "|---|---|---|---|---|---|"]
-    for row in rows[:limit]:
-        lines.append(
-            f"| {row['index']} | {_md(row['name'])} | {row['record_start']}+{row['record_duration']} "
-            f"| {row['source_start']}+{row['source_duration']} | {row['media_frame']} | {row['media_status']} |"
+SHOT_TABLE_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("index", "int", description="Position in the cut, from 0"),
+        dg.TableColumn("shot", "string"),
+        dg.TableColumn("record_in", "string", description="Record timecode (from the timeline's start)"),
+        dg.TableColumn("record_out", "string", description="Record timecode one past the last frame"),
+        dg.TableColumn("source_in", "string", description="Source timecode of the first frame"),
+        dg.TableColumn("source_out", "string", description="Source timecode one past the last frame"),
+        dg.TableColumn("frames", "int"),
+        dg.TableColumn("media_frame", "int", description="The first frame's index inside the media file"),
+        dg.TableColumn("media", "string", description="linked, missing or generator"),
+    ]
+)
+
+
+def shots_table(rows: list[dict[str, Any]], limit: int = 200) -> dg.MetadataValue:
+    """The shots as a table (timecodes beside frame numbers); the rest are in shots.json."""
+    records = [
+        dg.TableRecord(
+            {
+                "index": row["index"],
+                "shot": row["name"],
+                "record_in": row["record_in"],
+                "record_out": row["record_out"],
+                "source_in": row["source_in"],
+                "source_out": row["source_out"],
+                "frames": row["source_duration"],
+                "media_frame": row["media_frame"] if row["media_frame"] is not None else -1,
+                "media": row["media_status"],
+            }
         )
-    if len(rows) > limit:
-        lines.append(f"| ... | {len(rows) - limit} more in shots.json | | | | |")
-    return "\n".join(lines)
+        for row in rows[:limit]
+    ]
+    return dg.MetadataValue.table(records, schema=SHOT_TABLE_SCHEMA)
 
 
 def _md(text: str) -> str:
@@ -229,7 +276,8 @@ def link_or_copy(source: Path, target: Path) -> None:
     deps=[cut_shots],
     pool="ffmpeg",
     kinds={"ffmpeg", "jpeg"},
-    description="One thumbnail per shot, of exactly the frame asked for; unchanged shots reuse earlier renders.",
+    description="A still of each shot (by default its middle frame), exactly the frame named, for review and "
+    "shot lists. Re-render with another frame or width from the Launchpad; unchanged shots reuse earlier stills.",
 )
 def shot_thumbnails(
     context: dg.AssetExecutionContext,
@@ -240,8 +288,12 @@ def shot_thumbnails(
 ) -> dg.MaterializeResult:
     key = context.partition_key
     cut_dir = artifacts.cut_dir(key)
-    with failing_cut(database, key):
+    try:
         choice = parse_frame_choice(config.frame)
+    except FrameChoiceError as exc:
+        # A bad option fails this run only: the cut's status is its ingest's, and a re-render
+        # (from the launchpad, say) says nothing about whether the cut was ingested.
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     if config.width < 16 or config.width > 4096:
         raise dg.Failure(description=f"width must be between 16 and 4096 pixels, not {config.width}")
     run_id = context.run.run_id
@@ -290,7 +342,10 @@ def shot_thumbnails(
         ffmpeg.map_parallel(render, todo, finished)
         recorder.finish("thumbnail")
     results.sort(key=lambda row: row["index"])
-    metadata: dict[str, Any] = {
+    metadata: dict[str, Any] = {}
+    if results:  # the pictures first, as the UI lists metadata in order
+        metadata["preview"] = first_thumbnails_markdown([artifacts.path(row["path"]) for row in results[:6]])
+    metadata |= {
         "shots": len(results),
         "rendered": len(todo),
         "reused": len(reused),
@@ -300,8 +355,6 @@ def shot_thumbnails(
         "folder": dg.MetadataValue.path(str(cut_dir / "thumbnails")),
         "frames": dg.MetadataValue.md(frames_table(results)),
     }
-    if results:
-        metadata["preview"] = preview_markdown(artifacts.path(results[0]["path"]), width=320)
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -427,7 +480,8 @@ def frames_table(rows: list[dict[str, Any]], limit: int = 100) -> str:
     group_name=GROUP,
     deps=[shot_thumbnails],
     kinds={"jpeg"},
-    description="All of the cut's latest thumbnails on one sheet, in timeline order.",
+    description="One sheet with every shot's still, name and source timecode in edit order: the cut at a glance, "
+    "to print or send.",
 )
 def contact_sheet(
     context: dg.AssetExecutionContext, database: DatabaseResource, artifacts: ArtifactStore
@@ -441,7 +495,8 @@ def contact_sheet(
             SheetCell(
                 image=artifacts.path(latest[shot.id].output_path or ""),
                 caption=f"{shot.index + 1:03d}  {shot.name}",
-                detail=f"{source_timecode(shot)}  {shot.source_duration}f @ {float(Fraction(shot.source_rate)):g}",
+                detail=f"{source_timecode(shot, cut)}  {shot.source_duration}f @ "
+                f"{rate_label(Fraction(shot.source_rate))}",
             )
             for shot in shots
             if shot.id in latest
@@ -465,31 +520,32 @@ def contact_sheet(
             )
         )
     return dg.MaterializeResult(
+        # The picture first: the UI lists metadata in order, and shows the first entries unfolded.
         metadata={
+            "preview": preview_markdown(output),
             "path": dg.MetadataValue.path(str(output)),
             "shots": len(cells),
             "size": f"{size[0]}x{size[1]}",
-            "preview": preview_markdown(output),
         }
     )
 
 
-def source_timecode(shot: Shot) -> str:
-    rate = float(Fraction(shot.source_rate))
-    return otio.opentime.to_timecode(otio.opentime.RationalTime(shot.source_start, rate), rate, drop_frame=False)
-
-
-def latest_thumbnails(session: Session, cut_version_id: int) -> dict[int, Render]:
+def latest_renders(session: Session, cut_version_id: int, kind: str) -> dict[int, Render]:
+    """Each shot's latest successful render of `kind` (`thumbnail`, `proxy`) in the cut."""
     renders = session.scalars(
         sa.select(Render)
         .where(
             Render.cut_version_id == cut_version_id,
-            Render.kind == "thumbnail",
+            Render.kind == kind,
             Render.status == RenderStatus.SUCCEEDED,
         )
         .order_by(Render.id)
     )
     return {render.shot_id: render for render in renders if render.shot_id is not None}
+
+
+def latest_thumbnails(session: Session, cut_version_id: int) -> dict[int, Render]:
+    return latest_renders(session, cut_version_id, "thumbnail")
 
 
 editorial_assets = [cut_timeline, cut_shots, shot_thumbnails, contact_sheet]

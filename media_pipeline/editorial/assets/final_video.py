@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from media_pipeline.core.ffmpeg import exact_rate, probe, rate_arg
+from media_pipeline.core.timecode import to_timecode
 from media_pipeline.db.models import Render, RenderStatus, Shot
 from media_pipeline.editorial.assets.cuts import GROUP, cut_shots, load_cut, preview_markdown
 from media_pipeline.editorial.conform import (
@@ -25,6 +26,7 @@ from media_pipeline.editorial.conform import (
 from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.thumbnails import grab_frame
+from media_pipeline.editorial.timecodes import cut_drop_frame, cut_rate, record_origin
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 
@@ -87,7 +89,10 @@ def final_video(
         shots = list(session.scalars(sa.select(Shot).where(Shot.cut_version_id == cut.id).order_by(Shot.index)))
         total = int(cut.options.get("duration") or 0)
         options = config.options(Fraction(cut.rate or "24"))
-        start_frame = int(cut.options.get("global_start_frame") or 0)
+        # The timeline's start, at the output rate (the same instant when fps differs).
+        rate = cut_rate(cut)
+        start_frame = round(Fraction(record_origin(cut)) / rate * options.fps)
+        drop_frame = cut_drop_frame(cut) and options.fps == rate
         cut_id, roots, origin = cut.id, cut.options.get("media_roots", []), cut.options.get("origin_dir")
     if not shots:
         raise dg.Failure(description=f"{key} has no shots; materialize cut_shots first")
@@ -158,10 +163,7 @@ def final_video(
     audio_notes: list[str] = []
     output = cut_dir / "final_video.mp4"
     seconds = Fraction(plan.total_frames) / options.fps
-    # Non-drop-frame, as timecodes are parsed (a ';' separator would mean drop-frame).
-    timecode = otio.opentime.to_timecode(
-        otio.opentime.RationalTime(start_frame, float(options.fps)), float(options.fps), drop_frame=False
-    )
+    timecode = to_timecode(start_frame, options.fps, drop_frame)
     with tempfile.TemporaryDirectory(prefix="conform-") as tmp:
         audio_path = None
         if options.audio:

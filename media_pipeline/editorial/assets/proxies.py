@@ -5,7 +5,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from media_pipeline.editorial.assets.cuts import (
     GROUP,
@@ -19,6 +19,7 @@ from media_pipeline.editorial.assets.cuts import (
     select_shots,
     shot_render,
 )
+from media_pipeline.editorial.assets.final_video import PRESETS
 from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.proxies import (
     BURN_INS,
@@ -28,6 +29,7 @@ from media_pipeline.editorial.proxies import (
     render_filmstrip,
     render_proxy,
 )
+from media_pipeline.editorial.timecodes import source_drop_frame
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
@@ -35,6 +37,11 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ProxyConfig(ShotSelection):
+    """The shot_proxies config, and the body of `POST /v1/cuts/{id}/proxies` (strict: "480" is not a
+    width, and an unknown option is a typo worth reporting)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     width: int = Field(default=1280, description="Proxy width; height follows the media's display aspect")
     crf: int = Field(default=23, description="H.264 constant rate factor")
     preset: str = Field(default="veryfast", description="x264 preset")
@@ -47,15 +54,31 @@ class ProxyConfig(ShotSelection):
     filmstrip_frames: int = Field(default=8, description="Frames in each shot's filmstrip")
     force: bool = Field(default=False, description="Encode even where an identical proxy can be reused")
 
-    def options(self) -> ProxyOptions:
-        problems = [f"unknown burn-in {item!r} (choose from {', '.join(BURN_INS)})" for item in self.burn_ins
-                    if item not in BURN_INS]  # fmt: skip
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong) for each option out of range: the API answers them as a 422, a
+        launchpad run fails with them."""
+        problems = [("burn_ins", f"unknown burn-in {item!r} (choose from {', '.join(BURN_INS)})")
+                    for item in self.burn_ins if item not in BURN_INS]  # fmt: skip
         if self.width < 16 or self.width > 7680:
-            problems.append(f"width must be between 16 and 7680, not {self.width}")
-        if self.handles < 0 or self.gop < 1 or not 0 <= self.crf <= 51:
-            problems.append("handles must be >= 0, gop >= 1 and crf between 0 and 51")
+            problems.append(("width", f"width must be between 16 and 7680, not {self.width}"))
+        if self.handles < 0:
+            problems.append(("handles", f"handles must be 0 or more, not {self.handles}"))
+        if self.gop < 1:
+            problems.append(("gop", f"gop must be 1 or more, not {self.gop}"))
+        if not 0 <= self.crf <= 51:
+            problems.append(("crf", f"crf must be between 0 and 51, not {self.crf}"))
+        if self.preset not in PRESETS:
+            problems.append(("preset", f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}"))
+        if not 1 <= self.filmstrip_frames <= 64:
+            problems.append(
+                ("filmstrip_frames", f"filmstrip_frames must be between 1 and 64, not {self.filmstrip_frames}")
+            )
+        return problems
+
+    def options(self) -> ProxyOptions:
+        problems = self.problems()
         if problems:
-            raise dg.Failure(description="; ".join(problems), allow_retries=False)
+            raise dg.Failure(description="; ".join(message for _, message in problems), allow_retries=False)
         return ProxyOptions(self.width, self.crf, self.preset, self.gop, self.handles, tuple(self.burn_ins),
                             self.filmstrip_frames)  # fmt: skip
 
@@ -94,7 +117,7 @@ def shot_proxies(
         shots = select_shots(session, cut, config)
         names = {str(shot.id): shot.name for shot in shots}
         for shot in shots:
-            plan = plan_proxy(shot, options, label)
+            plan = plan_proxy(shot, options, label, drop_frame=source_drop_frame(shot, cut))
             cache_key = plan.cache_key(options)
             stem = _UNSAFE_NAME.sub("_", plan.name).strip("_")[:60] or "shot"
             output = folder / f"{plan.index:04d}_{stem}_{cache_key[:10]}.mp4"
@@ -138,7 +161,9 @@ def shot_proxies(
         "encoded": len(todo),
         "reused": len(reused),
         "folder": dg.MetadataValue.path(str(folder)),
-        "proxies": dg.MetadataValue.md("| shot | frames | handles | |\n|---|---|---|---|\n" + "\n".join(sorted(rows))),
+        "proxies": dg.MetadataValue.md(
+            "| shot | start timecode | frames | handles | |\n|---|---|---|---|---|\n" + "\n".join(sorted(rows))
+        ),
     }
     strips = sorted(folder.glob("*.filmstrip.jpg"))
     if strips:
@@ -148,8 +173,10 @@ def shot_proxies(
 
 def _details(plan: ProxyPlan) -> dict:
     return {"index": plan.index, "name": plan.name, "frames": plan.frames, "head": plan.head, "tail": plan.tail,
-            "first_source_frame": plan.first_source_frame, "slate": bool(plan.slate)}  # fmt: skip
+            "first_source_frame": plan.first_source_frame, "timecode": plan.timecode,
+            "slate": bool(plan.slate)}  # fmt: skip
 
 
 def _row(plan: ProxyPlan, state: str) -> str:
-    return f"| {plan.index:04d} {plan.name.replace('|', '/')} | {plan.frames} | {plan.head}+{plan.tail} | {state} |"
+    name = plan.name.replace("|", "/")
+    return f"| {plan.index:04d} {name} | {plan.timecode} | {plan.frames} | {plan.head}+{plan.tail} | {state} |"

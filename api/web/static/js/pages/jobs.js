@@ -17,7 +17,7 @@ async function dagsterLink(job) {
 }
 
 function subject(job) {
-  if (job.cut_id) return h("a", { href: `#/cuts/${job.cut_id}` }, `cut ${job.cut_id}`);
+  if (job.subject_type === "cut") return h("a", { href: `#/cuts/${job.subject_id}` }, `cut ${job.subject_id}`);
   if (job.subject_type) return `${job.subject_type} ${job.subject_id ?? ""}`;
   return "";
 }

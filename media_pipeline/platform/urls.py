@@ -1,4 +1,4 @@
-"""URLs the API hands out for files under the artifact root."""
+"""URLs the API hands out for files under the artifact root (jobs record them as their outputs)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,267 @@
+"""Frame extractions over HTTP: starting a batch's job, and describing the batch as it runs.
+
+A batch is a partition of `extraction_batches`; what was asked (`request.json`), which job runs
+it (`job.json`) and what each item produced (`items/<item>/manifest.json`) are files in the
+artifact store under `extractions/<batch>/`, so no table is needed. Live state (progress, items
+still running, logs) comes from the structured progress events of the batch's run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Response
+from sqlalchemy.orm import Session
+
+from api import runs
+from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError
+from api.extraction_schemas import (
+    Extraction,
+    ExtractionFrame,
+    ExtractionItemOut,
+    ExtractionJob,
+    ExtractionLog,
+)
+from api.job_service import (
+    KIND_TAG,
+    add_job,
+    as_utc,
+    commit_new,
+    replay,
+    request_hash,
+    unavailable,
+    unavailable_for_read,
+)
+from api.problems import not_found
+from media_pipeline.db.models import Job
+from media_pipeline.extraction.extract import write_json
+from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
+from media_pipeline.extraction.partitions import extraction_batches, new_batch_id
+from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
+from media_pipeline.extraction.sources import describe
+from media_pipeline.platform.progress import ProgressEvent
+from media_pipeline.platform.urls import artifact_url
+
+KIND = FRAME_EXTRACTION.name
+
+
+def batch_folder(artifact_root: Path, batch: str) -> Path:
+    return artifact_root / "extractions" / batch
+
+
+# -- starting ---------------------------------------------------------------------------------
+
+
+def start_extraction(
+    session: Session,
+    gateway: DagsterGateway,
+    response: Response,
+    artifact_root: Path,
+    request: ExtractionRequest,
+    idempotency_key: str | None,
+    route: str,
+) -> tuple[str, Job]:
+    """Create the batch and its job and launch its run; the batch id and the job.
+
+    The same Idempotency-Key with the same body replays the earlier batch; a launch that fails
+    leaves nothing behind.
+    """
+    body = request.model_dump(mode="json", exclude_unset=True)
+    digest = request_hash({"route": route, "body": body})
+    earlier = replay(session, idempotency_key, digest)
+    if earlier is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        return str(earlier.params["extraction_id"]), earlier
+    batch = new_batch_id()
+    job = add_job(
+        session,
+        FRAME_EXTRACTION,
+        subject_id=batch,
+        params={"extraction_id": batch, "items": len(request.items)},
+        idempotency_key=idempotency_key,
+        digest=digest,
+    )
+    winner = commit_new(session, idempotency_key, digest)
+    if winner is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        return str(winner.params["extraction_id"]), winner
+    folder = batch_folder(artifact_root, batch)
+    write_json(folder / "request.json", body)
+    write_json(folder / "job.json", {"job_id": job.id, "created_at": as_utc(job.created_at).isoformat()})
+    try:
+        gateway.add_partition(extraction_batches.name, batch)
+        tags = {JOB_ID_TAG: job.id, KIND_TAG: KIND}
+        job.run_id = gateway.submit(FRAME_EXTRACTION.dagster_job, batch, FRAME_EXTRACTION.config_for(request), tags)
+        session.commit()
+    except GatewayError as exc:
+        session.rollback()
+        session.execute(sa.delete(Job).where(Job.id == job.id))
+        session.commit()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise unavailable(exc) from exc
+    return batch, job
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveState:
+    status: str  # queued | running | succeeded | failed | cancelled (the job's)
+    done: int = 0
+    total: int = 0
+    item_status: dict[str, str] = field(default_factory=dict)
+    item_error: dict[str, str] = field(default_factory=dict)
+    logs: list[ExtractionLog] = field(default_factory=list)
+    error: str | None = None
+    updated_at: dt.datetime | None = None
+
+    @property
+    def progress(self) -> float:
+        if self.status == "succeeded":
+            return 1.0
+        if not self.total:
+            return 0.0
+        # Never 100 % before Dagster says the run is over.
+        return round(min(self.done / self.total, 0.99), 4)
+
+
+def live_state(gateway: DagsterGateway, job: Job) -> LiveState:
+    if job.run_id is None:
+        return LiveState(status=job.status if job.status in runs.TERMINAL else "queued")
+    try:
+        run = gateway.run_status(job.run_id)
+        if run is None:
+            return LiveState(status="failed", error="Dagster has no record of this job's run any more; submit it again")
+        events = gateway.run_logs(job.run_id)
+    except GatewayError as exc:
+        raise unavailable_for_read(exc) from exc
+    state = LiveState(status=runs.job_status(run.status), updated_at=run.updated_at)
+    for entry in events:
+        event = ProgressEvent.decode(entry.user_message or "")
+        if event is None:
+            continue
+        if event.type == "plan" and event.total is not None:
+            state.total = event.total
+        elif event.type == "advance" and event.done is not None:
+            state.done = max(state.done, event.done)  # threads may log out of order
+        elif event.type == "item" and event.item and event.status:
+            state.item_status[event.item] = event.status
+            if event.error:
+                state.item_error[event.item] = event.error
+        elif event.type == "log" and event.msg:
+            state.logs.append(
+                ExtractionLog(
+                    ts=dt.datetime.fromtimestamp(event.ts, dt.UTC),
+                    level=event.level or "info",
+                    msg=event.msg,
+                    item=event.item,
+                )
+            )
+    if state.status == "failed":
+        state.error = runs.failure_sentence(events, job.run_id)
+    return state
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def job_of_batch(session: Session, artifact_root: Path, batch: str) -> Job:
+    pointer = _read_json(batch_folder(artifact_root, batch) / "job.json") if batch.startswith("ex_") else None
+    job = session.get(Job, pointer["job_id"]) if pointer else None
+    if job is None or job.kind != KIND:
+        raise not_found("extraction", batch)
+    return job
+
+
+def batch_of_job(job: Job) -> str:
+    return str((job.params or {}).get("extraction_id"))
+
+
+def _frames(manifest: dict[str, Any]) -> list[ExtractionFrame]:
+    return [
+        ExtractionFrame(
+            **{k: v for k, v in frame.items() if k in ExtractionFrame.model_fields and k != "url"},
+            url=artifact_url(frame["path"]),
+        )
+        for frame in manifest.get("frames", [])
+    ]
+
+
+def extraction_view(session: Session, gateway: DagsterGateway, artifact_root: Path, job: Job) -> Extraction:
+    batch = batch_of_job(job)
+    folder = batch_folder(artifact_root, batch)
+    state = live_state(gateway, job)
+    request = _read_json(folder / "request.json") or {"items": []}
+    items: list[ExtractionItemOut] = []
+    for number, raw in enumerate(request.get("items", [])):
+        key = f"item-{number:03d}"
+        source = describe(ExtractionItem.model_validate(raw))
+        manifest = _read_json(folder / "items" / key / "manifest.json")
+        if manifest is not None:
+            items.append(
+                ExtractionItemOut(
+                    item=key,
+                    source=source,
+                    status=manifest["status"],
+                    error=manifest.get("error"),
+                    sha256=manifest.get("sha256"),
+                    provenance=manifest.get("provenance"),
+                    stream=manifest.get("stream"),
+                    frames=_frames(manifest),
+                    warnings=manifest.get("warnings", []),
+                )
+            )
+            continue
+        status = state.item_status.get(key, "queued")
+        error = state.item_error.get(key)
+        if state.status in runs.TERMINAL and status not in ("succeeded", "failed"):
+            status = "failed"
+            error = error or f"the run ended ({state.status}) before this item was finished" + (
+                f": {state.error}" if state.error else ""
+            )
+        items.append(ExtractionItemOut(item=key, source=source, status=status, error=error))
+    succeeded = sum(item.status == "succeeded" for item in items)
+    failed = sum(item.status == "failed" for item in items)
+    status = ("partial" if failed else "succeeded") if state.status == "succeeded" else state.status
+    progress = state.progress
+    updated = max(as_utc(job.updated_at), state.updated_at or as_utc(job.updated_at))
+    manifest_path = folder / "manifest.json"
+    return Extraction(
+        id=batch,
+        status=status,  # type: ignore[arg-type]
+        progress=progress,
+        percent=int(progress * 100),
+        error=state.error,
+        items=items,
+        counts={
+            "items": len(items),
+            "succeeded": succeeded,
+            "failed": failed,
+            "frames": sum(len(item.frames) for item in items),
+        },
+        manifest_url=artifact_url(f"extractions/{batch}/manifest.json") if manifest_path.is_file() else None,
+        logs=state.logs[-200:],
+        job=ExtractionJob(
+            id=job.id,
+            kind=KIND,
+            status=state.status,  # type: ignore[arg-type]
+            progress=progress,
+            run_id=job.run_id,
+            url=f"/v1/jobs/{job.id}",
+            created_at=as_utc(job.created_at),
+            updated_at=updated,
+        ),
+        created_at=as_utc(job.created_at),
+        updated_at=updated,
+    )

@@ -1,0 +1,108 @@
+"""What a client asks of the editorial area's jobs: the bodies of its POST routes.
+
+Each model is validated once, by pydantic, before anything is created; the job kinds
+(`job_kinds.py`) turn a validated request into the run config of the step that does the work.
+The limits (widths, resolutions, presets) are the same ones the assets check in their own config,
+so a launchpad run and an API request are held to the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
+from pydantic_core import PydanticCustomError
+
+FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
+
+
+class ThumbnailRequest(BaseModel):
+    """Options of one thumbnail render."""
+
+    # Strict: "480" is not a width, and an unknown option is a typo worth reporting.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    frame: FrameChoice = Field(
+        default="middle",
+        description="`first`, `middle` (first + duration // 2), `last`, or a frame offset from the shot's first frame",
+    )
+    width: int = Field(default=480, ge=16, le=4096, description="Pixels; the height follows the display aspect")
+    force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
+
+    @field_validator("frame", mode="wrap")
+    @classmethod
+    def _frame_choice(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "frame_choice",
+                "must be 'first', 'middle', 'last' or a whole number of frames (0 or more) from the shot's first frame",
+            ) from None
+
+
+MAX_WIDTH, MAX_HEIGHT, MIN_SIZE = 7680, 4320, 16
+_RESOLUTION = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """ "WxH" as (width, height): even numbers from 16x16 up to 7680x4320 (H.264 4:2:0 needs even sizes)."""
+    match = _RESOLUTION.match(text)
+    if match is None:
+        raise ValueError(f"must be WIDTHxHEIGHT in pixels, like 1920x1080, not {text!r}")
+    width, height = int(match[1]), int(match[2])
+    if not (MIN_SIZE <= width <= MAX_WIDTH and MIN_SIZE <= height <= MAX_HEIGHT):
+        raise ValueError(f"must be between {MIN_SIZE}x{MIN_SIZE} and {MAX_WIDTH}x{MAX_HEIGHT}, not {text}")
+    if width % 2 or height % 2:
+        raise ValueError(f"width and height must be even (H.264 halves the colour resolution), not {text}")
+    return width, height
+
+
+class FinalVideoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    resolution: str = Field(
+        default="1920x1080",
+        pattern=r"^\d{1,5}x\d{1,5}$",
+        description="Output `WIDTHxHEIGHT` in pixels: even numbers from 16x16 up to 7680x4320. The picture is "
+        "scaled to fit and letterboxed",
+        examples=["1920x1080", "1280x720", "3840x2160"],
+    )
+    crf: int = Field(default=18, ge=0, le=51, description="x264 constant rate factor; lower is better and larger")
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = (
+        Field(default="medium", description="x264 preset: faster encodes are larger at the same quality")
+    )
+    audio: bool = Field(default=True, description="Include the cut's audio")
+
+    @field_validator("resolution", mode="wrap")
+    @classmethod
+    def _resolution(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # One sentence for every way a resolution can be wrong, instead of a regex in the answer.
+        try:
+            text = handler(value)
+            parse_resolution(text)
+        except ValidationError:
+            raise PydanticCustomError("resolution", "must be WIDTHxHEIGHT in pixels, like 1920x1080") from None
+        except ValueError as exc:
+            raise PydanticCustomError("resolution", str(exc)) from None
+        return text
+
+    def size(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
+
+
+
+
+class ThumbnailJob(ThumbnailRequest):
+    """A thumbnail request as its run carries it out: for every shot of the cut, or the shots named."""
+
+    shot_ids: list[Annotated[int, Field(ge=1)]] = Field(
+        default=[], description="Only these shots (ids from `/v1/cuts/{id}/shots`); empty: every shot"
+    )
+
+
+class IngestRequest(BaseModel):
+    """An ingest takes no options of its own: everything it needs was stored with the cut at publish."""
+
+    model_config = ConfigDict(extra="forbid")

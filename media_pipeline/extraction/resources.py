@@ -1,0 +1,28 @@
+"""The extraction area's settings as a Dagster resource: where sources may come from, limits."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from media_pipeline.extraction.sources import SourcePolicy
+from media_pipeline.settings import flag
+
+
+class ExtractionSources(dg.ConfigurableResource):
+    """Which files and URLs items may name, download limits, and each item's time limit."""
+
+    media_roots: str = ""
+    allow_private: str = ""
+    max_bytes: int = 2 * 1024**3
+    fetch_timeout: int = 300
+    item_timeout: int = 600
+
+    def policy(self) -> SourcePolicy:
+        roots = tuple(Path(os.path.realpath(p)) for p in self.media_roots.split(os.pathsep) if p.strip())
+        return SourcePolicy(
+            media_roots=roots,
+            allow_private=flag(self.allow_private),
+            max_bytes=self.max_bytes,
+            timeout=self.fetch_timeout,
+        )
