@@ -110,19 +110,24 @@ class JobStream:
 
     def _read(self, session: Any, job: Job) -> tuple[list[StreamEvent], bool]:
         """The events of the records written since the last poll, and whether the job is over."""
-        if job.run_id is None:
+        run_id = job.run_id
+        if run_id is None:
             if job.status in runs.TERMINAL:
                 return [], True
-            job_view(session, self.gateway, job, with_logs=False)  # recovers a run id left unrecorded
-            return [], False
-        run = self.gateway.run_status(job.run_id)
+            # Not launched yet, or a crash between submitting and recording: the run's tag finds
+            # it (reading writes nothing; the job tracker records the id).
+            found = self.gateway.find_run(job.id)
+            if found is None:
+                return [], False
+            run_id = found.run_id
+        run = self.gateway.run_status(run_id)
         if run is None:
             return [], True
         if self._fold is None:
             self._fold = RunProgress(job_progress.weights_for(run.job_name))
         events: list[StreamEvent] = []
         try:
-            for storage_id, changes in job_progress.advance(self.gateway, job.run_id, self._fold):
+            for storage_id, changes in job_progress.advance(self.gateway, run_id, self._fold):
                 events += self._events_of(storage_id, changes)
         except GatewayError:
             return events, False

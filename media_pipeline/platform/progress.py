@@ -124,11 +124,12 @@ class ProgressReporter:
             )  # fmt: skip
             self._queue(event, urgent=True)
 
-    def advance(self, by: int = 1) -> None:
+    def advance(self, by: int = 1, *, item: str | None = None) -> None:
+        """`item`: the item the units belong to, if one (the count is the step's all the same)."""
         with self._lock:
             self._done += by
             self._queue(ProgressEvent(type="advance", step=self._step, unit=self._unit, done=self._done,
-                                      total=self._total))  # fmt: skip
+                                      total=self._total, item=item))  # fmt: skip
 
     def item(self, item: str, status: ItemStatus, *, progress: float | None = None, error: str | None = None) -> None:
         event = ProgressEvent(type="item", step=self._step, item=item, status=status, progress=progress, error=error)
