@@ -108,6 +108,10 @@ class DagsterGateway(Protocol):
     def run_logs(self, run_id: str) -> list[dg.EventLogEntry]:
         """All of the run's event log entries, oldest first."""
 
+    def run_records(self, run_id: str, cursor: str | None, limit: int) -> tuple[list[dg.EventLogRecord], str, bool]:
+        """Up to `limit` of the run's records after `cursor` (None: from the start), oldest first;
+        the cursor after them, and whether more follow."""
+
     def cancel(self, run_id: str) -> None:
         """Ask Dagster to terminate the run; it moves through CANCELING to CANCELED."""
 
@@ -186,6 +190,13 @@ class InstanceReads:
             return list(self.instance.all_logs(run_id))
         except Exception as exc:
             raise _unreachable("the run's event log could not be read", exc) from exc
+
+    def run_records(self, run_id: str, cursor: str | None, limit: int) -> tuple[list[dg.EventLogRecord], str, bool]:
+        try:
+            page = self.instance.get_records_for_run(run_id, cursor=cursor, limit=limit)
+        except Exception as exc:
+            raise _unreachable("the run's event log could not be read", exc) from exc
+        return list(page.records), page.cursor, page.has_more
 
     def _ping_instance(self) -> None:
         try:

@@ -45,7 +45,7 @@ from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
 from media_pipeline.extraction.partitions import extraction_batches, new_batch_id
 from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
 from media_pipeline.extraction.sources import describe
-from media_pipeline.platform.progress import ProgressEvent
+from media_pipeline.platform.progress import decode
 from media_pipeline.platform.urls import artifact_url
 
 KIND = FRAME_EXTRACTION.name
@@ -143,14 +143,12 @@ def live_state(gateway: DagsterGateway, job: Job) -> LiveState:
     except GatewayError as exc:
         raise unavailable_for_read(exc) from exc
     state = LiveState(status=runs.job_status(run.status), updated_at=run.updated_at)
-    for entry in events:
-        event = ProgressEvent.decode(entry.user_message or "")
-        if event is None:
-            continue
+    # Each record holds a batch of events; an item's end carries the step's count too.
+    for event in (event for entry in events for event in decode(entry.user_message)):
+        if event.done is not None:
+            state.done = max(state.done, event.done)  # threads may log out of order
         if event.type == "plan" and event.total is not None:
             state.total = event.total
-        elif event.type == "advance" and event.done is not None:
-            state.done = max(state.done, event.done)  # threads may log out of order
         elif event.type == "item" and event.item and event.status:
             state.item_status[event.item] = event.status
             if event.error:

@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,12 +27,12 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import runs
+from api import callbacks, job_progress, runs
 from api.dagster_gateway import DagsterGateway, GatewayError, RunInfo
 from api.problems import ApiProblem
 from api.schemas import Job as JobOut
-from api.schemas import JobLog, JobOutput, JobSummary
-from media_pipeline.db.models import Job, JobSource, Render
+from api.schemas import JobItem, JobLog, JobOutput, JobSummary, WebhookDelivery
+from media_pipeline.db.models import Job, JobSource
 from media_pipeline.platform import job_kinds
 from media_pipeline.platform.job_kinds import JOB_ID_TAG, KIND_TAG, JobKind, SubjectError
 from media_pipeline.platform.job_state import deleted_run_sentence, outputs_for
@@ -233,13 +233,7 @@ class LiveState:
     outputs: list[dict[str, Any]]
     logs: list[JobLog]
     updated_at: dt.datetime
-
-
-def _renders_done(session: Session, run_id: str) -> int:
-    return (
-        session.scalar(sa.select(sa.func.count(Render.id)).where(Render.run_id == run_id, Render.kind == "thumbnail"))
-        or 0
-    )
+    items: list[JobItem] = field(default_factory=list)
 
 
 def _live_state(
@@ -255,29 +249,30 @@ def _live_state(
         error = job.error or (deleted_run_sentence(job.run_id or "") if status == "failed" else None)
         progress = 1.0 if status == "succeeded" else 0.0
         return LiveState(status, progress, status, error, job.outputs or [], [], updated_at)
-    events = gateway.run_logs(run.run_id)
-    state = runs.step_state(events)
+    # Only the records written since this process last read the run (job_progress keeps the fold).
+    read = job_progress.READER.read(gateway, run.run_id, run.job_name, run.status)
     status = runs.job_status(run.status)
-    progress = runs.progress(run.job_name, status, state, _renders_done(session, run.run_id))
     if job.status in runs.TERMINAL:
         # Written by the job tracker from this same run when it ended.
         error, outputs = job.error, job.outputs or []
     else:
-        error = runs.failure_sentence(events, run.run_id) if status == "failed" else None
+        error = read.error
         outputs = outputs_for(session, run.run_id)
     if run.updated_at is not None:
         updated_at = max(updated_at, run.updated_at)
-    logs = runs.recent_logs(events) if with_logs else []
-    return LiveState(status, progress, runs.stage(run.status, state), error, outputs, logs, updated_at)
+    logs = [JobLog(**line) for line in read.logs] if with_logs else []
+    items = [JobItem(**item) for item in read.items] if with_logs else []
+    return LiveState(status, read.progress, read.stage, error, outputs, logs, updated_at, items)
 
 
-def job_body(job: Job, state: LiveState) -> JobOut:
+def job_body(job: Job, state: LiveState, deliveries: list[WebhookDelivery] | None = None) -> JobOut:
     """The one place a job's body is put together (GETs, lists, POSTs, webhooks)."""
     return JobOut(
         id=job.id,
         kind=job.kind,
         status=state.status,  # type: ignore[arg-type]
         progress=state.progress,
+        percent=job_progress.percent(state.progress),
         stage=state.stage,
         error=state.error,
         run_id=job.run_id,
@@ -290,6 +285,8 @@ def job_body(job: Job, state: LiveState) -> JobOut:
         created_at=as_utc(job.created_at),
         updated_at=state.updated_at,
         logs=state.logs,
+        items=state.items,
+        deliveries=deliveries or [],
     )
 
 
@@ -317,16 +314,17 @@ def _run_of(gateway: DagsterGateway, job: Job) -> RunInfo | None:
 
 def job_view(session: Session, gateway: DagsterGateway, job: Job, *, with_logs: bool = True) -> JobOut:
     try:
-        return job_body(job, _live_state(session, gateway, job, _run_of(gateway, job), with_logs=with_logs))
+        state = _live_state(session, gateway, job, _run_of(gateway, job), with_logs=with_logs)
     except GatewayError as exc:
-        return _cached_view(job, exc)
+        return _cached_view(job, exc, session if with_logs else None)
+    return job_body(job, state, callbacks.deliveries(session, job) if with_logs else None)
 
 
-def _cached_view(job: Job, exc: GatewayError) -> JobOut:
+def _cached_view(job: Job, exc: GatewayError, session: Session | None = None) -> JobOut:
     # A finished job does not need Dagster to be described; an unfinished one does.
     if job.status not in runs.TERMINAL:
         raise unavailable_for_read(exc) from exc
-    return job_body(job, _stored_state(job))
+    return job_body(job, _stored_state(job), callbacks.deliveries(session, job) if session is not None else None)
 
 
 def unavailable_for_read(exc: GatewayError) -> ApiProblem:
@@ -334,7 +332,7 @@ def unavailable_for_read(exc: GatewayError) -> ApiProblem:
 
 
 def _summary(view: JobOut) -> JobSummary:
-    return JobSummary(**view.model_dump(exclude={"logs"}))
+    return JobSummary(**view.model_dump(exclude={"logs", "items", "deliveries"}))
 
 
 def job_views(session: Session, gateway: DagsterGateway, jobs: Sequence[Job]) -> list[JobSummary]:

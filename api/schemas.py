@@ -4,11 +4,14 @@ without changing what clients see."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob, ThumbnailRequest
+
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 CutStatus = Literal["published", "ingested", "failed"]
@@ -187,9 +190,30 @@ class JobOutput(BaseModel):
 
 class JobLog(BaseModel):
     ts: dt.datetime
-    level: str
+    level: str = Field(description="`DEBUG`, `INFO`, `WARNING` or `ERROR`")
     msg: str
-    step: str | None = None
+    step: str | None = Field(default=None, description="The step that logged it")
+    item: str | None = Field(default=None, description="The item (`items[].id`) it is about")
+
+
+class JobItem(BaseModel):
+    """One unit of work inside the run: a shot, a segment, a scene, a source."""
+
+    id: str = Field(description="Stable within the job (a shot's id, a segment's label, ...)")
+    name: str = Field(description="What to show (a shot's name, ...)")
+    step: str = Field(description="The step that works on it")
+    status: Literal["queued", "running", "succeeded", "failed", "skipped", "reused"]
+    progress: float = Field(ge=0, le=1)
+    error: str | None = Field(description="Why it failed, when `status` is `failed`")
+
+
+class WebhookDelivery(BaseModel):
+    """One attempt to POST the finished job to its `callback_url`."""
+
+    attempt: int = Field(description="1 for the first attempt")
+    ts: dt.datetime
+    status_code: int | None = Field(description="The receiver's HTTP status; null when no answer came")
+    error: str | None = Field(description="Why the attempt failed, if it did")
 
 
 class JobSummary(BaseModel):
@@ -200,8 +224,11 @@ class JobSummary(BaseModel):
         "succeeded, failed or cancelled"
     )
     progress: float = Field(
-        ge=0, le=1, description="0..1; moves as steps, individual shots and (for a final video) frames finish"
+        ge=0,
+        le=1,
+        description="0..1; moves as steps, individual shots and (for a final video) frames finish; never goes back",
     )
+    percent: int = Field(ge=0, le=100, description="`progress` as a whole percentage, rounded down")
     stage: str | None = Field(
         description="`queued`, `starting`, the step running or where it stopped (`cut_timeline`, `cut_shots`, "
         "`cut_diff`, `shot_thumbnails`, `contact_sheet`, `final_video`), `cancelling`, or `done`"
@@ -225,7 +252,11 @@ class JobSummary(BaseModel):
 
 
 class Job(JobSummary):
+    items: list[JobItem] = Field(default_factory=list, description="Per shot, segment, scene or source, in plan order")
     logs: list[JobLog] = Field(description="The run's recent log lines, oldest first")
+    deliveries: list[WebhookDelivery] = Field(
+        default_factory=list, description="Every attempt to deliver the webhook, oldest first"
+    )
 
 
 class CutCreated(BaseModel):
@@ -233,6 +264,41 @@ class CutCreated(BaseModel):
     job: Job
 
 
+# -- requests ---------------------------------------------------------------------------------
+# The options of each kind are the area's (media_pipeline/editorial/requests.py); the routes' bodies
+# add `callback_url`, which is the API's: it is stored on the job, never put in the run config.
+
+CALLBACK_DESCRIPTION = (
+    "Where to POST the job once it has finished (succeeded, failed or cancelled): the job body as "
+    "`GET /v1/jobs/{id}` answers it, signed `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the "
+    "server's webhook secret (`MEDIA_PIPELINE_WEBHOOK_SECRET`); retried with backoff until a 2xx answer, every "
+    "attempt listed in the job's `deliveries`. http(s) only; loopback and private addresses only where the "
+    "operator allows them."
+)
+CallbackUrl = Annotated[str | None, Field(max_length=2048, description=CALLBACK_DESCRIPTION)]
+
+
+class ThumbnailBody(ThumbnailRequest):
+    """A shot's thumbnail render, and where to POST the finished job."""
+
+    callback_url: CallbackUrl = None
+
+
+class CutThumbnailsBody(ThumbnailJob):
+    """A cut's thumbnail render (all shots or those named), and where to POST the finished job."""
+
+    callback_url: CallbackUrl = None
+
+
+class FinalVideoBody(FinalVideoRequest):
+    """A final video render, and where to POST the finished job."""
+
+    callback_url: CallbackUrl = None
+
+
+def without_callback(body: BaseModel, model: type[R]) -> R:
+    """The kind's own request from a route's body: everything but `callback_url`."""
+    return model.model_validate(body.model_dump(exclude={"callback_url"}))
 # -- health -----------------------------------------------------------------------------------
 
 

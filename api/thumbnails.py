@@ -23,6 +23,7 @@ def start_thumbnails(
     shot: Shot | None,
     body: ThumbnailRequest,
     idempotency_key: str | None,
+    callback_url: str | None = None,
 ) -> Job:
     if shot is not None and isinstance(body.frame, int):
         # For a whole cut an offset past some shots' ends renders a slate on those; for the one
@@ -41,4 +42,5 @@ def start_thumbnails(
         subject_id=shot.id if shot is not None else cut.id,
         request=request,
         idempotency_key=idempotency_key,
+        callback_url=callback_url,
     )

@@ -100,7 +100,8 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
                                "--log-level", "warning"], env=env)  # fmt: skip
     try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": TOKEN})
+        # A generous timeout: the first request opens the Dagster instance, slow on a loaded machine.
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": TOKEN}, timeout=120)
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -9,6 +9,7 @@ under the home folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,16 @@ SETTINGS: tuple[Setting, ...] = (
         "A dropped file is ingested once its size and mtime are unchanged for this long (copy still running).",
     ),
     Setting(
+        "MEDIA_PIPELINE_WEBHOOK_SECRET",
+        "",
+        "Key of the `X-Signature` HMAC on webhook deliveries. Empty: requests with a `callback_url` are refused.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "`true`: callback URLs may point at loopback, private and link-local addresses (tests, one-host setups).",
+    ),
+    Setting(
         "MEDIA_PIPELINE_SLIDESHOW_FPS", "30", "Slideshow frame rate when a render names none (25, 30, 30000/1001)."
     ),
     Setting("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT", "2.5", "Shortest slideshow scene, seconds (`minShot`)."),
@@ -165,6 +176,8 @@ class Settings:
     sensor_interval: int = 5
     settle_seconds: float = 2.0
     max_pixels: int = 100_000_000
+    webhook_secret: str = ""
+    webhook_allow_private: bool = False
     slideshow: SlideshowDefaults = field(default_factory=lambda: SlideshowDefaults())
     max_videos_per_request: int = 100
     fetch_allow_private: bool = False
@@ -206,6 +219,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
         settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
         max_pixels=_positive("MEDIA_PIPELINE_MAX_PIXELS", get("MEDIA_PIPELINE_MAX_PIXELS")),
+        webhook_secret=get("MEDIA_PIPELINE_WEBHOOK_SECRET"),
+        webhook_allow_private=_flag("MEDIA_PIPELINE_WEBHOOK_ALLOW_PRIVATE", get),
         slideshow=SlideshowDefaults(
             fps=get("MEDIA_PIPELINE_SLIDESHOW_FPS"),
             min_shot=float(get("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT")),
@@ -234,6 +249,16 @@ def _positive(name: str, value: str) -> int:
     if number < 1:
         raise ValueError(f"{name} must be a positive whole number, not {value!r}")
     return number
+
+
+def _flag(name: str, get: Callable[[str], str]) -> bool:
+    value = get(name)
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
 def flag(value: str) -> bool:

@@ -45,7 +45,11 @@ def test_publish_ingest_list_shots_and_download_thumbnails(client: TestClient, p
     kinds = sorted({output["kind"] for output in job["outputs"]})
     assert kinds == ["contact_sheet", "thumbnail"]
     messages = [line["msg"] for line in job["logs"]]
-    assert any(m.startswith("thumbnail 3/3") for m in messages), messages
+    # Each shot is an item the thumbnail step finished (structured progress, not a log line).
+    assert [(item["name"], item["status"]) for item in job["items"]] == [
+        ("sh010", "succeeded"), ("sh020", "succeeded"), ("sh030", "succeeded")
+    ], job["items"]  # fmt: skip
+    assert "3 shot(s): 0 reused, 3 to render" in messages, messages
     assert all({"ts", "level", "msg"} <= set(line) for line in job["logs"])
 
     cut = client.get(f"/v1/cuts/{cut['id']}", headers=AUTH).json()

@@ -18,11 +18,13 @@ from fastapi.testclient import TestClient
 
 from api import runs
 from api.dagster_gateway import GatewayError, GraphQLGateway, InProcessGateway, RunInfo
+from api.job_progress import weights_for
 from api.main import create_app
-from api.schemas import JobStatus
 from media_pipeline import db
 from media_pipeline.db.models import Job
 from media_pipeline.editorial.publish import publish_cut
+from media_pipeline.platform.progress import ProgressReporter
+from media_pipeline.platform.run_progress import RunProgress
 from media_pipeline.settings import Settings
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import AUTH, assert_problem, clip, track_jobs, upload, write_otio
@@ -187,6 +189,18 @@ def user_line(run_id: str, step: str, message: str) -> dg.EventLogEntry:
     )
 
 
+def fold(job_name: str, entries: Iterable[dg.EventLogEntry]) -> RunProgress:
+    progress = RunProgress(weights_for(job_name))
+    for entry in entries:
+        progress.apply(entry)
+    return progress
+
+
+def reporter(run_id: str, step: str, unit: str, into: list[dg.EventLogEntry]) -> ProgressReporter:
+    """The real reporter, sending every event at once into `into` as the step's log records."""
+    return ProgressReporter(lambda message: into.append(user_line(run_id, step, message)), step, unit, flush_seconds=0)
+
+
 def test_progress_moves_as_shots_finish(
     client: TestClient, instance: dg.DagsterInstance, plate: Path, tmp_path: Path
 ) -> None:
@@ -199,29 +213,31 @@ def test_progress_moves_as_shots_finish(
         and e.dagster_event.event_type == dg.DagsterEventType.STEP_START
         and e.step_key == "shot_thumbnails"
     )
-    planned = next(n for n, e in enumerate(events) if e.user_message.startswith("4 shot(s)"))
-    running: JobStatus = "running"
-    before = events[: planned + 1]
-    assert step_started < planned
-    at_start = runs.progress("ingest_cut", running, runs.step_state(before))
+    running = S.STARTED
+    before = events[: step_started + 1]
+    at_start = fold("ingest_cut", before).progress(running)
     assert at_start == pytest.approx(0.3)
-    # The asset logs "thumbnail <done>/<total> done" as shots finish (batched to about once a
-    # second; a fast run logs only the last one): each line moves progress on.
-    values = [at_start]
-    for done in range(1, 5):
-        lines = [*before, user_line(job["run_id"], "shot_thumbnails", f"thumbnail {done}/4 done")]
-        values.append(runs.progress("ingest_cut", running, runs.step_state(lines)))
+    # Each shot the step reports done moves progress on.
+    lines: list[dg.EventLogEntry] = []
+    progress = reporter(job["run_id"], "shot_thumbnails", "shots", lines)
+    progress.plan(total=4, items={f"{n}": f"s{n}" for n in range(4)})
+    values = [fold("ingest_cut", [*before, *lines]).progress(running)]
+    for done in range(4):
+        progress.item_done(f"{done}")
+        values.append(fold("ingest_cut", [*before, *lines]).progress(running))
+    assert values[0] == at_start
     assert values == sorted(values) and len(set(values)) == 5
     assert values[-1] == pytest.approx(0.9)
-    # mp_renders rows written by the run count too, when their log line is still to come.
-    assert runs.progress("ingest_cut", running, runs.step_state(before), renders_done=2) == values[2]
     # Only Dagster says a job is complete.
-    assert runs.progress("ingest_cut", running, runs.step_state(events)) < 1
-    assert runs.progress("ingest_cut", "succeeded", runs.step_state(events)) == 1
+    assert fold("ingest_cut", events[:-1]).progress(running) < 1
+    assert fold("ingest_cut", events).progress(S.SUCCESS) == 1
     # Reused thumbnails are done when planned.
-    planned_line = user_line(job["run_id"], "shot_thumbnails", "4 shot(s): 2 reused, 2 to render")
-    reused = [*events[: step_started + 1], planned_line]
-    assert runs.progress("ingest_cut", running, runs.step_state(reused)) == values[2]
+    lines = []
+    progress = reporter(job["run_id"], "shot_thumbnails", "shots", lines)
+    progress.plan(total=4, items=["0", "1", "2", "3"])
+    progress.item_done("0", reused=True)
+    progress.item_done("1", reused=True)
+    assert fold("ingest_cut", [*before, *lines]).progress(running) == values[2]
 
 
 def test_final_video_progress_follows_the_frames_encoded(
@@ -231,7 +247,10 @@ def test_final_video_progress_follows_the_frames_encoded(
     cut_id = cut.json()["cut"]["id"]
     body = {"resolution": "64x36", "preset": "ultrafast", "audio": False}
     job = client.post(f"/v1/cuts/{cut_id}/final-video", json=body, headers=AUTH).json()
-    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    assert job["status"] == "succeeded" and job["progress"] == 1.0 and job["percent"] == 100
+    # The segments are the job's items, all encoded.
+    assert [item["status"] for item in job["items"]] == ["succeeded", "succeeded"]
+    assert {item["step"] for item in job["items"]} == {"final_video"}
     events = list(instance.all_logs(job["run_id"]))
     started = next(
         n
@@ -241,19 +260,24 @@ def test_final_video_progress_follows_the_frames_encoded(
         and e.step_key == "final_video"
     )
     before = events[: started + 1]
-    running: JobStatus = "running"
-    assert runs.progress("render_final_video", running, runs.step_state(before)) == 0
-    # final_video logs "conform <done>/<total> frames encoded" about once a second while encoding;
-    # lines from parallel encodes may arrive out of order and never move progress back.
+    running = S.STARTED
+    assert fold("render_final_video", before).progress(running) == 0
+    # Frames are counted as ffmpeg reports them; a step's count never goes back.
+    lines: list[dg.EventLogEntry] = []
+    progress = reporter(job["run_id"], "final_video", "frames", lines)
+    progress.plan(total=80, items={"0000": "a", "0001": "b"})
     values = []
-    for done in (10, 40, 30, 80):
-        before = [*before, user_line(job["run_id"], "final_video", f"conform {done}/80 frames encoded")]
-        values.append(runs.progress("render_final_video", running, runs.step_state(before)))
+    for by in (10, 30, 0, 40):
+        progress.advance(by)
+        values.append(fold("render_final_video", [*before, *lines]).progress(running))
     assert values == [0.125, 0.5, 0.5, 0.99]
-    assert runs.stage(S.STARTED, runs.step_state(before)) == "final_video"
-    # Lines logged by other steps are not read as frames.
-    stray = [*before[:-1], user_line(job["run_id"], "contact_sheet", "conform 80/80 frames encoded")]
-    assert runs.progress("render_final_video", running, runs.step_state(stray)) == 0.5
+    assert fold("render_final_video", [*before, *lines]).stage(running) == "final_video"
+    # Events another step reports do not count as this step's frames.
+    stray: list[dg.EventLogEntry] = []
+    reporter(job["run_id"], "contact_sheet", "frames", stray).plan(total=1)
+    other = reporter(job["run_id"], "contact_sheet", "frames", stray)
+    other.advance(80)
+    assert fold("render_final_video", [*before, *lines[:-1], *stray]).progress(running) == 0.5
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -305,7 +329,7 @@ def test_failure_sentences(instance: dg.DagsterInstance) -> None:
     events, run_id = failing_run_events(instance, ValueError("disk full\nwith a second line\n  File x.py"))
     sentence = runs.failure_sentence(events, run_id)
     assert sentence == "step boom failed: ValueError: disk full"
-    logs = runs.recent_logs(events)
+    logs = list(fold("failing", events).logs)
     assert all("\n" not in line.msg and "File " not in line.msg for line in logs)
     assert logs[-1].level == "ERROR"
 

@@ -665,7 +665,8 @@ defs = __import__({module!r}, fromlist=["defs"]).defs
 dg.Definitions.validate_loadable(defs)
 sensors = sorted(s.name for s in defs.get_repository_def().sensor_defs)
 assert sensors[:2] == ["job_tracker", "run_worker_reaper"], sensors
-assert len(sensors) == 3 and sensors[2].startswith("watch_"), sensors
+assert len(sensors) == 4 and sensors[2].startswith("watch_"), sensors
+assert sensors[3] == "webhook_deliveries", sensors
 os.environ.clear(); os.environ.update({api_env!r})
 app = getattr(__import__({app_module!r}, fromlist=[{app_attr!r}]), {app_attr!r})
 from fastapi.testclient import TestClient

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from media_pipeline.platform import job_kinds
-from media_pipeline.platform.progress import ProgressEvent
+from media_pipeline.platform.progress import ProgressEvent, decode
 from media_pipeline.resources import ArtifactStore, FFmpegResource
 from media_pipeline.slideshows.assets import slideshow_video
 from media_pipeline.slideshows.partitions import slideshow_renders
@@ -29,12 +29,8 @@ def run(instance: dg.DagsterInstance, root: Path, key: str, config: dict[str, ob
 
 
 def progress_events(instance: dg.DagsterInstance, run_id: str) -> list[ProgressEvent]:
-    found = []
-    for record in instance.all_logs(run_id):
-        event = ProgressEvent.decode(record.user_message)
-        if event is not None:
-            found.append(event)
-    return found
+    # Each record holds a batch of events (media_pipeline/platform/progress.py).
+    return [event for entry in instance.all_logs(run_id) for event in decode(entry.user_message)]
 
 
 def test_render_partition_reports_stages_items_metadata_and_checks(

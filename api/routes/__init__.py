@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from api.deps import require_token
 from api.params import single_query_values
 from api.problems import problem_responses
-from api.routes import artifacts, cuts, extractions, health, jobs, shots, slideshows, watch_events
+from api.routes import artifacts, cuts, extractions, health, job_events, jobs, shots, slideshows, watch_events
 
 v1_router = APIRouter(
     prefix="/v1",
@@ -17,6 +17,7 @@ v1_router = APIRouter(
 v1_router.include_router(cuts.router)
 v1_router.include_router(shots.router)
 v1_router.include_router(jobs.router)
+v1_router.include_router(job_events.router)
 v1_router.include_router(artifacts.router)
 v1_router.include_router(slideshows.router)
 v1_router.include_router(extractions.router)
@@ -25,5 +26,6 @@ v1_router.include_router(watch_events.router)
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(v1_router)
+api_router.include_router(job_events.ws_router)
 # The original batch API, outside /v1 so its clients keep working unchanged; it needs the token too.
 api_router.include_router(extractions.original_router)

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session, selectinload
 
+from api import callbacks
 from api.dagster_gateway import DagsterGateway, GatewayError
 from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.diff import diff_view
@@ -19,7 +20,19 @@ from api.job_service import add_job, commit_new, job_view, launch, replay, reque
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
 from api.problems import ApiProblem, field_problem, not_found, problem_responses
-from api.schemas import MAX_ID, Cut, CutCreated, CutDiff, Job, Page, Shot
+from api.schemas import (
+    CALLBACK_DESCRIPTION,
+    MAX_ID,
+    Cut,
+    CutCreated,
+    CutDiff,
+    CutThumbnailsBody,
+    FinalVideoBody,
+    Job,
+    Page,
+    Shot,
+    without_callback,
+)
 from api.schemas import CutStatus as CutStatusName
 from api.thumbnails import start_thumbnails
 from api.uploads import copy_limited, discard, safe_filename
@@ -116,7 +129,9 @@ def create_cut(
         ),
     ] = None,
     idempotency_key: IdempotencyKey = None,
+    callback_url: Annotated[str | None, Form(max_length=2048, description=CALLBACK_DESCRIPTION)] = None,
 ) -> CutCreated:
+    callback_url = callbacks.accepted(settings, callback_url)
     filename = safe_filename(file.filename)
     try:
         roots = [str(root) for root in confine_roots(media_roots or [], settings.media_roots)]
@@ -149,6 +164,7 @@ def create_cut(
                 "media_roots": roots,
                 "filename": filename,
                 "sha256": sha256_file(local),
+                "callback_url": callback_url,
             }
         )
         earlier = replay(session, idempotency_key, digest)
@@ -172,6 +188,7 @@ def create_cut(
                 params={"partition_key": cut.partition_key},
                 idempotency_key=idempotency_key,
                 digest=digest,
+                callback_url=callback_url,
             )
             earlier = commit_new(session, idempotency_key, digest)
     finally:
@@ -349,12 +366,17 @@ def render_thumbnails(
     cut_id: CutId,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     gateway: GatewayDep,
-    body: ThumbnailJob | None = None,
+    body: CutThumbnailsBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
+    body = body or CutThumbnailsBody()
+    callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
-    return start_thumbnails(session, gateway, response, cut, None, body or ThumbnailJob(), idempotency_key)
+    return start_thumbnails(
+        session, gateway, response, cut, None, without_callback(body, ThumbnailJob), idempotency_key, callback_url
+    )
 
 
 @router.post(
@@ -391,10 +413,13 @@ def final_video(
     cut_id: CutId,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     gateway: GatewayDep,
-    body: FinalVideoRequest | None = None,
+    body: FinalVideoBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
+    body = body or FinalVideoBody()
+    callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
     return start_job(
         session,
@@ -402,8 +427,9 @@ def final_video(
         response,
         kind=job_kinds.final_video.name,
         subject_id=cut.id,
-        request=body or FinalVideoRequest(),
+        request=without_callback(body, FinalVideoRequest),
         idempotency_key=idempotency_key,
+        callback_url=callback_url,
     )
 
 

@@ -16,14 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from api import runs
+from api import callbacks, runs
 from api.dagster_gateway import GatewayError
-from api.deps import GatewayDep, SessionDep
+from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.job_service import as_utc, job_view, job_views, kind_named, start_job, with_status
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
 from api.problems import ApiProblem, field_problem, not_found, problem_responses
-from api.schemas import MAX_ID, Job, JobStatus, JobSummary, Page
+from api.schemas import CALLBACK_DESCRIPTION, MAX_ID, Job, JobStatus, JobSummary, Page
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
 from media_pipeline.platform import job_kinds
@@ -54,7 +54,7 @@ class JobRequest(BaseModel):
         default=None,
         max_length=2048,
         pattern=r"^https?://[^\s]+$",
-        description="Where the job's final state is POSTed (http or https)",
+        description=CALLBACK_DESCRIPTION,
     )
 
 
@@ -78,9 +78,11 @@ def create_job(
     body: JobRequest,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
+    callback_url = callbacks.accepted(settings, body.callback_url)
     kind = kind_named(body.kind)
     try:
         request = kind.request_model.model_validate(body.params)
@@ -96,7 +98,7 @@ def create_job(
         subject_id=body.subject_id,
         request=request,
         idempotency_key=idempotency_key,
-        callback_url=body.callback_url,
+        callback_url=callback_url,
     )
 
 

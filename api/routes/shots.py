@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Response
 from sqlalchemy.orm import Session, selectinload
 
+from api import callbacks
 from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.params import IdempotencyKey
 from api.problems import not_found, problem_responses
-from api.schemas import MAX_ID, Job, Shot
+from api.schemas import MAX_ID, Job, Shot, ThumbnailBody, without_callback
 from api.thumbnails import start_thumbnails
 from api.views import shots_out
 from media_pipeline.db.models import CutVersion
@@ -54,11 +55,13 @@ def render_thumbnail(
     shot_id: ShotId,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     gateway: GatewayDep,
-    body: ThumbnailRequest | None = None,
+    body: ThumbnailBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
+    body = body or ThumbnailBody()
+    callback_url = callbacks.accepted(settings, body.callback_url)
     shot = get_shot(session, shot_id)
-    return start_thumbnails(
-        session, gateway, response, shot.cut_version, shot, body or ThumbnailRequest(), idempotency_key
-    )
+    request = without_callback(body, ThumbnailRequest)
+    return start_thumbnails(session, gateway, response, shot.cut_version, shot, request, idempotency_key, callback_url)

@@ -157,9 +157,27 @@ class Job(Timestamped, Base):
     subject_type: Mapped[str | None] = mapped_column(sa.String(40))
     subject_id: Mapped[str | None] = mapped_column(sa.String(64))
     source: Mapped[str] = mapped_column(sa.String(20), default=JobSource.API)
+    # Where the finished job is POSTed (media_pipeline/platform/webhooks.py); null: nowhere.
     callback_url: Mapped[str | None] = mapped_column(sa.Text)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     error: Mapped[str | None] = mapped_column(sa.Text)
     outputs: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class WebhookDelivery(Base):
+    """One attempt to POST a finished job to its callback URL (the API shows them on the job)."""
+
+    __tablename__ = "mp_webhook_deliveries"
+    __table_args__ = (sa.UniqueConstraint("job_id", "attempt", name="uq_mp_webhook_deliveries_attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("mp_jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int]
+    ts: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    delivered: Mapped[bool] = mapped_column(default=False)
+    # When the next attempt is due; null when there is none (delivered, or out of attempts).
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), index=True)

@@ -246,6 +246,7 @@ def extraction_frames(
             log("warning", warning, state)
 
     ffmpeg.map_parallel(run_item, ready, item_ended)
+    progress.flush()  # the reporter batches: what is still waiting goes out now
 
     manifests = [item_manifest(state, batch, artifacts, folder / "items" / state.key) for state in states]
     succeeded = [m for m in manifests if m["status"] == "succeeded"]

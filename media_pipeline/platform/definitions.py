@@ -1,4 +1,5 @@
-"""What every area shares in the asset graph: the resources, the job tracker, the run reaper, the no-op job."""
+"""What every area shares in the asset graph: the resources, the job tracker, the run reaper,
+webhook deliveries, the no-op job."""
 
 import os
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from media_pipeline.core.probe import set_max_pixels
 from media_pipeline.platform.health import health_check
 from media_pipeline.platform.job_tracker import job_tracker
 from media_pipeline.platform.run_reaper import run_worker_reaper
+from media_pipeline.platform.webhooks import webhook_deliveries
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 from media_pipeline.settings import Settings, load_settings
 
@@ -32,7 +34,7 @@ def definitions(config: Settings) -> dg.Definitions:
     set_max_pixels(config.max_pixels)
     return dg.Definitions(
         jobs=[health_check],
-        sensors=[job_tracker, run_worker_reaper],
+        sensors=[job_tracker, run_worker_reaper, webhook_deliveries],
         resources={
             "database": from_settings(
                 lambda s: DatabaseResource(url=s.database_url), "The domain database (MEDIA_PIPELINE_DATABASE_URL)."

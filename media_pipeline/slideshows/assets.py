@@ -71,6 +71,8 @@ def slideshow_video(
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     except FFmpegError as exc:
         raise dg.Failure(description=f"the render failed: {exc.summary}; intermediates are kept under work/") from exc
+    finally:
+        progress.flush()  # the reporter batches: what is still waiting goes out now
     return dg.MaterializeResult(metadata=_metadata(artifacts, result), check_results=_checks(result))
 
 

@@ -43,6 +43,7 @@ from media_pipeline.editorial.thumbnails import (
 )
 from media_pipeline.editorial.timecodes import record_timecode, source_timecode
 from media_pipeline.editorial.timeline import TimelineError
+from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 from media_pipeline.settings import load_settings
 
@@ -320,12 +321,13 @@ def shot_thumbnails(
         raise dg.Failure(description=f"width must be between 16 and 4096 pixels, not {config.width}")
     run_id = context.run.run_id
     todo: list[tuple[ThumbnailPlan, str, Path]] = []
-    reused = 0
+    reused: list[ThumbnailPlan] = []
     results: list[dict[str, Any]] = []
     with database.session() as session:
         cut = load_cut(session, key)
         cut_id = cut.id
         shots = select_shots(session, cut, config)
+        names = {str(shot.id): shot.name for shot in shots}
         for shot in shots:
             try:
                 plan = plan_thumbnail(shot, choice, config.width)
@@ -338,22 +340,30 @@ def shot_thumbnails(
             if earlier is not None:
                 link_or_copy(artifacts.path(earlier.output_path or ""), output)
                 session.add(render_row(cut.id, plan, cache_key, artifacts.relative(output), run_id, earlier.id))
-                reused += 1
+                reused.append(plan)
                 results.append({**plan.metadata(), "reused": True, "path": artifacts.relative(output)})
             else:
                 todo.append((plan, cache_key, output))
-    context.log.info(f"{len(shots)} shot(s): {reused} reused, {len(todo)} to render")
 
-    recorder = RenderRecorder(database, context, "thumbnail", total=len(shots), done=reused)
+    with ProgressReporter.for_context(context, unit="shots") as progress:
+        progress.plan(total=len(shots), items=names)
+        for plan in reused:
+            progress.item_done(str(plan.shot_id), reused=True)
+        progress.log("info", f"{len(shots)} shot(s): {len(reused)} reused, {len(todo)} to render")
+        recorder = RenderRecorder(database, progress)
 
-    def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
-        plan, cache_key, output = item
-        row = render_row(cut_id, plan, cache_key, artifacts.relative(output), run_id, None)
-        recorder.record(row, plan.name, outcome)
-        results.append({**plan.metadata(), "reused": False, "path": artifacts.relative(output)})
+        def render(item: tuple[ThumbnailPlan, str, Path]) -> None:
+            progress.item_started(str(item[0].shot_id))
+            render_thumbnail(item[0], item[2])
 
-    ffmpeg.map_parallel(lambda item: render_thumbnail(item[0], item[2]), todo, finished)
-    recorder.finish()
+        def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
+            plan, cache_key, output = item
+            row = render_row(cut_id, plan, cache_key, artifacts.relative(output), run_id, None)
+            recorder.record(row, str(plan.shot_id), plan.name, outcome)
+            results.append({**plan.metadata(), "reused": False, "path": artifacts.relative(output)})
+
+        ffmpeg.map_parallel(render, todo, finished)
+        recorder.finish("thumbnail")
     results.sort(key=lambda row: row["index"])
     metadata: dict[str, Any] = {}
     if results:  # the pictures first, as the UI lists metadata in order
@@ -361,7 +371,7 @@ def shot_thumbnails(
     metadata |= {
         "shots": len(results),
         "rendered": len(todo),
-        "reused": reused,
+        "reused": len(reused),
         "slates": sum(1 for row in results if row["slate"]),
         "frame": config.frame,
         "width": config.width,
@@ -375,21 +385,22 @@ class RenderRecorder:
     """Render rows of one step, written in batches as the parallel renders finish.
 
     Committing a row per shot would cost more than some renders; rows are at most a second
-    stale, and each flush logs `<kind> <done>/<total> done`, which the job API reads as progress.
+    stale. Each finished render is reported to the step's ProgressReporter as it lands.
     """
 
-    def __init__(self, database: DatabaseResource, context: dg.AssetExecutionContext, kind: str, total: int, done: int):
-        self.database, self.context, self.kind = database, context, kind
-        self.total, self.done = total, done
+    def __init__(self, database: DatabaseResource, progress: ProgressReporter):
+        self.database, self.progress = database, progress
         self.pending: list[Render] = []
         self.failures: list[str] = []
         self.last_flush = time.monotonic()
 
-    def record(self, row: Render, name: str, outcome: object) -> None:
-        self.done += 1
+    def record(self, row: Render, item: str, name: str, outcome: object) -> None:
         if isinstance(outcome, BaseException):
             row.status, row.error, row.output_path = RenderStatus.FAILED, str(outcome), None
             self.failures.append(f"{name}: {outcome}")
+            self.progress.item_failed(item, str(outcome))
+        else:
+            self.progress.item_done(item)
         self.pending.append(row)
         if time.monotonic() - self.last_flush >= 1.0:
             self.flush()
@@ -399,14 +410,13 @@ class RenderRecorder:
             session.add_all(self.pending)
         self.pending.clear()
         self.last_flush = time.monotonic()
-        self.context.log.info(f"{self.kind} {self.done}/{self.total} done")
 
-    def finish(self) -> None:
+    def finish(self, kind: str) -> None:
         """Write what is left; fail the step if any render failed (the others stay reusable)."""
         self.flush()
         if self.failures:
             raise dg.Failure(
-                description=f"{len(self.failures)} {self.kind} render(s) failed; the others are saved and will be "
+                description=f"{len(self.failures)} {kind} render(s) failed; the others are saved and will be "
                 "reused on re-run",
                 metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in self.failures))},
             )

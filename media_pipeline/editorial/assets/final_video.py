@@ -1,7 +1,7 @@
 """The cut conformed into one playable H.264 file, re-encoding only segments that changed."""
 
 import tempfile
-import time
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.thumbnails import grab_frame
 from media_pipeline.editorial.timecodes import cut_drop_frame, cut_rate, record_origin
+from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -107,33 +108,52 @@ def final_video(
         if not path.exists() and all(path != other for _, other in todo):
             todo.append((segment, path))
     reused = len(plan.segments) - len(todo)
-    context.log.info(f"{len(plan.segments)} segment(s): {reused} reused, {len(todo)} to encode")
 
-    todo_frames = sum(segment.frames for segment, _ in todo) or 1
+    # Items are the segments, by position in the cut; progress counts the frames to encode.
+    ids = {id(segment): f"{number:04d}" for number, segment in enumerate(plan.segments)}
+    encoding = {id(segment) for segment, _ in todo}
     encoded: dict[int, int] = {}
-    last_report = 0.0
+    lock = threading.Lock()
+    with ProgressReporter.for_context(context, unit="frames") as progress:
+        progress.plan(
+            total=sum(segment.frames for segment, _ in todo),
+            items={ids[id(segment)]: segment.label for segment in plan.segments},
+        )
+        for segment in plan.segments:
+            if id(segment) not in encoding:
+                progress.item_done(ids[id(segment)], reused=True, advance=0)
+        progress.log("info", f"{len(plan.segments)} segment(s): {reused} reused, {len(todo)} to encode")
 
-    def encode(item: tuple[Segment, Path]) -> None:
-        segment, path = item
+        def frames_done(segment: Segment, frames: int) -> int:
+            # How many more frames of `segment` are encoded than were counted already.
+            with lock:
+                before = encoded.get(id(segment), 0)
+                encoded[id(segment)] = max(before, min(frames, segment.frames))
+                return encoded[id(segment)] - before
 
-        def on_frames(frames: int) -> None:
-            nonlocal last_report
-            encoded[id(segment)] = frames
-            if time.monotonic() - last_report >= 1.0:
-                last_report = time.monotonic()
-                done = sum(encoded.values())
-                # The job API reads these lines as progress (frames encoded of frames to encode).
-                context.log.info(f"conform {done}/{todo_frames} frames encoded")
+        def encode(item: tuple[Segment, Path]) -> None:
+            segment, path = item
+            progress.item_started(ids[id(segment)])
 
-        encode_segment(segment, options, path, on_frames)
+            def on_frames(frames: int) -> None:
+                new = frames_done(segment, frames)
+                if new:
+                    progress.advance(new)
+                progress.item(ids[id(segment)], "running", progress=encoded[id(segment)] / max(1, segment.frames))
 
-    failures: list[str] = []
+            encode_segment(segment, options, path, on_frames)
 
-    def finished(item: tuple[Segment, Path], outcome: object) -> None:
-        if isinstance(outcome, BaseException):
-            failures.append(f"{item[0].label}: {outcome}")
+        failures: list[str] = []
 
-    ffmpeg.map_parallel(encode, todo, finished)
+        def finished(item: tuple[Segment, Path], outcome: object) -> None:
+            segment = item[0]
+            if isinstance(outcome, BaseException):
+                failures.append(f"{segment.label}: {outcome}")
+                progress.item_failed(ids[id(segment)], str(outcome), advance=0)
+            else:
+                progress.item_done(ids[id(segment)], advance=frames_done(segment, segment.frames))
+
+        ffmpeg.map_parallel(encode, todo, finished)
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} segment(s) failed to encode; the others are kept and reused on re-run",

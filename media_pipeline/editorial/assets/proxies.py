@@ -30,6 +30,7 @@ from media_pipeline.editorial.proxies import (
     render_proxy,
 )
 from media_pipeline.editorial.timecodes import source_drop_frame
+from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -107,13 +108,14 @@ def shot_proxies(
     folder = artifacts.cut_dir(key) / "proxies"
     run_id = context.run.run_id
     todo: list[tuple[ProxyPlan, str, Path, Fraction]] = []
-    reused = 0
+    reused: list[ProxyPlan] = []
     rows: list[str] = []
     with database.session() as session:
         cut = load_cut(session, key)
         cut_id = cut.id
         label = f"{cut.name} v{cut.version:03d}"
         shots = select_shots(session, cut, config)
+        names = {str(shot.id): shot.name for shot in shots}
         for shot in shots:
             plan = plan_proxy(shot, options, label, drop_frame=source_drop_frame(shot, cut))
             cache_key = plan.cache_key(options)
@@ -126,33 +128,38 @@ def shot_proxies(
                              output.with_suffix(".filmstrip.jpg"))  # fmt: skip
                 session.add(shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
                                         artifacts.relative(output), run_id, earlier.id, _details(plan)))  # fmt: skip
-                reused += 1
+                reused.append(plan)
                 rows.append(_row(plan, "reused"))
             else:
                 todo.append((plan, cache_key, output, _aspect(shot.details or {})))
-    context.log.info(f"{len(shots)} shot(s): {reused} reused, {len(todo)} to encode")
 
-    def encode(item: tuple[ProxyPlan, str, Path, Fraction]) -> None:
-        plan, _, output, aspect = item
-        render_proxy(plan, options, output, aspect)
-        render_filmstrip(output, plan.frames, options.filmstrip_frames, output.with_suffix(".filmstrip.jpg"))
+    with ProgressReporter.for_context(context, unit="shots") as progress:
+        progress.plan(total=len(shots), items=names)
+        for plan in reused:
+            progress.item_done(str(plan.shot_id), reused=True)
+        progress.log("info", f"{len(shots)} shot(s): {len(reused)} reused, {len(todo)} to encode")
+        recorder = RenderRecorder(database, progress)
 
-    recorder = RenderRecorder(database, context, "proxy", total=len(shots), done=reused)
+        def encode(item: tuple[ProxyPlan, str, Path, Fraction]) -> None:
+            plan, _, output, aspect = item
+            progress.item_started(str(plan.shot_id))
+            render_proxy(plan, options, output, aspect)
+            render_filmstrip(output, plan.frames, options.filmstrip_frames, output.with_suffix(".filmstrip.jpg"))
 
-    def finished(item: tuple[ProxyPlan, str, Path, Fraction], outcome: object) -> None:
-        plan, cache_key, output, _ = item
-        row = shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
-                          artifacts.relative(output), run_id, None, _details(plan))  # fmt: skip
-        recorder.record(row, plan.name, outcome)
-        if not isinstance(outcome, BaseException):
-            rows.append(_row(plan, "encoded"))
+        def finished(item: tuple[ProxyPlan, str, Path, Fraction], outcome: object) -> None:
+            plan, cache_key, output, _ = item
+            row = shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
+                              artifacts.relative(output), run_id, None, _details(plan))  # fmt: skip
+            recorder.record(row, str(plan.shot_id), plan.name, outcome)
+            if not isinstance(outcome, BaseException):
+                rows.append(_row(plan, "encoded"))
 
-    ffmpeg.map_parallel(encode, todo, finished)
-    recorder.finish()
+        ffmpeg.map_parallel(encode, todo, finished)
+        recorder.finish("proxy")
     metadata = {
         "shots": len(shots),
         "encoded": len(todo),
-        "reused": reused,
+        "reused": len(reused),
         "folder": dg.MetadataValue.path(str(folder)),
         "proxies": dg.MetadataValue.md(
             "| shot | start timecode | frames | handles | |\n|---|---|---|---|---|\n" + "\n".join(sorted(rows))
