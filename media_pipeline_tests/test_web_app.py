@@ -98,10 +98,13 @@ def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(page, token: str = TOKEN) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, token: str = TOKEN, *, expect_success: bool = True) -> None:  # type: ignore[no-untyped-def]
     page.goto("/")
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
+    if expect_success:
+        # The cuts page is drawn once the token is checked; a form filled before would be replaced.
+        page.get_by_role("heading", name="Cuts").wait_for()
 
 
 def publish(page, timeline: Path, project: str, name: str, rate: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -134,7 +137,7 @@ def all_thumbnails_loaded(page, count: int) -> None:  # type: ignore[no-untyped-
 
 
 def test_a_bad_token_shows_the_apis_sentence(page) -> None:  # type: ignore[no-untyped-def]
-    sign_in(page, "not-the-token")
+    sign_in(page, "not-the-token", expect_success=False)
     flash = page.locator("#flash")
     flash.wait_for()
     assert "token" in flash.inner_text().lower()
@@ -163,7 +166,9 @@ def test_review_a_cut_from_upload_to_final_video(page, stack: Stack, tmp_path: P
     screenshot(page, "cut")
 
     # A second version: sh020 trimmed, sh030 omitted, sh040 new.
-    other = make_indexed_movie(tmp_path / "media" / "B001C001.mov", frames=24, rate=Fraction(24), size=(320, 180))
+    other = make_indexed_movie(
+        tmp_path / "media" / "B001C001.mov", frames=24, rate=Fraction(24), size=(320, 180), start_timecode="01:00:00:00"
+    )
     v2 = write_otio(
         tmp_path / "reel1_v2.otio",
         [clip("sh010", plate, 0, 12), clip("sh020", plate, 22, 20), clip("sh040", other, 4, 10)],
@@ -208,7 +213,8 @@ def test_review_a_cut_from_upload_to_final_video(page, stack: Stack, tmp_path: P
 
 def test_cancel_a_running_job(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     plate = make_indexed_movie(tmp_path / "media" / "long.mov", frames=240, rate=Fraction(24), size=(320, 180))
-    cut = write_otio(tmp_path / "long.otio", [clip(f"sh{i:03d}", plate, 0, 240) for i in range(8)])
+    # Shots with different source ranges: each is its own segment to encode, so the encode runs a while.
+    cut = write_otio(tmp_path / "long.otio", [clip(f"sh{i:03d}", plate, i * 10, 200) for i in range(4)])
     sign_in(page)
     publish(page, cut, "web", "long")
     cut_heading(page, "web / long v001")
@@ -219,6 +225,8 @@ def test_cancel_a_running_job(page, tmp_path: Path) -> None:  # type: ignore[no-
     page.get_by_role("button", name="Render final video").click()
     page.get_by_role("link", name="final video", exact=True).first.click()
     page.get_by_role("heading", name="Job: final video").wait_for()
+    # Dagster can only terminate a run once it has started.
+    page.locator(".badge.running").first.wait_for(timeout=JOB_CEILING_MS)
     page.get_by_role("button", name="Cancel").click()
     page.locator(".badge.cancelled").first.wait_for(timeout=JOB_CEILING_MS)
     assert page.get_by_role("button", name="Cancel").is_hidden()

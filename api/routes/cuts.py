@@ -328,8 +328,8 @@ def diff(
         200: {
             "description": "The timeline file: OTIO is JSON, an EDL is text, OTIOZ a zip",
             "content": {
-                "application/json": _BINARY,
-                "text/plain": _BINARY,
+                "application/json": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}},
                 "application/zip": _BINARY,
                 "application/octet-stream": _BINARY,
             },
