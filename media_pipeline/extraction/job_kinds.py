@@ -3,11 +3,10 @@
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from media_pipeline.extraction.partitions import extraction_batches
 from media_pipeline.extraction.request import ExtractionRequest
-from media_pipeline.platform.job_kinds import JobKind, RunFacts, Subject, register
+from media_pipeline.platform.job_kinds import JobKind, register
 
 
 def step_config(request: BaseModel) -> dict[str, Any]:
@@ -15,10 +14,6 @@ def step_config(request: BaseModel) -> dict[str, Any]:
     # Unset fields stay unset: an item without `crop` takes the batch's, an item with `crop: null` none.
     return {"request": request.model_dump_json(exclude_unset=True)}
 
-
-def subject_of_run(session: Session, run: RunFacts) -> Subject | None:
-    del session
-    return Subject("extraction", run.partition_key) if run.partition_key else None
 
 
 FRAME_EXTRACTION = register(
@@ -32,7 +27,6 @@ FRAME_EXTRACTION = register(
         partitions=extraction_batches,
         config_step="extraction_frames",
         step_config=step_config,
-        subject_of_run=subject_of_run,
         description="Exact frames and crops from a batch of videos, with a manifest per item and per batch.",
         step_weights={"extraction_frames": 1.0},
     )

@@ -102,7 +102,8 @@ class JobKind:
     # Steps and how much of the whole job each is worth, for a single progress figure.
     step_weights: Mapping[str, float] = field(default_factory=dict)
     # The subject of a run nobody asked the API for (a sensor's, the Dagster UI's), from the
-    # run's partition and config; None when it cannot be told.
+    # run's partition and config; None when it cannot be told. Unset: a partitioned kind is
+    # about its partition key.
     subject_of_run: Callable[[Session, RunFacts], Subject | None] | None = None
     # Called once when a run of this kind has ended, in the transaction that records the job's
     # final state (e.g. an ingest that died marks its cut failed).
@@ -128,7 +129,12 @@ class JobKind:
         return {"ops": {self.config_step: {"config": dict(self.step_config(request))}}}
 
     def subject_for(self, session: Session, run: RunFacts) -> Subject | None:
-        return self.subject_of_run(session, run) if self.subject_of_run is not None else None
+        if self.subject_of_run is not None:
+            return self.subject_of_run(session, run)
+        # A kind whose partition is its request (a batch, a render) is about that partition.
+        if self.partitions is not None and run.partition_key:
+            return Subject(self.subject_type, run.partition_key)
+        return None
 
 
 _REGISTRY: dict[str, JobKind] = {}

@@ -1,16 +1,9 @@
 """The slideshows area's job kinds."""
 
-from sqlalchemy.orm import Session
 
-from media_pipeline.platform.job_kinds import JobKind, RunFacts, Subject, register
+from media_pipeline.platform.job_kinds import JobKind, register
 from media_pipeline.slideshows.config import SlideshowRenderConfig
 from media_pipeline.slideshows.partitions import slideshow_renders
-
-
-def subject_of_run(session: Session, run: RunFacts) -> Subject | None:
-    del session
-    return Subject("slideshow_render", run.partition_key) if run.partition_key else None
-
 
 SLIDESHOW_RENDER = register(
     JobKind(
@@ -22,7 +15,6 @@ SLIDESHOW_RENDER = register(
         progress_unit="scenes",
         partitions=slideshow_renders,
         config_step="slideshow_video",
-        subject_of_run=subject_of_run,
         description="Render a narrated slideshow: scenes, crossfades, voiceovers or TTS, ducked music.",
         step_weights={"slideshow_video": 1.0},
     )
