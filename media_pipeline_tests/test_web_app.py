@@ -207,6 +207,8 @@ def test_review_a_cut_from_upload_to_final_video(page, stack: Stack, tmp_path: P
 
     page.goto("/app/#/jobs")
     page.get_by_role("heading", name="Jobs").wait_for()
+    # The heading is drawn before the list arrives: wait for the rows themselves.
+    page.locator("table.jobs tbody tr").nth(2).wait_for()
     assert page.locator("table.jobs tbody tr").count() >= 3
     screenshot(page, "jobs")
 
