@@ -233,11 +233,11 @@ class GraphQLGateway(InstanceReads):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphQLGateway:
-        return cls(settings.host, settings.ui_port, dagster_home=settings.dagster_home)
+        # $DAGSTER_HOME (`media-pipeline up` exports it), else the folder `up` would use.
+        return cls(settings.host, settings.ui_port, dagster_home=settings.dagster_instance_home)
 
     def _load_instance(self) -> dg.DagsterInstance:
-        # `media-pipeline up` exports DAGSTER_HOME; without it, fall back to the same folder.
-        if os.environ.get("DAGSTER_HOME") or self.dagster_home is None:
+        if self.dagster_home is None:
             return dg.DagsterInstance.get()
         return dg.DagsterInstance.from_config(str(self.dagster_home))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from media_pipeline import api_client, db
-from media_pipeline.settings import Settings, export_defaults, load_settings
+from media_pipeline.settings import Settings, SettingsError, load_settings
 
 INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
 # Everything the services write (stored timelines, artifacts, logs, databases) is readable by
@@ -42,33 +42,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("publish", "jobs", "export"):
         return api_client.run(args)
 
-    if args.command == "migrate":
-        export_defaults()
-        db.migrate(load_settings().database_url)
-        print("domain database is at the newest schema")
-        return 0
-    overrides = {
-        "MEDIA_PIPELINE_HOME": args.home,
-        "MEDIA_PIPELINE_UI_PORT": args.ui_port,
-        "MEDIA_PIPELINE_API_PORT": args.api_port,
-    }
-    for name, value in overrides.items():
-        if value is not None:
-            os.environ[name] = str(value)
-    return run_up(sample=not args.no_sample)
+    try:
+        if args.command == "migrate":
+            db.migrate(load_settings().database_url)
+            print("domain database is at the newest schema")
+            return 0
+        overrides = {
+            "MEDIA_PIPELINE_HOME": args.home,
+            "MEDIA_PIPELINE_UI_PORT": args.ui_port,
+            "MEDIA_PIPELINE_API_PORT": args.api_port,
+        }
+        env = {**os.environ, **{name: str(value) for name, value in overrides.items() if value is not None}}
+        return run_up(env, sample=not args.no_sample)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def prepare(env: dict[str, str]) -> Settings:
-    """Resolve settings into `env`, create folders, write the Dagster instance config, migrate."""
-    export_defaults(env)
-    if not env.get("MEDIA_PIPELINE_API_TOKEN"):
-        token_file = Path(env["MEDIA_PIPELINE_HOME"]).expanduser() / "api_token"
+    """Resolve the settings into `env` (every variable, for the services `up` starts), create
+    folders, write the Dagster instance config, migrate."""
+    settings = load_settings(env)
+    if not settings.api_token:
+        token_file = settings.home / "api_token"
         if not token_file.exists():
             token_file.parent.mkdir(parents=True, exist_ok=True)
             token_file.write_text(secrets.token_urlsafe(24))
             token_file.chmod(0o600)
         env["MEDIA_PIPELINE_API_TOKEN"] = token_file.read_text().strip()
-    settings = load_settings(env)
+        settings = load_settings(env)
+    env.update(settings.environment())
     if settings.dagster_postgres_url:
         env["MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"] = dagster_postgres_url(settings.dagster_postgres_url)
     for folder in (settings.home, settings.artifact_root, settings.dagster_home, *settings.watch_dirs):
@@ -167,9 +170,8 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     }
 
 
-def run_up(sample: bool) -> int:
+def run_up(env: dict[str, str], sample: bool) -> int:
     os.umask(SERVICE_UMASK)  # inherited by the webserver, the daemon, the API and every run
-    env = dict(os.environ)
     settings = prepare(env)
     for name, port in (("Dagster UI", settings.ui_port), ("API", settings.api_port)):
         if not port_free(settings.host, port):

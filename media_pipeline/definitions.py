@@ -8,7 +8,6 @@ from media_pipeline import settings
 from media_pipeline.areas import AREAS
 from media_pipeline.platform import definitions as platform
 
-settings.export_defaults()
 _config = settings.load_settings()
 
 defs = dg.Definitions.merge(

@@ -1,142 +1,350 @@
-"""Every setting the pipeline reads, in one place.
+"""Every setting the pipeline reads, in one place: one pydantic-settings model.
 
 Configuration is environment variables only, so the Dagster code location, the daemon, the
 API and the CLI all see the same values. Each has a default that makes an embedded,
 single-workstation setup work with nothing installed: SQLite databases and an artifact folder
-under the home folder.
+under the home folder. Each value is typed and validated once, when the settings are loaded;
+a bad one is a `SettingsError` naming the variable and what it accepts. Loading never writes
+the environment.
+
+Adding a setting: one field in its group below, with `description` (the README's configuration
+table is generated from the fields: `python -m media_pipeline.settings`, and a test compares).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from media_pipeline.core.timecode import RateError, parse_rate
+from media_pipeline.slideshows.spec import PRESETS
 
 ENV_PREFIX = "MEDIA_PIPELINE_"
 
 
+class SettingsError(ValueError):
+    """A variable's value cannot be used; the message names each bad variable and what it accepts."""
+
+
 @dataclass(frozen=True)
-class Setting:
-    name: str
-    default: str
-    doc: str
+class Accepts:
+    """What a kind of value accepts, in the words of the error that refuses a bad one."""
+
+    text: str
 
 
-# The README's configuration table is generated from (and tested against) this list.
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "MEDIA_PIPELINE_HOME", "./.media_pipeline", "Home folder: databases, artifacts, watch folder, Dagster home."
-    ),
-    Setting(
-        "MEDIA_PIPELINE_DATABASE_URL",
+def _split_paths(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip())
+    return value
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _rate(value: str) -> str:
+    try:
+        parse_rate(value)
+    except RateError:
+        raise ValueError("not a frame rate") from None
+    return value.strip()
+
+
+def _at_least_one(value: int) -> int:
+    return max(1, value)
+
+
+def _http_url(value: str) -> str:
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(value)
+    except ArgumentError:
+        raise ValueError("not a database URL") from None
+    return value
+
+
+def _postgres_url(value: str) -> str:
+    if value and not urlsplit(value).scheme.startswith("postgres"):
+        raise ValueError("not a Postgres URL")
+    return _database_url(value) if value else value
+
+
+# The kinds of values, each with the sentence its errors use.
+Port = Annotated[int, Accepts("a port number from 1 to 65535"), Field(ge=1, le=65535)]
+PositiveInt = Annotated[int, Accepts("a positive whole number"), Field(ge=1)]
+# Worker and item counts read below 1 as 1: a run always has one ffmpeg, a timeline one item.
+AtLeastOne = Annotated[int, Accepts("a whole number"), AfterValidator(_at_least_one)]
+Seconds = Annotated[float, Accepts("a number of seconds, 0 or more"), Field(ge=0)]
+Flag = Annotated[bool, Accepts("true or false (also 1/0, yes/no, on/off)")]
+Rate = Annotated[str, Accepts("a frame rate such as 24, 25, 23.976, 29.97 or 30000/1001"), AfterValidator(_rate)]
+# `NoDecode`: a list is `:`- or `,`-separated text, not the JSON pydantic-settings expects by default.
+PathList = Annotated[
+    tuple[Path, ...], Accepts(f"folders separated by `{os.pathsep}`"), NoDecode, BeforeValidator(_split_paths)
+]
+CommaList = Annotated[tuple[str, ...], Accepts("comma-separated values"), NoDecode, BeforeValidator(_split_commas)]
+HttpUrl = Annotated[str, Accepts("empty or an http(s) URL such as http://127.0.0.1:8000"), AfterValidator(_http_url)]
+DatabaseUrl = Annotated[
+    str,
+    Accepts("a SQLAlchemy URL such as sqlite:///path/to.db or postgresql+psycopg://user@host/db"),
+    AfterValidator(_database_url),
+]
+PostgresUrl = Annotated[
+    str, Accepts("empty or a Postgres URL such as postgresql://user@host:5432/db"), AfterValidator(_postgres_url)
+]
+Preset = Annotated[Literal[PRESETS], Accepts("an x264 preset: " + ", ".join(PRESETS))]  # type: ignore[valid-type]
+Resolution = Annotated[str, Accepts("WIDTHxHEIGHT such as 1920x1080"), Field(pattern=r"^\d{2,5}x\d{2,5}$")]
+Loudness = Annotated[float, Accepts("LUFS between -70 and -5"), Field(ge=-70, le=-5)]
+Crf = Annotated[int, Accepts("an H.264 CRF from 0 to 51"), Field(ge=0, le=51)]
+
+
+def _home_default(template: str, description: str) -> Any:
+    """A default under the home folder: `template` with `{home}` filled in when the settings load."""
+    return Field(None, validate_default=True, description=description, json_schema_extra={"template": template})
+
+
+# Read from these as they are: an empty value still means the default, except here.
+_EMPTY_IS_A_VALUE = {"MEDIA_PIPELINE_WATCH_DIRS"}
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("media_pipeline_settings_environ", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """The process environment, or the mapping given to `load_settings`; empty values are unset."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        environ = os.environ if environ is None else environ
+        kept = {k: v for k, v in environ.items() if v != "" or k.upper() in _EMPTY_IS_A_VALUE}
+        return parse_env_vars(kept, self.case_sensitive, False, self.env_parse_none_str)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # -- home and storage ------------------------------------------------------------------------
+    home: Path = Field(
+        Path("./.media_pipeline"),
+        json_schema_extra={"shown": "`./.media_pipeline`"},
+        description="Home folder: databases, artifacts, watch folder, Dagster home (`<home>/dagster`), logs "
+        "(`<home>/logs`).",
+    )
+    database_url: DatabaseUrl = _home_default(
         "sqlite:///{home}/media_pipeline.db",
-        "Domain database (SQLAlchemy URL). `postgresql+psycopg://user@host/db` for Postgres.",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_DAGSTER_POSTGRES_URL",
-        "",
-        "Dagster instance storage on Postgres. Empty: SQLite files under `{home}/dagster`.",
-    ),
-    Setting("MEDIA_PIPELINE_ARTIFACT_ROOT", "{home}/artifacts", "Where every produced file is written."),
-    Setting(
-        "MEDIA_PIPELINE_WATCH_DIRS",
-        "{home}/watch",
-        "Watched folders, separated by `" + os.pathsep + "`; one sensor each. Empty: no sensors.",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_MEDIA_ROOTS",
+        "Domain database (SQLAlchemy URL); `postgresql+psycopg://user@host/db` for Postgres.",
+    )
+    dagster_postgres_url: PostgresUrl = Field(
+        "", description="Dagster's instance storage on Postgres; empty: SQLite files under `<home>/dagster`."
+    )
+    artifact_root: Path = _home_default("{home}/artifacts", "Where every produced file is written.")
+    # Dagster's own variable, read here only: where the API finds the instance config.
+    dagster_home_var: Path | None = Field(
+        None,
+        validation_alias="DAGSTER_HOME",
+        description="Dagster's instance folder. `media-pipeline up` sets it to `<home>/dagster` and writes the "
+        "instance config there (`dagster.yaml` at the repo root is the same file, for `dagster dev`).",
+        json_schema_extra={"template": "{home}/dagster"},
+    )
+
+    # -- watch folders and media -----------------------------------------------------------------
+    watch_dirs: PathList = _home_default(
+        "{home}/watch", f"Watched folders, `{os.pathsep}`-separated; one sensor each. Set but empty: no sensors."
+    )
+    media_roots: PathList = _home_default(
         "{home}/media",
-        "The only folders media may be read from (with the watch folders, always), `"
-        + os.pathsep
-        + "`-separated; also searched by file name for media whose recorded path is not inside them.",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_EDL_RATE",
+        f"The only folders media may be read from (the watch folders are always added), `{os.pathsep}`-separated; "
+        "also searched by file name for media whose recorded path is not inside them.",
+    )
+    edl_rate: Rate = Field(
         "24",
-        "Frame rate for EDLs dropped into watch folders without a `watch.json` `rate`: 25, 23.976, 29.97, 30000/1001.",
-    ),
-    Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
-    Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
-    Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
-    Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
-    Setting(
-        "MEDIA_PIPELINE_API_URL",
-        "",
-        "API the command line talks to (`publish`, `jobs`, `export`). Empty: `http://{host}:{api port}`.",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_FFMPEG_CONCURRENCY",
-        "{cpus}",
-        "ffmpeg processes one run may start at once (thumbnails are rendered in parallel inside one run).",
-    ),
-    Setting("MEDIA_PIPELINE_MAX_CONCURRENT_RUNS", "4", "Runs the queued run coordinator starts at once."),
-    Setting("MEDIA_PIPELINE_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024), "Largest timeline upload the API accepts."),
-    Setting(
-        "MEDIA_PIPELINE_MAX_TIMELINE_ITEMS",
-        "20000",
-        "Most items (clips, gaps, transitions, tracks; EDL events) a timeline may hold.",
-    ),
-    Setting("MEDIA_PIPELINE_MAX_TIMELINE_DEPTH", "32", "Deepest nesting of tracks and stacks a timeline may have."),
-    Setting("MEDIA_PIPELINE_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS. Empty: no CORS headers."),
-    Setting("MEDIA_PIPELINE_SENSOR_INTERVAL", "5", "Seconds between watch-folder sensor evaluations."),
-    Setting(
-        "MEDIA_PIPELINE_MAX_PIXELS",
-        "100000000",
-        "Largest picture (width x height) read from media, checked from headers before decoding.",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_SETTLE_SECONDS",
-        "2",
-        "A dropped file is ingested once its size and mtime are unchanged for this long (copy still running).",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_WEBHOOK_SECRET",
-        "",
-        "Key of the `X-Signature` HMAC on webhook deliveries. Empty: requests with a `callback_url` are refused.",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_WEBHOOK_ALLOW_PRIVATE",
-        "false",
-        "`true`: callback URLs may point at loopback, private and link-local addresses (tests, one-host setups).",
-    ),
-    Setting(
-        "MEDIA_PIPELINE_SLIDESHOW_FPS", "30", "Slideshow frame rate when a render names none (25, 30, 30000/1001)."
-    ),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT", "2.5", "Shortest slideshow scene, seconds (`minShot`)."),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_MAX_SHOT", "8.0", "Longest slideshow scene, seconds (`maxShot`)."),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_XFADE", "0.5", "Crossfade between slideshow scenes, seconds (`xfade`)."),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_CRF", "18", "H.264 CRF of slideshow renders."),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_PRESET", "medium", "x264 preset of slideshow renders."),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_RESOLUTION", "1920x1080", "Slideshow output size."),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS", "-16", "Slideshow loudness target, LUFS integrated."),
-    Setting("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS", "50000000", "Largest slideshow image (width x height)."),
-    Setting("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST", "100", "Most videos one frame extraction request may hold."),
-    Setting(
-        "MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE",
-        "",
-        "`1` lets extraction download from loopback, private and link-local addresses. Empty: refused.",
-    ),
-    Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
-    Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
-    Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
-)
+        description="Frame rate for EDLs dropped into watch folders without a `watch.json` rate: `25`, `23.976`, "
+        "`29.97`, `30000/1001`, ...",
+    )
+    sensor_interval: PositiveInt = Field(5, description="Seconds between watch-folder sensor evaluations.")
+    settle_seconds: Seconds = Field(2.0, description="A dropped file is published once unchanged for this long.")
 
-_BY_NAME = {s.name: s for s in SETTINGS}
+    # -- API and services ------------------------------------------------------------------------
+    api_token: str = Field(
+        "",
+        description="Token for the API's `/v1` routes. Empty: `up` generates one, keeps it in `<home>/api_token` "
+        "and prints it.",
+    )
+    ui_port: Port = Field(
+        3000, description="Dagster webserver port, on loopback only; the UI is reached through the API at `/dagster/`."
+    )
+    api_port: Port = Field(8000, description="API port.")
+    host: str = Field("127.0.0.1", min_length=1, description="Interface the webserver and API listen on.")
+    api_url: HttpUrl = Field(
+        "",
+        description="API the command line (`publish`, `jobs`, `export`) talks to; empty: `http://<host>:<api port>`.",
+    )
+    cors_origins: CommaList = Field((), description="Comma-separated origins allowed by CORS; empty: no CORS headers.")
+    max_upload_bytes: PositiveInt = Field(
+        50 * 1024 * 1024,
+        description="Largest timeline upload the API accepts (413 above it), and largest file a watch folder reads.",
+        json_schema_extra={"shown": "`52428800` (50 MiB)"},
+    )
 
+    # -- runs and ffmpeg -------------------------------------------------------------------------
+    ffmpeg_concurrency: AtLeastOne = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        description="ffmpeg processes one run starts at once (at least 1).",
+        json_schema_extra={"shown": "CPU count"},
+    )
+    max_concurrent_runs: AtLeastOne = Field(4, description="Runs the queued run coordinator starts at once.")
 
-def _raw(name: str, env: dict[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    value = env.get(name)
-    if value is not None and value != "":
+    # -- timeline and media limits ---------------------------------------------------------------
+    max_timeline_items: AtLeastOne = Field(
+        20_000, description="Most items (clips, gaps, transitions, tracks; EDL events) a timeline may hold."
+    )
+    max_timeline_depth: AtLeastOne = Field(32, description="Deepest nesting of tracks and stacks a timeline may have.")
+    max_pixels: PositiveInt = Field(
+        100_000_000,
+        description="Largest picture (width x height) read from a still, sequence frame or movie, checked from its "
+        "header before anything is decoded; larger media is a missing shot saying so.",
+        json_schema_extra={"shown": "`100000000` (100 MP)"},
+    )
+
+    # -- webhooks --------------------------------------------------------------------------------
+    webhook_secret: str = Field(
+        "",
+        description="Key of the `X-Signature` HMAC-SHA256 on webhook deliveries (API and Dagster code location "
+        "alike). Empty: a request with a `callback_url` is refused (422).",
+    )
+    webhook_allow_private: Flag = Field(
+        False,
+        description="`true`: callback URLs may point at loopback, private and link-local addresses (tests, one-host "
+        "setups).",
+    )
+
+    # -- slideshows: what a render uses for each option it does not name -------------------------
+    slideshow_fps: Rate = Field(
+        "30", description="Slideshow frame rate when a render names none (`25`, `30`, `30000/1001`)."
+    )
+    slideshow_min_shot: Seconds = Field(2.5, description="Shortest slideshow scene, seconds (`minShot`).")
+    slideshow_max_shot: Seconds = Field(8.0, description="Longest slideshow scene, seconds (`maxShot`).")
+    slideshow_xfade: Seconds = Field(0.5, description="Crossfade between slideshow scenes, seconds (`xfade`).")
+    slideshow_crf: Crf = Field(18, description="H.264 CRF of slideshow renders.")
+    slideshow_preset: Preset = Field("medium", description="x264 preset of slideshow renders.")
+    slideshow_resolution: Resolution = Field("1920x1080", description="Slideshow output size.")
+    slideshow_loudness: Loudness = Field(-16.0, description="Slideshow loudness target, LUFS integrated.")
+    slideshow_max_pixels: PositiveInt = Field(
+        50_000_000, description="Largest slideshow image (width x height); larger uploads are refused."
+    )
+
+    # -- frame extraction ------------------------------------------------------------------------
+    max_videos_per_request: AtLeastOne = Field(
+        100, description="Most videos one frame extraction request may hold (422 above it)."
+    )
+    fetch_allow_private: Flag = Field(
+        False,
+        description="`true`: extraction may download from loopback, private and link-local addresses (refused "
+        "otherwise, redirects included).",
+    )
+    fetch_max_bytes: PositiveInt = Field(
+        2 * 1024**3,
+        description="Largest video an extraction item downloads.",
+        json_schema_extra={"shown": "`2147483648` (2 GiB)"},
+    )
+    fetch_timeout: PositiveInt = Field(300, description="Seconds one extraction download may take.")
+    extraction_item_timeout: PositiveInt = Field(
+        600, description="Seconds one extraction item may spend decoding before it fails."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _Environment(settings_cls))
+
+    @field_validator("database_url", "artifact_root", "watch_dirs", "media_roots", mode="before")
+    @classmethod
+    def _under_home(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and "home" in info.data:
+            template = cls.model_fields[info.field_name].json_schema_extra["template"]  # type: ignore[index]
+            return template.format(home=info.data["home"])
         return value
-    default = _BY_NAME[name].default
-    home = str(Path(env.get("MEDIA_PIPELINE_HOME") or _BY_NAME["MEDIA_PIPELINE_HOME"].default).resolve())
-    return default.format(home=home, cpus=os.cpu_count() or 2)
+
+    @field_validator("home", "artifact_root", "dagster_home_var")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("media_roots")
+    @classmethod
+    def _with_watch_dirs(cls, value: tuple[Path, ...], info: ValidationInfo) -> tuple[Path, ...]:
+        # Media next to a dropped timeline (relative paths) is read from its watch folder.
+        return tuple(dict.fromkeys([*value, *info.data.get("watch_dirs", ())]))
+
+    @property
+    def dagster_home(self) -> Path:
+        """Where `media-pipeline up` keeps the Dagster instance: `<home>/dagster`."""
+        return self.home / "dagster"
+
+    @property
+    def dagster_instance_home(self) -> Path:
+        """The Dagster instance this process uses: $DAGSTER_HOME, else `<home>/dagster`."""
+        return self.dagster_home_var or self.dagster_home
+
+    @property
+    def slideshow(self) -> SlideshowDefaults:
+        return SlideshowDefaults(
+            fps=self.slideshow_fps,
+            min_shot=self.slideshow_min_shot,
+            max_shot=self.slideshow_max_shot,
+            xfade=self.slideshow_xfade,
+            crf=self.slideshow_crf,
+            preset=self.slideshow_preset,
+            resolution=self.slideshow_resolution,
+            loudness=self.slideshow_loudness,
+            max_pixels=self.slideshow_max_pixels,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """Every setting as the variable that sets it: for child processes that must see these values."""
+        fields = type(self).model_fields
+        return {
+            variable(name, field.validation_alias): _as_text(name, getattr(self, name))
+            for name, field in fields.items()
+            if getattr(self, name) is not None
+        }
 
 
-def _paths(value: str) -> tuple[Path, ...]:
-    return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip())
+def _as_text(name: str, value: object) -> str:
+    """`value` as the variable for field `name` would spell it."""
+    if isinstance(value, tuple):
+        return ("," if name == "cors_origins" else os.pathsep).join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 2, as the README and Compose write it, not 2.0
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -154,125 +362,64 @@ class SlideshowDefaults:
     max_pixels: int = 50_000_000
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    database_url: str
-    dagster_postgres_url: str
-    artifact_root: Path
-    watch_dirs: tuple[Path, ...]
-    media_roots: tuple[Path, ...]
-    edl_rate: str  # exact text such as 25 or 24000/1001; parsed where it is used
-    api_token: str
-    ui_port: int
-    api_port: int
-    host: str
-    ffmpeg_concurrency: int
-    max_concurrent_runs: int
-    max_upload_bytes: int
-    max_timeline_items: int = 20_000
-    max_timeline_depth: int = 32
-    cors_origins: tuple[str, ...] = field(default_factory=tuple)
-    sensor_interval: int = 5
-    settle_seconds: float = 2.0
-    max_pixels: int = 100_000_000
-    webhook_secret: str = ""
-    webhook_allow_private: bool = False
-    slideshow: SlideshowDefaults = field(default_factory=lambda: SlideshowDefaults())
-    max_videos_per_request: int = 100
-    fetch_allow_private: bool = False
-    fetch_max_bytes: int = 2 * 1024**3
-    fetch_timeout: int = 300
-    extraction_item_timeout: int = 600
-    api_url: str = ""
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster"
+def variable(field_name: str, alias: object = None) -> str:
+    return alias if isinstance(alias, str) else ENV_PREFIX + field_name.upper()
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    def get(name: str) -> str:
-        return _raw(name, env)
-
-    return Settings(
-        home=Path(get("MEDIA_PIPELINE_HOME")).expanduser().resolve(),
-        database_url=get("MEDIA_PIPELINE_DATABASE_URL"),
-        dagster_postgres_url=get("MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"),
-        artifact_root=Path(get("MEDIA_PIPELINE_ARTIFACT_ROOT")).expanduser().resolve(),
-        watch_dirs=_paths(get("MEDIA_PIPELINE_WATCH_DIRS")),
-        # Media next to a dropped timeline (relative paths) is read from its watch folder.
-        media_roots=tuple(
-            dict.fromkeys([*_paths(get("MEDIA_PIPELINE_MEDIA_ROOTS")), *_paths(get("MEDIA_PIPELINE_WATCH_DIRS"))])
-        ),
-        edl_rate=get("MEDIA_PIPELINE_EDL_RATE"),
-        api_token=get("MEDIA_PIPELINE_API_TOKEN"),
-        ui_port=int(get("MEDIA_PIPELINE_UI_PORT")),
-        api_port=int(get("MEDIA_PIPELINE_API_PORT")),
-        host=get("MEDIA_PIPELINE_HOST"),
-        ffmpeg_concurrency=max(1, int(get("MEDIA_PIPELINE_FFMPEG_CONCURRENCY"))),
-        max_concurrent_runs=max(1, int(get("MEDIA_PIPELINE_MAX_CONCURRENT_RUNS"))),
-        max_upload_bytes=int(get("MEDIA_PIPELINE_MAX_UPLOAD_BYTES")),
-        max_timeline_items=max(1, int(get("MEDIA_PIPELINE_MAX_TIMELINE_ITEMS"))),
-        max_timeline_depth=max(1, int(get("MEDIA_PIPELINE_MAX_TIMELINE_DEPTH"))),
-        cors_origins=tuple(o.strip() for o in get("MEDIA_PIPELINE_CORS_ORIGINS").split(",") if o.strip()),
-        sensor_interval=int(get("MEDIA_PIPELINE_SENSOR_INTERVAL")),
-        settle_seconds=float(get("MEDIA_PIPELINE_SETTLE_SECONDS")),
-        max_pixels=_positive("MEDIA_PIPELINE_MAX_PIXELS", get("MEDIA_PIPELINE_MAX_PIXELS")),
-        webhook_secret=get("MEDIA_PIPELINE_WEBHOOK_SECRET"),
-        webhook_allow_private=_flag("MEDIA_PIPELINE_WEBHOOK_ALLOW_PRIVATE", get),
-        slideshow=SlideshowDefaults(
-            fps=get("MEDIA_PIPELINE_SLIDESHOW_FPS"),
-            min_shot=float(get("MEDIA_PIPELINE_SLIDESHOW_MIN_SHOT")),
-            max_shot=float(get("MEDIA_PIPELINE_SLIDESHOW_MAX_SHOT")),
-            xfade=float(get("MEDIA_PIPELINE_SLIDESHOW_XFADE")),
-            crf=int(get("MEDIA_PIPELINE_SLIDESHOW_CRF")),
-            preset=get("MEDIA_PIPELINE_SLIDESHOW_PRESET"),
-            resolution=get("MEDIA_PIPELINE_SLIDESHOW_RESOLUTION"),
-            loudness=float(get("MEDIA_PIPELINE_SLIDESHOW_LOUDNESS")),
-            max_pixels=int(get("MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS")),
-        ),
-        max_videos_per_request=max(1, int(get("MEDIA_PIPELINE_MAX_VIDEOS_PER_REQUEST"))),
-        fetch_allow_private=flag(get("MEDIA_PIPELINE_FETCH_ALLOW_PRIVATE")),
-        fetch_max_bytes=int(get("MEDIA_PIPELINE_FETCH_MAX_BYTES")),
-        fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
-        extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
-        api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
-    )
+VARIABLES: tuple[str, ...] = tuple(variable(n, f.validation_alias) for n, f in Settings.model_fields.items())
+# Each variable's default as text, where it depends on neither the home folder nor the host.
+DEFAULTS: dict[str, str] = {
+    variable(n, f.validation_alias): _as_text(n, f.default)
+    for n, f in Settings.model_fields.items()
+    if f.default_factory is None and f.default is not None and not f.validate_default
+}
 
 
-def _positive(name: str, value: str) -> int:
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings from `env` (default: the process environment), validated; SettingsError if any is bad."""
+    token = _ENVIRON.set(env)
     try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ValueError(f"{name} must be a positive whole number, not {value!r}")
-    return number
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_sentences(exc)) from None
+    finally:
+        _ENVIRON.reset(token)
 
 
-def _flag(name: str, get: Callable[[str], str]) -> bool:
-    value = get(name)
-    text = value.strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false, not {value!r}")
+def _sentences(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = Settings.model_fields.get(name)
+        if field is None:
+            lines.append(error["msg"])
+            continue
+        accepts = next((m.text for m in field.metadata if isinstance(m, Accepts)), None)
+        value = error.get("input")
+        lines.append(f"{variable(name, field.validation_alias)} must be {accepts or error['msg']}, not {value!r}")
+    return "; ".join(lines)
 
 
-def flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def markdown_table() -> str:
+    """The README's configuration table, from the fields."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "shown" in extra:
+            shown = str(extra["shown"])
+        elif "template" in extra:
+            shown = "`" + str(extra["template"]).replace("{home}", "<home>") + "`"
+        elif field.default in ("", (), None):
+            shown = "empty"
+        elif isinstance(field.default, bool):
+            shown = f"`{str(field.default).lower()}`"
+        elif isinstance(field.default, float) and field.default.is_integer():
+            shown = f"`{int(field.default)}`"
+        else:
+            shown = f"`{field.default}`"
+        rows.append(f"| `{variable(name, field.validation_alias)}` | {shown} | {field.description} |")
+    return "\n".join(rows)
 
 
-def export_defaults(env: dict[str, str] | None = None) -> None:
-    """Write every unset setting's default into the environment.
-
-    Dagster resources read their configuration through `dg.EnvVar`, which has no default of
-    its own; exporting the defaults makes `dagster dev`, `media-pipeline up` and tests resolve
-    the same values and lets the Dagster UI show where each value came from.
-    """
-    target = os.environ if env is None else env
-    for setting in SETTINGS:
-        if not target.get(setting.name):
-            target[setting.name] = _raw(setting.name, target)
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

@@ -102,7 +102,7 @@ def test_the_token_is_checked_before_the_body_is_read(client: TestClient) -> Non
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_unset_token_refuses_everyone(api_settings: Settings, gateway) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(**{**api_settings.__dict__, "api_token": ""})
+    settings = api_settings.model_copy(update={"api_token": ""})
     with TestClient(create_app(settings, gateway=gateway)) as client:
         for headers in ({}, {"Authorization": "Bearer "}, {"X-API-Key": ""}):
             assert_problem(client.get("/v1/cuts", headers=headers), 401, "unauthorized")

@@ -47,8 +47,8 @@ def plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def api_settings(db_url: str, tmp_path: Path, plate: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings in the environment, where the API reads them and the Dagster resources
-    (`dg.EnvVar`) of the real definitions resolve them at run time."""
+    """Settings in the environment, where the API reads them and the Dagster resources of the
+    real definitions load them at run time."""
     artifacts = tmp_path / "api_artifacts"
     artifacts.mkdir()
     env = {

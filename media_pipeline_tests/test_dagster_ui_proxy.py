@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -43,7 +42,7 @@ def upstream() -> Iterator[int]:
 
 def test_websocket_is_proxied_for_a_signed_in_browser_only(upstream: int, tmp_path) -> None:
     settings = load_settings({"MEDIA_PIPELINE_HOME": str(tmp_path), "MEDIA_PIPELINE_API_TOKEN": "ui-token"})
-    app = create_app(dataclasses.replace(settings, ui_port=upstream))
+    app = create_app(settings.model_copy(update={"ui_port": upstream}))
     with TestClient(app) as client:
         with pytest.raises(WebSocketDisconnect), client.websocket_connect("/dagster/graphql"):
             pass

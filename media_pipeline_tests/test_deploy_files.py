@@ -37,7 +37,7 @@ import sqlalchemy as sa
 import yaml
 
 from media_pipeline import db
-from media_pipeline.settings import SETTINGS, load_settings
+from media_pipeline.settings import DEFAULTS, VARIABLES, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -55,8 +55,8 @@ PYPROJECT = ROOT / "pyproject.toml"
 APP_SERVICES = ("code", "webserver", "daemon", "api")
 # Services whose processes load the Dagster instance from DAGSTER_HOME (the API reads runs from it).
 INSTANCE_SERVICES = APP_SERVICES
-SETTING_NAMES = frozenset(s.name for s in SETTINGS)
-SETTING_DEFAULTS = {s.name: s.default for s in SETTINGS}
+SETTING_NAMES = frozenset(VARIABLES)
+SETTING_DEFAULTS = DEFAULTS
 # Any non-empty value satisfies `${NAME:?...}`; these are what the tests resolve the file with.
 TEST_SECRETS = {"POSTGRES_PASSWORD": "test-pw-0123", "MEDIA_PIPELINE_API_TOKEN": "test-token-0123"}
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
@@ -500,7 +500,7 @@ def test_media_pipeline_variables_are_settings(raw: dict[str, Any]) -> None:
     for text in strings_in(raw):
         for match in INTERPOLATION.finditer(text):
             name = match["name"]
-            if name in SETTING_DEFAULTS and match["op"] == ":-" and "{" not in SETTING_DEFAULTS[name]:
+            if name in SETTING_DEFAULTS and match["op"] == ":-":
                 assert match["arg"] == SETTING_DEFAULTS[name], f"{name}: {match['arg']} vs {SETTING_DEFAULTS[name]}"
 
 
@@ -530,8 +530,8 @@ def instance_env_vars() -> set[str]:
 def test_instance_config_variables_are_set_where_the_instance_is_loaded(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    # The daemon and webserver never import media_pipeline, so settings.export_defaults() does not
-    # run there: every `env:` of the instance config must come from the Compose file itself.
+    # The daemon and webserver read the instance config's `env:` variables themselves (nothing
+    # fills in defaults there): every one must come from the Compose file itself.
     needed = instance_env_vars()
     assert "MEDIA_PIPELINE_DAGSTER_POSTGRES_URL" in needed
     for name in INSTANCE_SERVICES:
@@ -655,8 +655,8 @@ def test_python_modules_of_the_commands_load(services: dict[str, dict[str, Any]]
     app_module, _, app_attr = app_ref.partition(":")
     if importlib.util.find_spec(app_module.split(".")[0]) is None or importlib.util.find_spec(app_module) is None:
         pytest.skip(f"{app_module} does not exist yet")
-    # In a child process with each service's environment: importing the definitions writes the
-    # settings' defaults into os.environ, and the container paths must not leak into this process.
+    # In a child process with each service's environment: the container paths must not leak
+    # into this process.
     script = f"""
 import os, sys
 os.environ.clear(); os.environ.update({code_env!r})

@@ -6,14 +6,13 @@ from pathlib import Path
 import dagster as dg
 
 from media_pipeline.extraction.sources import SourcePolicy
-from media_pipeline.settings import flag
 
 
 class ExtractionSources(dg.ConfigurableResource):
     """Which files and URLs items may name, download limits, and each item's time limit."""
 
     media_roots: str = ""
-    allow_private: str = ""
+    allow_private: bool = False
     max_bytes: int = 2 * 1024**3
     fetch_timeout: int = 300
     item_timeout: int = 600
@@ -22,7 +21,7 @@ class ExtractionSources(dg.ConfigurableResource):
         roots = tuple(Path(os.path.realpath(p)) for p in self.media_roots.split(os.pathsep) if p.strip())
         return SourcePolicy(
             media_roots=roots,
-            allow_private=flag(self.allow_private),
+            allow_private=self.allow_private,
             max_bytes=self.max_bytes,
             timeout=self.fetch_timeout,
         )

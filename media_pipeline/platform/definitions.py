@@ -43,7 +43,10 @@ def definitions(config: Settings) -> dg.Definitions:
                 lambda s: ArtifactStore(root=str(s.artifact_root)),
                 "Where every produced file is written (MEDIA_PIPELINE_ARTIFACT_ROOT).",
             ),
-            "ffmpeg": FFmpegResource(concurrency=dg.EnvVar.int("MEDIA_PIPELINE_FFMPEG_CONCURRENCY")),
+            "ffmpeg": from_settings(
+                lambda s: FFmpegResource(concurrency=s.ffmpeg_concurrency),
+                "ffmpeg processes one step may run at once (MEDIA_PIPELINE_FFMPEG_CONCURRENCY).",
+            ),
             "media_search": from_settings(
                 lambda s: MediaSearchResource(media_roots=os.pathsep.join(str(root) for root in s.media_roots)),
                 "The folders media may be read from (MEDIA_PIPELINE_MEDIA_ROOTS and the watch folders).",
