@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from api import dagster_ui
 from api.dagster_gateway import DagsterGateway, GraphQLGateway
@@ -31,6 +32,8 @@ Lists answer `{"items": [...], "next_cursor": ...}`; pass `next_cursor` back as 
 POSTs that start work accept an `Idempotency-Key` header.
 """
 
+DOCS_STATIC_URL = "/docs-static"
+
 TAGS = [
     {"name": "cuts", "description": "Timelines published as cut versions, their shots, diffs and renders"},
     {"name": "shots", "description": "Single shots"},
@@ -49,7 +52,10 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
     MEDIA_PIPELINE_HOST:MEDIA_PIPELINE_UI_PORT; nothing is contacted until a request needs it.
     """
     settings = settings or load_settings()
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served by the app itself, from the
+    # fastapi-offline package: FastAPI's own pages load them from a CDN, blank without internet.
+    app = FastAPIOffline(
+        static_url=DOCS_STATIC_URL,
         title="media_pipeline API",
         version="1.0.0",
         description=DESCRIPTION,
