@@ -18,15 +18,11 @@ RUN groupadd --system --gid "${APP_UID}" app \
 
 WORKDIR /opt/media_pipeline
 
-# Dependencies first, from pyproject.toml alone, with empty stand-in packages: this layer is
-# rebuilt only when the dependencies change, not on every code change. ffmpeg needs no apt
+# Dependencies first, every one at the version and hash of the lock file (scripts/lock): this
+# layer is rebuilt only when the lock changes, not on every code change. ffmpeg needs no apt
 # package: the imageio-ffmpeg wheel carries a static binary.
-COPY pyproject.toml README.md ./
-RUN mkdir media_pipeline api \
-    && touch media_pipeline/__init__.py api/__init__.py \
-    && pip install . \
-    && pip uninstall --yes media_pipeline \
-    && rm -rf media_pipeline api build ./*.egg-info
+COPY pyproject.toml README.md requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 COPY media_pipeline ./media_pipeline
 COPY api ./api
