@@ -7,7 +7,6 @@ with real ffmpeg through `InProcessGateway`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +25,7 @@ from media_pipeline.platform.job_tracker import job_tracker
 from media_pipeline.resources import DatabaseResource
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline.settings import Settings, load_settings
+from media_pipeline_tests.waiting import wait_until
 
 # Star-imported by the test modules: pytest finds fixtures in a module's namespace.
 __all__ = ["api_settings", "app", "client", "gateway", "plate"]
@@ -147,17 +147,16 @@ def upload(
 
 
 def wait_for_job(client: TestClient, job_id: str, predicate: Callable[[dict[str, Any]], bool],
-                 timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+                 timeout: float = 300) -> dict[str, Any]:
+    def matched() -> dict[str, Any] | None:
         job = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
         if predicate(job):
             return job
         if job["status"] in ("succeeded", "failed", "cancelled"):
             raise AssertionError(f"job {job_id} finished without matching: {job}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} never matched; last seen {job}")
-        time.sleep(0.05)
+        return None
+
+    return wait_until(matched, timeout=timeout, what=f"job {job_id} to match", interval=0.05)
 
 
 def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:

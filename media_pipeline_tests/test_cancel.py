@@ -21,6 +21,7 @@ from media_pipeline.resources import FFmpegResource
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import AUTH, clip, upload, wait_for_job, write_otio
+from media_pipeline_tests.waiting import wait_until
 
 CEILING = 3.0  # what the issue promises between a cancel and the last ffmpeg gone
 
@@ -39,13 +40,10 @@ def ffmpegs_touching(folder: Path) -> list[psutil.Process]:
     return found
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:  # type: ignore[no-untyped-def]
-    """Seconds it took `predicate` to hold; AssertionError past `timeout`."""
+def seconds_until(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    """Seconds it took `predicate` to hold (a promise measured: `timeout` is the promise itself)."""
     started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(interval)
+    wait_until(predicate, timeout=timeout, what=what, interval=0.05)
     return time.monotonic() - started
 
 
@@ -80,9 +78,9 @@ def test_cancelling_a_scope_kills_its_ffmpegs_and_starts_no_queued_one(tmp_path:
     worker = threading.Thread(target=work)
     worker.start()
     try:
-        wait_until(lambda: len(ffmpegs_touching(tmp_path)) == 2, timeout=60)
+        wait_until(lambda: len(ffmpegs_touching(tmp_path)) == 2, timeout=300, what="both ffmpegs to start")
         scopes[0].cancel()
-        assert wait_until(lambda: not ffmpegs_touching(tmp_path), timeout=CEILING) < CEILING
+        assert seconds_until(lambda: not ffmpegs_touching(tmp_path), CEILING, "every ffmpeg gone") < CEILING
         worker.join(CEILING)
         assert not worker.is_alive()
     finally:
@@ -111,7 +109,7 @@ def test_an_exception_leaving_the_scope_kills_ffmpeg_in_other_threads(tmp_path: 
     seen_running = threading.Event()
 
     def watch() -> None:
-        wait_until(lambda: len(ffmpegs_touching(tmp_path)) == 2, timeout=60)
+        wait_until(lambda: len(ffmpegs_touching(tmp_path)) == 2, timeout=300, what="both ffmpegs to start")
         seen_running.set()
 
     watcher = threading.Thread(target=watch)
@@ -130,7 +128,7 @@ def test_an_exception_leaving_the_scope_kills_ffmpeg_in_other_threads(tmp_path: 
     interrupted_at = time.monotonic()
     watcher.join()
     assert seen_running.is_set()
-    assert wait_until(lambda: not ffmpegs_touching(tmp_path), timeout=CEILING) < CEILING
+    assert seconds_until(lambda: not ffmpegs_touching(tmp_path), CEILING, "every ffmpeg gone") < CEILING
     assert interrupted_at - started < 60
     assert list(tmp_path.iterdir()) == []
 
@@ -158,12 +156,12 @@ def test_cancelling_a_final_video_kills_every_ffmpeg_within_3_s(
         response = client.post(f"/v1/cuts/{cut['id']}/final-video", json=body, headers=AUTH)
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
-        wait_until(lambda: len(ffmpegs_touching(artifacts)) >= 1, timeout=180)
+        wait_until(lambda: len(ffmpegs_touching(artifacts)) >= 1, timeout=300, what="an ffmpeg to start")
         running = {proc.pid for proc in ffmpegs_touching(artifacts)}
 
         cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=AUTH)
         assert cancelled.status_code == 202, cancelled.text
-        took = wait_until(lambda: not ffmpegs_touching(artifacts), timeout=CEILING)
+        took = seconds_until(lambda: not ffmpegs_touching(artifacts), CEILING, "every ffmpeg gone")
         assert took < CEILING
         assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
                    for pid in running)  # fmt: skip

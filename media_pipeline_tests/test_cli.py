@@ -19,17 +19,17 @@ from media_pipeline_tests.test_stack_api import (
     Stack,
     stack,  # noqa: F401  (fixture)
 )
+from media_pipeline_tests.waiting import service_environment
 
 pytestmark = pytest.mark.stack
 CLI = str(Path(sys.executable).parent / "media-pipeline")
 
 
 def cli(running: Stack, *args: str, url: str | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+    env = service_environment({
         "MEDIA_PIPELINE_API_URL": url or str(running.api.base_url),
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
-    }
+    })
     streams = {"stdout": kwargs.pop("stdout", subprocess.PIPE), "stderr": subprocess.PIPE}
     return subprocess.run([CLI, *args], env=env, text=True, timeout=180, **streams, **kwargs)  # type: ignore[call-overload]
 

@@ -16,7 +16,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.dagster_ui import COOKIE, session_value
 from api.main import create_app
 from media_pipeline.settings import load_settings
-from media_pipeline_tests.test_stack import free_port, wait_for
+from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.waiting import wait_until
 
 
 async def graphql_ws(websocket: WebSocket) -> None:
@@ -34,7 +35,7 @@ def upstream() -> Iterator[int]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for(lambda: server.started, 60, "the upstream WebSocket server")
+    wait_until(lambda: server.started, timeout=300, what="the upstream WebSocket server")
     yield port
     server.should_exit = True
     thread.join(timeout=30)

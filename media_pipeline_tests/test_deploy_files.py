@@ -22,7 +22,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -38,6 +37,7 @@ import yaml
 
 from media_pipeline import db
 from media_pipeline.settings import DEFAULTS, VARIABLES, load_settings
+from media_pipeline_tests.waiting import DAGSTER_TIMEOUTS, running, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -238,16 +238,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the process exited ({process.returncode}) while waiting for {what}"
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def option(argv: list[str], *names: str) -> str:
@@ -869,6 +859,7 @@ def test_code_server_webserver_and_health_checks_as_configured(
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(tmp_path),
         **environment(services["code"]),
+        **DAGSTER_TIMEOUTS,
         "DAGSTER_HOME": str(home),
         "MEDIA_PIPELINE_HOME": str(tmp_path),
         "MEDIA_PIPELINE_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
@@ -906,10 +897,12 @@ def test_code_server_webserver_and_health_checks_as_configured(
         def healthy(argv: list[str]) -> bool:
             return subprocess.run(argv, env=env, capture_output=True, timeout=30).returncode == 0
 
-        wait_until(lambda: healthy(code_check), 60, "the code server's health check", code)
+        wait_until(
+            lambda: healthy(code_check), what="the code server's health check", alive=running(code, "the code server")
+        )
         ui = subprocess.Popen(ui_argv, env=env, stdout=(logs / "ui.log").open("wb"), stderr=subprocess.STDOUT)
         processes.append(ui)
-        wait_until(lambda: healthy(ui_check), 60, "the webserver's health check", ui)
+        wait_until(lambda: healthy(ui_check), what="the webserver's health check", alive=running(ui, "the webserver"))
 
         # The webserver reached the code location through the workspace file.
         query = json.dumps(

@@ -3,7 +3,6 @@ answering while they are parsed."""
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,8 @@ import pytest
 from media_pipeline.editorial.safe_read import TimelineLimits, read_untrusted
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError
 from media_pipeline_tests.conftest import CORPUS
-from media_pipeline_tests.test_stack import free_port, wait_for
+from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.waiting import service_environment, wait_until
 
 TOKEN = "hostile-test-token"
 
@@ -108,13 +108,12 @@ def test_a_parser_over_its_memory_limit_dies_alone_with_a_sentence(tmp_path):
 @pytest.fixture
 def api_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+    env = service_environment({
         "MEDIA_PIPELINE_HOME": str(tmp_path / "home"),
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
         "MEDIA_PIPELINE_MAX_UPLOAD_BYTES": str(128 << 20),  # let the 1M-line EDL reach the parser
         "MEDIA_PIPELINE_UI_PORT": str(free_port()),  # nothing listens: launches would be 503s
-    }
+    })
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -126,7 +125,7 @@ def api_server(tmp_path: Path) -> Iterator[str]:
             return False
 
     try:
-        wait_for(up, 180, "the API")  # a loaded machine starts it slowly
+        wait_until(up, timeout=300, what="the API")  # a loaded machine starts it slowly
         yield base
     finally:
         server.terminate()

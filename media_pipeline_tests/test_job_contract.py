@@ -5,7 +5,6 @@ a new area's job kind needs no line of generic code."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from media_pipeline_tests.test_api_support import (
     wait_for_job,
     write_otio,
 )
+from media_pipeline_tests.waiting import wait_until
 
 
 def run_as_the_ui_would(
@@ -127,17 +127,20 @@ def test_sensor_ui_and_retry_runs_are_jobs_with_their_source(
         "database": DatabaseResource(url=api_settings.database_url),
         "artifacts": ArtifactStore(root=str(api_settings.artifact_root)),
     }
-    cursor, requests = None, []
-    deadline = time.monotonic() + 30
-    while not requests and time.monotonic() < deadline:
+    cursor: str | None = None
+
+    def tick() -> list[dg.RunRequest]:
+        nonlocal cursor
         with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
             result = sensor(context)
-        if isinstance(result, dg.SensorResult):
-            cursor = result.cursor
-            for partitions in result.dynamic_partitions_requests or []:
-                instance.add_dynamic_partitions(partitions.partitions_def_name, list(partitions.partition_keys))
-            requests = list(result.run_requests or [])
-    [request] = requests
+        if not isinstance(result, dg.SensorResult):
+            return []
+        cursor = result.cursor
+        for partitions in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(partitions.partitions_def_name, list(partitions.partition_keys))
+        return list(result.run_requests or [])
+
+    [request] = wait_until(tick, what="the sensor's run request for the dropped cut")
     sensor_run = run_as_the_ui_would(
         instance, "ingest_cut", request.partition_key, {}, {**request.tags, "dagster/sensor_name": sensor.name}
     )

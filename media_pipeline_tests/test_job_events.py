@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from media_pipeline.settings import Settings
 from media_pipeline_tests.test_api_status import user_line
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import AUTH, TOKEN, assert_problem, clip, upload, write_otio
+from media_pipeline_tests.waiting import wait_until
 
 Event = dict[str, Any]
 
@@ -263,10 +263,12 @@ def live_api(api_settings: Settings, instance: dg.DagsterInstance) -> Iterator[t
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
+    wait_until(
+        lambda: server.started,
+        what="uvicorn to start",
+        interval=0.05,
+        alive=lambda: None if thread.is_alive() else "uvicorn's thread ended",
+    )
     try:
         yield f"http://127.0.0.1:{port}", app, gateway
     finally:

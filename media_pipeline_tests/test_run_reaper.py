@@ -17,6 +17,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from media_pipeline.platform import run_reaper
 from media_pipeline.platform.run_reaper import dead_worker_message, reap, run_worker, run_worker_reaper
+from media_pipeline_tests.waiting import wait_until
 
 STARTED = dg.DagsterRunStatus.STARTED
 LINUX_PROC = Path("/proc/self/stat").exists()
@@ -131,10 +132,11 @@ def test_a_reused_pid_or_a_zombie_is_not_the_worker(
     zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         zombie.kill()
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-            assert time.monotonic() < deadline, "the killed child never became a zombie"
-            time.sleep(0.05)
+        wait_until(
+            lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+            what="the killed child to become a zombie",
+            interval=0.05,
+        )
         unreaped = started_run(instance, zombie.pid, logged_at=time.time() - 60)
         assert sorted(reap(instance, grace=0)) == sorted([(reused, sleeper.pid), (unreaped, zombie.pid)])
     finally:

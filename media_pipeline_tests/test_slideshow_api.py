@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from media_pipeline.settings import Settings, load_settings
 from media_pipeline_tests.slideshow_media import COLOURS, make_image, make_tone, video_frames
 from media_pipeline_tests.test_api_support import assert_problem
 from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.waiting import wait_until
 
 TOKEN = "slideshow-api-token-7d1e"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -189,10 +189,7 @@ class Server:
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.05)
+        wait_until(lambda: self.server.started, what="uvicorn to start", interval=0.05)
         return f"http://127.0.0.1:{self.port}"
 
     def __exit__(self, *exc: object) -> None:
@@ -236,13 +233,12 @@ def test_original_render_api_session_with_curl(
         started = curl_json("-X", "POST", f"{api}/v1/projects/trip/render", "-H", "Content-Type: application/json",
                             "-d", json.dumps(request))  # fmt: skip
         job_id = started["jobId"]
-        deadline = time.monotonic() + 240
-        while True:
+
+        def finished() -> dict[str, Any] | None:
             job = curl_json(f"{api}/v1/jobs/{job_id}")
-            if job["status"] in ("succeeded", "failed", "cancelled"):
-                break
-            assert time.monotonic() < deadline, job
-            time.sleep(0.5)
+            return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+        job = wait_until(finished, what=f"render job {job_id} to finish", interval=0.5)
         assert job["status"] == "succeeded", job
         assert 0 <= job["progress"] <= 1 and isinstance(job["logs"], list)
         outputs = curl_json(f"{api}/v1/projects/trip/outputs")

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 
 from media_pipeline import db
 from media_pipeline.db.models import CutVersion, Render
+from media_pipeline_tests.waiting import running, service_environment, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -28,28 +28,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"media-pipeline up exited early ({process.returncode}) while waiting for {what}")
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 @pytest.fixture
 def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     ui_port, api_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+    env = service_environment({
         "MEDIA_PIPELINE_SENSOR_INTERVAL": "1",
         "MEDIA_PIPELINE_SETTLE_SECONDS": "0.5",
         "MEDIA_PIPELINE_API_TOKEN": "stack-test-token",
-    }
+    })
     command = [
         str(Path(sys.executable).parent / "media-pipeline"),
         "up",
@@ -80,8 +67,18 @@ def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
         except httpx.HTTPError:
             return False
 
-    wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"), 120, "the webserver", process)
-    wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 60, "the API", process)
+    wait_until(
+        lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"),
+        timeout=300,
+        what="the webserver",
+        alive=running(process, "media-pipeline up"),
+    )
+    wait_until(
+        lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"),
+        timeout=300,
+        what="the API",
+        alive=running(process, "media-pipeline up"),
+    )
     sample = home / "watch" / "demo" / "sample_cut.otio"
     assert sample.exists()
     # The same content dropped again under another name must not become a second cut version.
@@ -93,7 +90,12 @@ def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
         with db.session_scope(url) as session:
             return session.scalar(sa.select(Render.id).where(Render.kind == "contact_sheet")) is not None
 
-    wait_for(contact_sheet_done, 180, "the sample cut's contact sheet", process)
+    wait_until(
+        contact_sheet_done,
+        timeout=300,
+        what="the sample cut's contact sheet",
+        alive=running(process, "media-pipeline up"),
+    )
     with db.session_scope(url) as session:
         cuts = session.scalars(sa.select(CutVersion)).all()
         assert [(c.partition_key, c.status, c.shot_count, c.missing_count) for c in cuts] == [
@@ -110,7 +112,7 @@ def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
     def finished() -> bool:  # the contact sheet's row lands a moment before the run reports success
         return all(run.is_finished for run in instance.get_runs(filters=partition_runs))
 
-    wait_for(finished, 60, "the ingest run to finish", process)
+    wait_until(finished, timeout=300, what="the ingest run to finish", alive=running(process, "media-pipeline up"))
     runs = instance.get_runs(filters=partition_runs)
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS]
     assert runs[0].tags.get("dagster/sensor_name", "").startswith("watch_")

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,7 +24,8 @@ from media_pipeline.core.ffmpeg import probe
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import CORPUS
 from media_pipeline_tests.test_api_support import clip, write_otio
-from media_pipeline_tests.test_stack import free_port, wait_for
+from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.waiting import running, service_environment, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -59,19 +59,28 @@ def reachable(url: str) -> bool:
 def stack(tmp_path: Path) -> Iterator[Stack]:
     home = tmp_path / "home"
     ui_port, api_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+    env = service_environment({
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
         "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path / "media"),  # where the tests generate plates
-    }
+    })
     command = [str(Path(sys.executable).parent / "media-pipeline"), "up", "--home", str(home)]
     command += ["--ui-port", str(ui_port), "--api-port", str(api_port), "--no-sample"]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"), 120, "the webserver", process)
-        wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 60, "the API", process)
+        wait_until(
+            lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"),
+            timeout=300,
+            what="the webserver",
+            alive=running(process, "media-pipeline up"),
+        )
+        wait_until(
+            lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"),
+            timeout=300,
+            what="the API",
+            alive=running(process, "media-pipeline up"),
+        )
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=AUTH, timeout=30) as api:
             yield Stack(process, home, api)
     finally:
@@ -86,20 +95,19 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                 process.wait()
 
 
-def follow(stack: Stack, job_id: str, timeout: float = 60) -> tuple[dict[str, Any], list[float]]:
+def follow(stack: Stack, job_id: str, timeout: float = 300) -> tuple[dict[str, Any], list[float]]:
     """Poll the job until it finishes; the last answer and every progress value seen."""
     seen: list[float] = []
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def finished() -> dict[str, Any] | None:
         response = stack.api.get(f"/v1/jobs/{job_id}")
         assert response.status_code == 200, response.text
         job = response.json()
         seen.append(job["progress"])
-        if job["status"] in TERMINAL:
-            return job, seen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {job['status']} after {timeout:.0f}s: {job}\n{stack.logs()}")
-        time.sleep(0.2)
+        return job if job["status"] in TERMINAL else None
+
+    alive = running(stack.process, "media-pipeline up", stack.logs)
+    return wait_until(finished, timeout=timeout, what=f"job {job_id} to finish", interval=0.2, alive=alive), seen
 
 
 def assert_progress(seen: list[float]) -> None:
@@ -184,7 +192,7 @@ def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack,
     """Dagster's own termination path (webserver -> run launcher -> code server -> run worker)."""
     import psutil
 
-    from media_pipeline_tests.test_cancel import CEILING, ffmpegs_touching, partials, wait_until
+    from media_pipeline_tests.test_cancel import CEILING, ffmpegs_touching, partials, seconds_until
 
     plate = make_indexed_movie(
         tmp_path / "media" / "A001C001.mov", frames=96, rate=Fraction(24), size=(1920, 1080),
@@ -192,7 +200,7 @@ def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack,
     )  # fmt: skip
     timeline = write_otio(tmp_path / "reel9.otio", [clip(f"sh{n:03d}", plate, 0, 96) for n in range(6)])
     body = upload(stack, timeline)
-    job, _ = follow(stack, body["job"]["id"], timeout=180)
+    job, _ = follow(stack, body["job"]["id"])
     assert job["status"] == "succeeded", f"{job}\n{stack.logs()}"
     artifacts = stack.home / "artifacts"
     options = {"resolution": "1920x1080", "preset": "veryslow", "crf": 10, "audio": False}
@@ -205,13 +213,13 @@ def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack,
         assert current["status"] not in TERMINAL, f"{current}\n{stack.logs()}"
         return len(ffmpegs_touching(artifacts)) >= 1
 
-    wait_until(encoding, timeout=300, interval=0.2)
+    wait_until(encoding, timeout=300, what="the final video to encode", interval=0.2)
     running = {proc.pid for proc in ffmpegs_touching(artifacts)}
 
     assert stack.api.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
-    assert wait_until(lambda: not ffmpegs_touching(artifacts), timeout=CEILING) < CEILING, stack.logs()
+    assert seconds_until(lambda: not ffmpegs_touching(artifacts), CEILING, "every ffmpeg gone") < CEILING, stack.logs()
     assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in running)
-    job, _ = follow(stack, job_id, timeout=90)
+    job, _ = follow(stack, job_id)
     assert job["status"] == "cancelled", f"{job}\n{stack.logs()}"
     assert not ffmpegs_touching(artifacts)  # no queued segment started afterwards
     assert not (artifacts / "cuts" / body["cut"]["partition_key"] / "final_video.mp4").exists()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,6 +32,7 @@ from media_pipeline.platform.run_reaper import PID_EVENT, dead_worker_message
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline_tests.conftest import throwaway_postgres
 from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.waiting import service_environment, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -71,8 +72,13 @@ class Stack:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(lambda: reachable(f"http://127.0.0.1:{self.ui_port}/dagster/server_info"), 120, "the webserver", self)
-        wait_for(lambda: reachable(f"{self.api}/healthz"), 60, "the API", self)
+        wait_until(
+            lambda: reachable(f"http://127.0.0.1:{self.ui_port}/dagster/server_info"),
+            timeout=300,
+            what="the webserver",
+            alive=self.alive,
+        )
+        wait_until(lambda: reachable(f"{self.api}/healthz"), timeout=300, what="the API", alive=self.alive)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -103,24 +109,16 @@ class Stack:
         os.environ["MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"] = dagster_postgres_url(self.database_url)
         return dg.DagsterInstance.from_config(str(self.home / "dagster"))
 
+    def alive(self) -> str | None:
+        """For wait_until: a sentence (with the logs) once `up` has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            return f"media-pipeline up exited with code {self.process.returncode}\n{self.logs()}"
+        return None
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in (self.home / "logs").glob("*.log")
         )
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, stack: Stack | None = None) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stack is not None and stack.process is not None and stack.process.poll() is not None:
-            raise AssertionError(
-                f"media-pipeline up exited ({stack.process.returncode}) while waiting for {what}\n{stack.logs()}"
-            )
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def descendants(pid: int) -> list[int]:
@@ -157,18 +155,19 @@ def stack_database() -> Iterator[str]:
 def stack(tmp_path_factory: pytest.TempPathFactory, stack_database: str) -> Iterator[Stack]:
     if not Path("/proc/self/stat").exists():
         pytest.skip("finds and kills processes through Linux's /proc")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
-        # Both URLs name the same database, as in docker-compose.yml; `up` gives Dagster's the
-        # psycopg2 driver it needs.
-        "MEDIA_PIPELINE_DATABASE_URL": stack_database,
-        "MEDIA_PIPELINE_DAGSTER_POSTGRES_URL": stack_database,
-        "MEDIA_PIPELINE_MAX_CONCURRENT_RUNS": str(MAX_RUNS),
-        "MEDIA_PIPELINE_API_TOKEN": TOKEN,
-        "MEDIA_PIPELINE_FFMPEG_CONCURRENCY": "2",
-        # The plates are generated under pytest's temp folder: media may be read from there.
-        "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path_factory.getbasetemp()),
-    }
+    env = service_environment(
+        {
+            # Both URLs name the same database, as in docker-compose.yml; `up` gives Dagster's the
+            # psycopg2 driver it needs.
+            "MEDIA_PIPELINE_DATABASE_URL": stack_database,
+            "MEDIA_PIPELINE_DAGSTER_POSTGRES_URL": stack_database,
+            "MEDIA_PIPELINE_MAX_CONCURRENT_RUNS": str(MAX_RUNS),
+            "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+            "MEDIA_PIPELINE_FFMPEG_CONCURRENCY": "2",
+            # The plates are generated under pytest's temp folder: media may be read from there.
+            "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path_factory.getbasetemp()),
+        }
+    )
     home = tmp_path_factory.mktemp("stack_pg") / "home"
     stack = Stack(home, free_port(), free_port(), stack_database, env)
     saved = os.environ.get("MEDIA_PIPELINE_DAGSTER_POSTGRES_URL")
@@ -257,11 +256,11 @@ def test_concurrent_cuts_through_the_api_on_postgres(stack: Stack, plate: Path, 
     started = time.monotonic()
     jobs = {}
     for body in created:
-        jobs[body["job"]["id"]] = wait_for(
+        jobs[body["job"]["id"]] = wait_until(
             lambda job_id=body["job"]["id"]: finished_job(stack, job_id),
-            max(1.0, 150 - (time.monotonic() - started)),
-            f"job {body['job']['id']}",
-            stack,
+            timeout=max(1.0, 600 - (time.monotonic() - started)),
+            what=f"job {body['job']['id']}",
+            alive=stack.alive,
         )
     assert [job["status"] for job in jobs.values()] == ["succeeded"] * 5, [
         (job["status"], job["error"]) for job in jobs.values()
@@ -315,7 +314,9 @@ def plate_1080(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ingested_cut(stack: Stack, plate: Path, folder: Path, name: str, first: int) -> tuple[int, str]:
     shots = [(first + 60 * i, SEGMENT_FRAMES) for i in range(4)]
     body = post_cut(stack, write_cut(folder / f"{name}.otio", plate, shots), "stackkill", name)
-    job = wait_for(lambda: finished_job(stack, body["job"]["id"]), 60, f"the ingest of {name}", stack)
+    job = wait_until(
+        lambda: finished_job(stack, body["job"]["id"]), timeout=300, what=f"the ingest of {name}", alive=stack.alive
+    )
     assert job["status"] == "succeeded", job
     return body["cut"]["id"], body["cut"]["partition_key"]
 
@@ -330,11 +331,11 @@ def submit_final_video(stack: Stack, cut_id: int) -> tuple[str, str]:
     )
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
-    run_id = wait_for(
+    run_id = wait_until(
         lambda: httpx.get(f"{stack.api}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()["run_id"],
-        30,
-        "the final video job's run",
-        stack,
+        timeout=300,
+        what="the final video job's run",
+        alive=stack.alive,
     )
     return run_id, job_id
 
@@ -359,7 +360,7 @@ def encoding_worker(stack: Stack, instance: dg.DagsterInstance, run_id: str) -> 
         children = descendants(pid)
         return (pid, children) if any("libx264" in cmdline(child) for child in children) else None
 
-    return wait_for(encoding, 60, "a segment of the final video encoding", stack)
+    return wait_until(encoding, timeout=300, what="a segment of the final video encoding", alive=stack.alive)
 
 
 def finished_run(stack: Stack, instance: dg.DagsterInstance, run_id: str, timeout: float) -> dg.DagsterRun:
@@ -367,7 +368,7 @@ def finished_run(stack: Stack, instance: dg.DagsterInstance, run_id: str, timeou
         run = instance.get_run_by_id(run_id)
         return run if run is not None and run.is_finished else None
 
-    return wait_for(finished, timeout, f"run {run_id} to finish", stack)
+    return wait_until(finished, timeout=timeout, what=f"run {run_id} to finish", alive=stack.alive)
 
 
 def run_failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -432,11 +433,11 @@ def test_a_killed_run_worker_fails_its_run_and_a_rerun_succeeds(stack: Stack, pl
         assert len(run_failures(instance, run_id)) == 1  # failed once: the reaper left it alone
         # The pool slot the killed step held is given back by the daemon's run monitoring
         # (free_slots_after_run_end_seconds), or two such kills would block every render.
-        wait_for(
+        wait_until(
             lambda: run_id not in instance.event_log_storage.get_concurrency_run_ids(),
-            60,
-            "the killed run's ffmpeg pool slot to be freed",
-            stack,
+            timeout=300,
+            what="the killed run's ffmpeg pool slot to be freed",
+            alive=stack.alive,
         )
 
 

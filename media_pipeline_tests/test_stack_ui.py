@@ -8,7 +8,8 @@ import httpx
 import pytest
 import websockets
 
-from media_pipeline_tests.test_stack import stack, wait_for  # noqa: F401  (the fixture)
+from media_pipeline_tests.test_stack import stack  # noqa: F401  (the fixture)
+from media_pipeline_tests.waiting import running, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -40,7 +41,7 @@ def test_ui_and_graphql_need_the_token_and_run_config_cannot_move_artifacts(stac
         except httpx.HTTPError:
             return False
 
-    wait_for(proxied, 180, "the Dagster UI through the API", process)
+    wait_until(proxied, timeout=300, what="the Dagster UI through the API", alive=running(process, "media-pipeline up"))
     with httpx.Client(base_url=base, timeout=30) as anonymous:
         assert graphql(anonymous, LOCATION).status_code == 401
         page = anonymous.get("/dagster/runs", headers={"Accept": "text/html"})
@@ -72,7 +73,12 @@ def test_ui_and_graphql_need_the_token_and_run_config_cannot_move_artifacts(stac
             status = run["status"]
             return status == "SUCCESS"
 
-        wait_for(succeeded, 180, "the health_check run launched through the proxy", process)
+        wait_until(
+            succeeded,
+            timeout=300,
+            what="the health_check run launched through the proxy",
+            alive=running(process, "media-pipeline up"),
+        )
 
         # ... but no run config can point a run's artifacts (or databases, or media roots) elsewhere.
         for resource, field in (("artifacts", "root"), ("database", "url"), ("media_search", "media_roots")):
@@ -82,7 +88,6 @@ def test_ui_and_graphql_need_the_token_and_run_config_cannot_move_artifacts(stac
             result = moved.json()["data"]["launchRun"]
             assert result["__typename"] == "RunConfigValidationInvalid", result
             assert any(field in error["message"] for error in result["errors"]), result
-
 
     # Subscriptions (the UI's live logs) go over WebSocket: refused without the session.
     # With it, the proxy is tested against a real WebSocket server in test_dagster_ui_proxy;

@@ -22,8 +22,9 @@ import pytest
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline_tests.conftest import CORPUS, REPO
 from media_pipeline_tests.test_api_support import clip, write_otio
-from media_pipeline_tests.test_stack import free_port, wait_for
+from media_pipeline_tests.test_stack import free_port
 from media_pipeline_tests.test_stack_api import TOKEN, Stack, reachable
+from media_pipeline_tests.waiting import running, service_environment, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -41,20 +42,29 @@ PAGE_CEILING_MS = 60_000
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("web") / "home"
     ui_port, api_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+    env = service_environment({
         "MEDIA_PIPELINE_API_TOKEN": TOKEN,
         # The tests generate plates under pytest's temp folder: media may be read from there.
         "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path_factory.getbasetemp()),
-    }
+    })
     command = [str(Path(sys.executable).parent / "media-pipeline"), "up", "--home", str(home)]
     command += ["--ui-port", str(ui_port), "--api-port", str(api_port), "--no-sample"]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        wait_for(lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"), 180, "the webserver", process)
-        wait_for(lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"), 120, "the API", process)
+        wait_until(
+            lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"),
+            timeout=300,
+            what="the webserver",
+            alive=running(process, "media-pipeline up"),
+        )
+        wait_until(
+            lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"),
+            timeout=300,
+            what="the API",
+            alive=running(process, "media-pipeline up"),
+        )
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as api:
             yield Stack(process, home, api)
     finally:
