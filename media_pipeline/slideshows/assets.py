@@ -73,6 +73,8 @@ def slideshow_video(
         raise dg.Failure(description=f"the render failed: {exc.summary}; intermediates are kept under work/") from exc
     finally:
         progress.flush()  # the reporter batches: what is still waiting goes out now
+    records = folder / "renders"
+    artifacts.publish(result.video, *result.scene_files, records / f"{render_id}.json", records / "latest.json")
     return dg.MaterializeResult(metadata=_metadata(artifacts, result), check_results=_checks(result))
 
 

@@ -167,7 +167,8 @@ def final_video(
     with tempfile.TemporaryDirectory(prefix="conform-") as tmp:
         audio_path = None
         if options.audio:
-            timeline = otio.adapters.read_from_file(str(cut_dir / "timeline.otio"), adapter_name="otio_json")
+            timeline_path = artifacts.localize(cut_dir / "timeline.otio")
+            timeline = otio.adapters.read_from_file(str(timeline_path), adapter_name="otio_json")
             resolver = MediaResolver(media_search.allowed_roots(), roots, Path(origin) if origin else None)
             clips, audio_notes = timeline_audio(timeline, resolver)
             audio_path = Path(tmp) / "audio.wav"
@@ -178,6 +179,8 @@ def final_video(
     info = probe(output)
     preview = cut_dir / "final_video_preview.jpg"
     grab_frame(output, info.rate, plan.total_frames // 2, preview, 480)
+    # Segments stay in this machine's working copy (a cache); the video and its still are published.
+    artifacts.publish(output, preview)
     with database.session() as session:
         session.add(
             Render(
