@@ -418,3 +418,60 @@ def test_extraction_frames_and_manifests_are_stored_in_s3(
         with store.open(key) as handle:
             indices.append(read_index(Image.open(handle).convert("L")))
     assert sorted(indices) == [0, 7, 50]
+
+
+def test_a_slideshow_stored_through_the_api_renders_on_another_machine_from_s3(
+    api_settings: Settings,
+    gateway: InProcessGateway,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+    s3_endpoint: str,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from media_pipeline.resources import FFmpegResource
+    from media_pipeline.slideshows.assets import slideshow_video
+    from media_pipeline.slideshows.partitions import slideshow_renders
+    from media_pipeline_tests.slideshow_media import COLOURS, make_image, make_tone, video_frames
+
+    for name, value in s3_env(s3_endpoint, s3_bucket).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MEDIA_PIPELINE_MAX_UPLOAD_BYTES", str(8 * 1024 * 1024))  # a WAV is larger than 64 KiB
+    settings = load_settings()
+    incoming = tmp_path / "incoming"
+    files = [
+        ("images", make_image(incoming / "a.png", COLOURS[0])),
+        ("images", make_image(incoming / "b.png", COLOURS[1])),
+        ("voiceovers", make_tone(incoming / "v.wav", frequency=1000, seconds=1.2)),
+    ]
+    scenes = {"scenes": [{"images": ["a.png"], "voiceover": "v.wav"}, {"images": ["b.png"], "duration": 1.5}]}
+    with TestClient(create_app(settings, gateway=gateway)) as client:
+        assert client.put("/v1/slideshows/demo/scenes", json=scenes, headers=AUTH).status_code == 200
+        for subdir, path in files:
+            response = client.post(
+                "/v1/slideshows/demo/assets",
+                files={"files": (path.name, path.read_bytes())},
+                data={"subdir": subdir},
+                headers=AUTH,
+            )
+            assert response.status_code in (200, 201), response.text
+    keys = bucket_keys(s3_endpoint, s3_bucket)
+    assert {"slideshows/demo/scenes.json", "slideshows/demo/images/a.png", "slideshows/demo/voiceovers/v.wav"} <= keys
+
+    # The render on a machine whose working copy is empty: its inputs come from the bucket.
+    other = s3_store(tmp_path / "other_machine", s3_endpoint, s3_bucket)
+    instance.add_dynamic_partitions(slideshow_renders.name, ["demo.r1"])
+    config = {"resolution": "320x180", "preset": "veryfast", "fps": "25", "min_shot": 1.0, "max_shot": 3.0}
+    result = dg.materialize(
+        [slideshow_video],
+        instance=instance,
+        partition_key="demo.r1",
+        resources={"artifacts": other, "ffmpeg": FFmpegResource(concurrency=2)},
+        run_config={"ops": {"slideshow_video": {"config": {**config, "xfade": 0.2}}}},
+    )
+    assert result.success
+    keys = bucket_keys(s3_endpoint, s3_bucket)
+    outputs = {"output/video.mp4", "output/scene_01.mp4", "output/scene_02.mp4", "renders/r1.json"}
+    assert {f"slideshows/demo/{name}" for name in outputs} <= keys, keys
+    shutil.rmtree(other.root_path)
+    assert video_frames(other.localize("slideshows/demo/output/video.mp4")) == 30 + 38 - 5

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError
-from api.deps import GatewayDep, SessionDep, SettingsDep
+from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
 from api.job_service import KIND_TAG, add_job, commit_new, job_view, replay, request_hash, unavailable
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, problem_responses
@@ -34,7 +34,7 @@ from api.uploads import copy_limited
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.platform.urls import artifact_url
 from media_pipeline.settings import Settings
-from media_pipeline.slideshows.assets_store import AssetRefused, check_upload, store, write_scenes
+from media_pipeline.slideshows.assets_store import MANIFEST, AssetRefused, check_upload, store, write_scenes
 from media_pipeline.slideshows.config import SlideshowRenderConfig
 from media_pipeline.slideshows.job_kinds import SLIDESHOW_RENDER
 from media_pipeline.slideshows.partitions import new_render_key, slideshow_renders, split_render_key
@@ -58,8 +58,11 @@ def slideshow_dir(settings: Settings, slideshow_id: str) -> FilePath:
 # -- scenes -----------------------------------------------------------------------------------
 
 
-def put_scenes(slideshow_id: SlideshowId, body: SceneList, settings: SettingsDep) -> ScenesStored:
+def put_scenes(
+    slideshow_id: SlideshowId, body: SceneList, settings: SettingsDep, artifacts: ArtifactsDep
+) -> ScenesStored:
     path = write_scenes(slideshow_dir(settings, slideshow_id), body)
+    artifacts.publish(path)  # renders may run on another machine
     relative = path.relative_to(settings.artifact_root).as_posix()
     return ScenesStored(slideshow_id=slideshow_id, scenes=len(body.scenes), url=artifact_url(relative))
 
@@ -81,6 +84,7 @@ router.put("/projects/{slideshow_id}/scenes", **SCENES_DOC, include_in_schema=Tr
 def upload_assets(
     slideshow_id: SlideshowId,
     settings: SettingsDep,
+    artifacts: ArtifactsDep,
     files: Annotated[list[UploadFile], File(description="One or more files (repeat the field)")],
     subdir: Subdir,
 ) -> AssetsStored:
@@ -98,6 +102,7 @@ def upload_assets(
                 raise ApiProblem(422, "unreadable_asset", f"{exc}; nothing from this request was stored") from exc
             checked.append((name, path))
         stored = store(folder, subdir, checked)
+    artifacts.publish(*(folder / s.subdir / s.name for s in stored), folder / MANIFEST)
     root = settings.artifact_root
     return AssetsStored(
         slideshow_id=slideshow_id,
