@@ -143,6 +143,10 @@ class ArtifactStore(dg.ConfigurableResource):
         """The stored bytes of `key`, or a range of them, streamed from the backend."""
         return self.backend.iter_bytes(key, start, length)
 
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """What the store holds under `prefix` (`slideshows/x/output/`), sorted by key."""
+        return self.backend.list_objects(prefix)
+
     def localize(self, key: str | Path) -> Path:
         """A local path holding the stored file `key`: the working copy when it is there, else
         fetched from the backend into it. FileNotFoundError when neither has it."""

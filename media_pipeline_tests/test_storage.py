@@ -475,3 +475,30 @@ def test_a_slideshow_stored_through_the_api_renders_on_another_machine_from_s3(
     assert {f"slideshows/demo/{name}" for name in outputs} <= keys, keys
     shutil.rmtree(other.root_path)
     assert video_frames(other.localize("slideshows/demo/output/video.mp4")) == 30 + 38 - 5
+    # The API, with nothing of it on its own disk, lists and serves the outputs from the bucket.
+    shutil.rmtree(settings.artifact_root)
+    settings.artifact_root.mkdir()
+    with TestClient(create_app(settings, gateway=gateway)) as client:
+        listed = client.get("/v1/slideshows/demo/outputs", headers=AUTH)
+        assert listed.status_code == 200, listed.text
+        names = {f["name"]: f for f in listed.json()["files"]}
+        assert set(names) == {"video.mp4", "scene_01.mp4", "scene_02.mp4"}
+        assert names["video.mp4"]["url"] == "/v1/artifacts/slideshows/demo/output/video.mp4"
+        video = client.get("/v1/projects/demo/outputs/video", headers={**AUTH, "Range": "bytes=0-99"})
+        assert video.status_code == 206 and len(video.content) == 100
+        assert video.headers["content-range"] == f"bytes 0-99/{names['video.mp4']['size']}"
+        assert_problem(client.get("/v1/slideshows/nothing/outputs", headers=AUTH), 404, "not_found")
+
+
+def test_listing_a_prefix_is_the_same_on_both_backends(store: ArtifactStore, tmp_path: Path) -> None:
+    source = tmp_path / "x.mp4"
+    source.write_bytes(b"x" * 10)
+    for key in ("slideshows/a/output/video.mp4", "slideshows/a/output/scene_01.mp4", "slideshows/ab/output/v.mp4"):
+        store.put_file(key, source)
+    # A half-written file in the working copy is not listed (nor published).
+    store.path("slideshows/a/output").mkdir(parents=True, exist_ok=True)
+    (store.path("slideshows/a/output") / ".video.partial-1234abcd.mp4").write_bytes(b"half")
+    listed = store.list_objects("slideshows/a/")
+    assert [o.key for o in listed] == ["slideshows/a/output/scene_01.mp4", "slideshows/a/output/video.mp4"]
+    assert all(o.size == 10 and o.content_type == "video/mp4" for o in listed)
+    assert store.list_objects("slideshows/none/") == [] and store.list_objects("../") == []

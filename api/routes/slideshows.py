@@ -18,7 +18,7 @@ from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
 from api.job_service import KIND_TAG, add_job, commit_new, job_view, replay, request_hash, unavailable
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, problem_responses
-from api.routes.artifacts import download
+from api.routes.artifacts import download, storage_unavailable
 from api.schemas import Job
 from api.slideshow_schemas import (
     AssetsStored,
@@ -31,8 +31,10 @@ from api.slideshow_schemas import (
     StoredFile,
 )
 from api.uploads import copy_limited
+from media_pipeline.core.storage import StorageError
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.platform.urls import artifact_url
+from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings
 from media_pipeline.slideshows.assets_store import MANIFEST, AssetRefused, check_upload, store, write_scenes
 from media_pipeline.slideshows.config import SlideshowRenderConfig
@@ -273,11 +275,13 @@ def create_render_legacy(
 # -- outputs ----------------------------------------------------------------------------------
 
 
-def _outputs(settings: Settings, slideshow_id: str) -> list[FilePath]:
-    folder = slideshow_dir(settings, slideshow_id) / "output"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def _read_record(artifacts: ArtifactStore, key: str) -> dict[str, Any] | None:
+    # From the store: the render that wrote it may have run on another machine.
+    try:
+        with artifacts.open(key) as handle:
+            return dict(json.load(handle))
+    except (OSError, ValueError, StorageError):
+        return None
 
 
 @router.get(
@@ -286,16 +290,18 @@ def _outputs(settings: Settings, slideshow_id: str) -> list[FilePath]:
     summary="The files under the slideshow's output folder",
     responses=problem_responses(404),
 )
-def list_outputs(slideshow_id: SlideshowId, settings: SettingsDep) -> Outputs:
-    if not slideshow_dir(settings, slideshow_id).is_dir():
-        raise ApiProblem(404, "not_found", f"there is no slideshow with id {slideshow_id}")
-    root = settings.artifact_root
+def list_outputs(slideshow_id: SlideshowId, artifacts: ArtifactsDep) -> Outputs:
+    folder = f"slideshows/{slideshow_id}/"
+    try:
+        if not artifacts.exists(folder + "scenes.json") and not artifacts.list_objects(folder):
+            raise ApiProblem(404, "not_found", f"there is no slideshow with id {slideshow_id}")
+        prefix = folder + "output/"
+        outputs = [o for o in artifacts.list_objects(prefix) if "/" not in o.key.removeprefix(prefix)]
+    except StorageError as exc:
+        raise storage_unavailable(exc) from None
     return Outputs(
         slideshow_id=slideshow_id,
-        files=[
-            OutputFile(name=p.name, size=p.stat().st_size, url=artifact_url(p.relative_to(root).as_posix()))
-            for p in _outputs(settings, slideshow_id)
-        ],
+        files=[OutputFile(name=o.key.rsplit("/", 1)[-1], size=o.size, url=artifact_url(o.key)) for o in outputs],
     )
 
 
@@ -315,16 +321,15 @@ router.get(
 )
 def last_video(
     slideshow_id: SlideshowId,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
     if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None,
 ) -> StreamingResponse:
-    latest = slideshow_dir(settings, slideshow_id) / "renders" / "latest.json"
-    if not latest.is_file():
+    latest = _read_record(artifacts, f"slideshows/{slideshow_id}/renders/latest.json")
+    if latest is None:
         raise ApiProblem(404, "not_found", f"slideshow {slideshow_id} has no finished render yet; POST a render first")
-    name = json.loads(latest.read_text())["video"]
-    relative = f"slideshows/{slideshow_id}/output/{name}"
-    return download(path=relative, settings=settings, range_header=range_header, if_range=if_range)
+    relative = f"slideshows/{slideshow_id}/output/{latest['video']}"
+    return download(path=relative, artifacts=artifacts, range_header=range_header, if_range=if_range)
 
 
 @router.get(
@@ -338,11 +343,11 @@ def last_video(
 def render_summary(
     slideshow_id: SlideshowId,
     render_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="The render's id")],
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
 ) -> dict[str, Any]:
-    record = slideshow_dir(settings, slideshow_id) / "renders" / f"{render_id}.json"
-    if not record.is_file():
+    record = _read_record(artifacts, f"slideshows/{slideshow_id}/renders/{render_id}.json")
+    if record is None:
         raise ApiProblem(
             404, "not_found", f"render {render_id} of slideshow {slideshow_id} has not finished (or does not exist)"
         )
-    return dict(json.loads(record.read_text()))
+    return record

@@ -125,6 +125,10 @@ class ArtifactStorage(Protocol):
         """Remove `key`; a key that is not there is not an error."""
         ...
 
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Every stored object whose key starts with `prefix` (a folder ends in `/`), by key."""
+        ...
+
     def check(self) -> str | None:
         """None when the store can be read and written, else a sentence saying what is wrong."""
         ...
@@ -189,6 +193,18 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._target(key).unlink()
+
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        folder = prefix.rpartition("/")[0]
+        base = self.root / folder if folder else self.root
+        if not base.is_dir() or not base.resolve().is_relative_to(self.root):
+            return []
+        found = []
+        for path in base.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix) and (stored := self.stat(key)) is not None:
+                found.append(stored)  # stat() skips hidden (half-written) names and links out
+        return sorted(found, key=lambda item: item.key)
 
     def check(self) -> str | None:
         if not self.root.is_dir():
@@ -312,6 +328,28 @@ class S3Storage:
             self._client.delete_object(Bucket=self.config.bucket, Key=name)
         except Exception as exc:
             raise StorageError(f"could not delete {key} from the S3 storage: {self.explain(exc)}") from exc
+
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        found = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.config.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    found.append(
+                        StoredObject(
+                            key=key,
+                            size=int(item["Size"]),
+                            mtime=item["LastModified"].timestamp(),
+                            etag=item.get("ETag", ""),
+                            content_type=guess_content_type(key),  # a listing does not carry it
+                        )
+                    )
+        except Exception as exc:
+            raise StorageError(f"could not list {prefix} in the S3 storage: {self.explain(exc)}") from exc
+        return sorted(found, key=lambda item: item.key)
 
     def check(self) -> str | None:
         try:
