@@ -502,3 +502,22 @@ def test_listing_a_prefix_is_the_same_on_both_backends(store: ArtifactStore, tmp
     assert [o.key for o in listed] == ["slideshows/a/output/scene_01.mp4", "slideshows/a/output/video.mp4"]
     assert all(o.size == 10 and o.content_type == "video/mp4" for o in listed)
     assert store.list_objects("slideshows/none/") == [] and store.list_objects("../") == []
+
+
+def test_up_refuses_to_start_on_a_bucket_that_does_not_exist(tmp_path: Path, s3_endpoint: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MEDIA_PIPELINE_")},
+        **s3_env(s3_endpoint, "nobody-made-this-bucket"),
+        "MEDIA_PIPELINE_HOME": str(tmp_path / "home"),
+        "MEDIA_PIPELINE_UI_PORT": str(free_port()),
+        "MEDIA_PIPELINE_API_PORT": str(free_port()),
+    }
+    command = [str(Path(sys.executable).with_name("media-pipeline")), "up", "--no-sample"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the bucket 'nobody-made-this-bucket' does not exist" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
