@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import dagster as dg
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from media_pipeline import db
@@ -58,7 +59,7 @@ class ArtifactStore(dg.ConfigurableResource):
     s3_bucket: str = ""
     s3_region: str = "us-east-1"
     s3_access_key: str = ""
-    s3_secret_key: str = ""
+    s3_secret_key: str = Field(default="", repr=False)  # never in a log line or an error
     s3_prefix: str = ""
 
     @classmethod

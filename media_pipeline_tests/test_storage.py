@@ -24,7 +24,7 @@ from media_pipeline.resources import ArtifactStore
 from media_pipeline.samples import read_index
 from media_pipeline.settings import Settings, load_settings
 from media_pipeline_tests.s3_server import *  # noqa: F403  (fixtures)
-from media_pipeline_tests.s3_server import bucket_keys, free_port, s3_client, s3_env, s3_store
+from media_pipeline_tests.s3_server import SECRET_KEY, bucket_keys, free_port, s3_client, s3_env, s3_store
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import AUTH, assert_problem, three_shot_cut, upload, wait_for_job
 
@@ -304,8 +304,11 @@ def test_unusable_storage_errors_are_sentences(tmp_path: Path) -> None:
     store = s3_store(tmp_path / "artifacts", f"http://127.0.0.1:{free_port()}", "media")
     source = tmp_path / "x.jpg"
     source.write_bytes(b"x")
-    with pytest.raises(StorageError, match="cannot be reached; check MEDIA_PIPELINE_S3_ENDPOINT_URL"):
+    with pytest.raises(StorageError, match="cannot be reached; check MEDIA_PIPELINE_S3_ENDPOINT_URL") as raised:
         store.put_file("cuts/a/x.jpg", source)
+    # The secret is in no error and no representation (Dagster and loggers print resources).
+    assert SECRET_KEY not in str(raised.value) and SECRET_KEY not in repr(store)
+    assert SECRET_KEY not in repr(store.backend.config)  # type: ignore[attr-defined]
 
 
 # -- every area's outputs go to the bucket and come back from it -----------------------------------

@@ -17,7 +17,7 @@ import contextlib
 import mimetypes
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -220,7 +220,7 @@ class S3Config:
     endpoint_url: str = ""  # empty: AWS itself
     region: str = "us-east-1"
     access_key: str = ""
-    secret_key: str = ""
+    secret_key: str = field(default="", repr=False)  # never in a log line or an error
     prefix: str = ""
 
     def __post_init__(self) -> None:
