@@ -39,7 +39,6 @@ from api.job_service import (
     unavailable_for_read,
 )
 from api.problems import not_found
-from media_pipeline.core.storage import StorageError
 from media_pipeline.db.models import Job
 from media_pipeline.extraction.extract import write_json
 from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
@@ -178,8 +177,8 @@ def _read_json(artifacts: ArtifactStore, key: str) -> dict[str, Any] | None:
     try:
         with artifacts.open(key) as handle:
             return json.load(handle)
-    except (OSError, ValueError, StorageError):
-        return None
+    except (OSError, ValueError):
+        return None  # not there (yet); a store that cannot be reached is a 503 (api/problems.py)
 
 
 def job_of_batch(session: Session, artifacts: ArtifactStore, batch: str) -> Job:

@@ -524,3 +524,18 @@ def test_up_refuses_to_start_on_a_bucket_that_does_not_exist(tmp_path: Path, s3_
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the bucket 'nobody-made-this-bucket' does not exist" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_publish_to_an_unreachable_store_is_a_503_and_leaves_nothing(
+    api_settings: Settings, gateway: InProcessGateway, plate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_env(f"http://127.0.0.1:{free_port()}", "media").items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    with TestClient(create_app(settings, gateway=gateway)) as client:
+        body = assert_problem(upload(client, three_shot_cut(tmp_path, plate)), 503, "storage_unavailable")
+        assert "could not upload cuts/show.reel1.v001/source/reel1.otio to the S3 storage" in body["detail"], body
+        assert "cannot be reached; check MEDIA_PIPELINE_S3_ENDPOINT_URL" in body["detail"], body
+        assert client.get("/v1/cuts", headers=AUTH).json()["items"] == []
+        assert client.get("/v1/jobs", headers=AUTH).json()["items"] == []
+    assert not [p for p in settings.artifact_root.rglob("*") if p.is_file()]

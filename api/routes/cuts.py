@@ -100,7 +100,8 @@ def require_ingested(cut: CutVersion) -> None:
         descriptions={
             422: "Invalid fields, or the file is not a readable timeline (`unreadable_timeline`, with the "
             "adapter's reason in `detail`).",
-            503: "Dagster is unreachable (`dagster_unavailable`); nothing was created.",
+            503: "Dagster or the artifact store is unreachable (`dagster_unavailable`, `storage_unavailable`); "
+            "nothing was created.",
         },
     ),
 )

@@ -18,7 +18,7 @@ from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
 from api.job_service import KIND_TAG, add_job, commit_new, job_view, replay, request_hash, unavailable
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, problem_responses
-from api.routes.artifacts import download, storage_unavailable
+from api.routes.artifacts import download
 from api.schemas import Job
 from api.slideshow_schemas import (
     AssetsStored,
@@ -31,7 +31,6 @@ from api.slideshow_schemas import (
     StoredFile,
 )
 from api.uploads import copy_limited
-from media_pipeline.core.storage import StorageError
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.platform.urls import artifact_url
 from media_pipeline.resources import ArtifactStore
@@ -74,7 +73,7 @@ SCENES_DOC = dict(
     description="Validates the structure (422 with `errors[].field` paths such as `scenes.1.images`) and stores "
     "`scenes.json`, replacing the previous one. Whether the named files exist is checked when a render starts, "
     "so scenes may be put before their assets are uploaded.",
-    responses=problem_responses(400, 422),
+    responses=problem_responses(400, 422, 503),
 )
 router.put("/slideshows/{slideshow_id}/scenes", **SCENES_DOC)(put_scenes)  # type: ignore[arg-type]
 router.put("/projects/{slideshow_id}/scenes", **SCENES_DOC, include_in_schema=True)(put_scenes)  # type: ignore[arg-type]
@@ -139,7 +138,7 @@ ASSETS_DOC = dict(
     "second name is a hard link). Images and audio are probed first: an unreadable file, an image over the pixel "
     "limit (`MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS`) or a request over the size limit is refused with a sentence, "
     "and nothing from that request is stored.",
-    responses=problem_responses(400, 413, 422),
+    responses=problem_responses(400, 413, 422, 503),
 )
 router.post("/slideshows/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
 router.post("/projects/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
@@ -280,25 +279,22 @@ def _read_record(artifacts: ArtifactStore, key: str) -> dict[str, Any] | None:
     try:
         with artifacts.open(key) as handle:
             return dict(json.load(handle))
-    except (OSError, ValueError, StorageError):
-        return None
+    except (OSError, ValueError):
+        return None  # not there (yet); a store that cannot be reached is a 503 (api/problems.py)
 
 
 @router.get(
     "/projects/{slideshow_id}/outputs",
     response_model=Outputs,
     summary="The files under the slideshow's output folder",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 503),
 )
 def list_outputs(slideshow_id: SlideshowId, artifacts: ArtifactsDep) -> Outputs:
     folder = f"slideshows/{slideshow_id}/"
-    try:
-        if not artifacts.exists(folder + "scenes.json") and not artifacts.list_objects(folder):
-            raise ApiProblem(404, "not_found", f"there is no slideshow with id {slideshow_id}")
-        prefix = folder + "output/"
-        outputs = [o for o in artifacts.list_objects(prefix) if "/" not in o.key.removeprefix(prefix)]
-    except StorageError as exc:
-        raise storage_unavailable(exc) from None
+    if not artifacts.exists(folder + "scenes.json") and not artifacts.list_objects(folder):
+        raise ApiProblem(404, "not_found", f"there is no slideshow with id {slideshow_id}")
+    prefix = folder + "output/"
+    outputs = [o for o in artifacts.list_objects(prefix) if "/" not in o.key.removeprefix(prefix)]
     return Outputs(
         slideshow_id=slideshow_id,
         files=[OutputFile(name=o.key.rsplit("/", 1)[-1], size=o.size, url=artifact_url(o.key)) for o in outputs],
@@ -309,7 +305,7 @@ router.get(
     "/slideshows/{slideshow_id}/outputs",
     response_model=Outputs,
     summary="The files under output/",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 503),
 )(list_outputs)
 
 
@@ -317,7 +313,7 @@ router.get(
     "/projects/{slideshow_id}/outputs/video",
     response_class=StreamingResponse,
     summary="The last render's video (Range supported)",
-    responses=problem_responses(404, 416),
+    responses=problem_responses(404, 416, 503),
 )
 def last_video(
     slideshow_id: SlideshowId,
@@ -338,7 +334,7 @@ def last_video(
     description="The frame plan, the measured frames, durations, loudness and ducking depth, the checks, which "
     "scenes were reused from earlier renders and the warnings (as `renders/<render>.json`). 404 until the "
     "render has succeeded.",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 503),
 )
 def render_summary(
     slideshow_id: SlideshowId,

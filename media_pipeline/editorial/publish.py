@@ -107,7 +107,11 @@ def publish_cut(
     stored = store.cut_dir(key) / "source" / Path(filename).name
     with atomic_path(stored) as tmp:
         shutil.copyfile(source, tmp)
-    store.publish(stored)  # the ingest may run on another machine
+    try:
+        store.publish(stored)  # the ingest may run on another machine
+    except Exception:
+        stored.unlink(missing_ok=True)  # the caller's session rolls back: no cut names it
+        raise
     options: dict[str, Any] = {**read_options.as_dict(), "media_roots": list(media_roots or [])}
     if origin_dir:
         options["origin_dir"] = origin_dir
