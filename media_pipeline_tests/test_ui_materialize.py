@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 from fastapi.testclient import TestClient
 
+from api.job_progress import weights_for
 from media_pipeline import definitions as code_location
 from media_pipeline.platform.job_kinds import JOB_ID_TAG, KIND_TAG, kind_for_assets
 from media_pipeline.platform.job_tracker import assets_of_jobs, job_tracker
@@ -115,3 +116,6 @@ def test_a_selection_no_registered_job_covers_is_not_a_job() -> None:
     ingest = {dg.AssetKey(name) for name in names}
     picked = kind_for_assets(ingest, assets_of_job, {})
     assert picked is not None and picked.name == "ingest_cut"
+    # Its progress is weighed by the steps of the kind it was adopted as, not the job's name.
+    assert weights_for("__ASSET_JOB", "thumbnails") == {"shot_thumbnails": 0.85, "contact_sheet": 0.15}
+    assert weights_for("__ASSET_JOB") == {}

@@ -217,7 +217,12 @@ def dagster_jobs() -> set[str]:
     return {kind.dagster_job for kind in load().values()}
 
 
-def step_weights(job_name: str) -> Mapping[str, float]:
-    """How much each step of a Dagster job is worth (the same for every kind that runs it)."""
+def step_weights(job_name: str, kind: str | None = None) -> Mapping[str, float]:
+    """How much each step of a Dagster job is worth (the same for every kind that runs it).
+
+    `kind`: the job's kind, for a run whose Dagster job names no kind (the UI's Materialize runs
+    the implicit asset job, with the steps of the kind it was adopted as)."""
     kinds = for_dagster_job(job_name)
+    if not kinds and kind is not None and kind in load():
+        kinds = [load()[kind]]
     return kinds[0].step_weights if kinds else {}
