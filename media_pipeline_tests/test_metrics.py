@@ -188,11 +188,17 @@ def test_who_may_scrape(api_settings: Settings) -> None:
     guarded = dataclasses.replace(api_settings, metrics_token=METRICS_TOKEN)
     for host in ("127.0.0.1", "192.0.2.7"):
         with TestClient(create_app(guarded), client=(host, 41000)) as client:
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": METRICS_TOKEN}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"X-API-Key": "wrong"},
+                {"Authorization": METRICS_TOKEN},
+            ):
                 answer = client.get("/metrics", headers=headers)
                 assert answer.status_code == 401, (host, headers, answer.text)
                 assert answer.json()["code"] == "unauthorized" and "WWW-Authenticate" in answer.headers
             assert "media_pipeline_jobs" in scrape(client, headers=SCRAPE)
+            assert "media_pipeline_jobs" in scrape(client, headers={"X-API-Key": METRICS_TOKEN})
             assert "media_pipeline_jobs" in scrape(client, headers={"Authorization": f"Bearer {TOKEN}"})
 
 

@@ -2,7 +2,8 @@
 this process's CPU and memory (see media_pipeline/platform/metrics.py for what each metric is).
 
 Who may scrape: a client presenting `MEDIA_PIPELINE_METRICS_TOKEN` (Prometheus'
-`authorization: {credentials_file: ...}`) or the API token, as a Bearer token. While the metrics
+`authorization: {credentials_file: ...}`) or the API token, as a Bearer token (or `X-API-Key`,
+as everywhere in the API). While the metrics
 token is unset, loopback clients may scrape without one (a Prometheus on the same host) and
 every other client is refused with a sentence saying what to set.
 """
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.orm import Session
 
-from api.deps import SettingsDep, authenticated, token_matches
+from api.deps import SettingsDep, authenticated
 from api.problems import ApiProblem, problem_responses
 from media_pipeline import db
 from media_pipeline.platform.metrics import Scrape
@@ -33,15 +34,9 @@ def _loopback(request: Request) -> bool:
         return False
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
 def require_scraper(request: Request, settings: SettingsDep) -> None:
     # Both comparisons always run, so timing does not tell which token was right.
-    presented = _bearer(request)
-    by_metrics_token = token_matches(presented, settings.metrics_token)
+    by_metrics_token = authenticated(request.headers, settings.metrics_token)
     by_api_token = authenticated(request.headers, settings.api_token)
     if by_metrics_token or by_api_token:
         return
