@@ -37,6 +37,8 @@ TAGS = [
     {"name": "jobs", "description": "Dagster runs launched through the API: status, progress, logs, outputs"},
     {"name": "slideshows", "description": "Narrated slideshows: scenes, assets, renders (also as /v1/projects)"},
     {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
+    {"name": "media", "description": "The media library: uploads stored once by content, edits with lineage"},
+    {"name": "workflows", "description": "Saved chains of library edits, run as one job"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
 ]
@@ -65,7 +67,15 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
     install_problem_handlers(app)
     # Added innermost first: CORS answers preflights before the token check, and the token
     # is checked before any body is read or counted.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_upload_bytes,
+        # Library uploads are media, not timelines: they have their own, larger limit.
+        overrides={
+            path: (settings.library_max_bytes, "MEDIA_PIPELINE_LIBRARY_MAX_BYTES")
+            for path in ("/v1/media", "/bucket/upload")
+        },
+    )
     app.add_middleware(AuthGuardMiddleware, token=settings.api_token)
     if settings.cors_origins:
         app.add_middleware(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from email.utils import formatdate
 from typing import Annotated
 from urllib.parse import quote
@@ -41,6 +42,13 @@ def download(
     if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None,
 ) -> StreamingResponse:
     file = resolve_artifact(settings.artifact_root, path)
+    return file_response(file, range_header, if_range, content_type(file), file.name)
+
+
+def file_response(
+    file: pathlib.Path, range_header: str | None, if_range: str | None, media_type: str, filename: str
+) -> StreamingResponse:
+    """The file, whole or the single byte range asked for (206), with validators for If-Range."""
     stat = file.stat()
     size = stat.st_size
     etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
@@ -48,7 +56,7 @@ def download(
         "Accept-Ranges": "bytes",
         "ETag": etag,
         "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(file.name)}",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename)}",
     }
     # A changed file makes a client's saved partial copy useless: send it whole (RFC 9110 §13.1.5).
     wanted = range_header if if_range is None or if_range.strip() == etag else None
@@ -61,7 +69,6 @@ def download(
             f"the requested range starts at or past the end of the file, which has {size} bytes",
             headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
         ) from None
-    media_type = content_type(file)
     if byte_range is None:
         headers["Content-Length"] = str(size)
         return StreamingResponse(iter_file(file, 0, size), media_type=media_type, headers=headers)

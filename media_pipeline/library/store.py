@@ -1,0 +1,127 @@
+"""Library content in the artifact store, content-addressed: `library/sha256/ab/abcdef...`.
+
+Every write goes through here (and so through `ArtifactStore`), so the layout is the same
+whichever backend the store has. Bytes are hashed as they are written (one read of an upload);
+an object appears under its key only once complete, and content already stored is not written
+again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from media_pipeline.resources import ArtifactStore
+
+PREFIX = "library/sha256"
+INCOMING = "library/incoming"
+CHUNK = 1 << 20
+
+
+def key_for(sha256: str) -> str:
+    return f"{PREFIX}/{sha256[:2]}/{sha256}"
+
+
+class TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+class Incoming:
+    """Bytes being received: written to a hidden partial file while their sha-256 is computed."""
+
+    def __init__(self, store: LibraryStore, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+        self.path = store.artifacts.path(f"{INCOMING}/.upload-{uuid.uuid4().hex}.partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: BinaryIO | None = self.path.open("wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self.size += len(chunk)
+        if self.size > self.limit:
+            self.discard()
+            raise TooLarge(self.limit)
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def finish(self) -> str:
+        """Close the partial file; its sha-256."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def __enter__(self) -> Incoming:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Whatever was not committed is not kept.
+        self.discard()
+
+
+class LibraryStore:
+    def __init__(self, artifacts: ArtifactStore) -> None:
+        self.artifacts = artifacts
+
+    def receive(self, limit: int) -> Incoming:
+        return Incoming(self, limit)
+
+    def commit(self, incoming: Incoming) -> str:
+        """Move received bytes under their content key (kept as is if that content is stored); the key."""
+        sha256 = incoming.finish()
+        key = key_for(sha256)
+        target = self.artifacts.path(key)
+        if target.is_file():
+            incoming.discard()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(incoming.path, target)
+        return key
+
+    def put_file(self, path: Path, limit: int = 2**63) -> tuple[str, int, str]:
+        """Store a file made on this machine (an edit's output); sha-256, size and key. The file stays."""
+        with self.receive(limit) as incoming, path.open("rb") as source:
+            while chunk := source.read(CHUNK):
+                incoming.write(chunk)
+            size = incoming.size
+            sha256 = incoming.finish()
+            key = self.commit(incoming)
+        return sha256, size, key
+
+    def put_bytes(self, data: bytes) -> tuple[str, int, str]:
+        sha256 = hashlib.sha256(data).hexdigest()
+        key = key_for(sha256)
+        target = self.artifacts.path(key)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{sha256}.{uuid.uuid4().hex[:8]}.partial")
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        return sha256, len(data), key
+
+    def local_path(self, key: str) -> Path:
+        """A local file holding the object (the local backend's own file)."""
+        return self.artifacts.path(key)
+
+    def exists(self, key: str) -> bool:
+        return self.artifacts.path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.artifacts.path(key).unlink()
