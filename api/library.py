@@ -3,6 +3,7 @@ views, the edit decision (inline under the pixel budget, else a job)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +26,7 @@ from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings
 
 ASSET_KEY = dg.AssetKey("library_derivatives")
+logger = logging.getLogger("api.library")
 
 
 def store_for(settings: Settings) -> LibraryStore:
@@ -223,13 +225,17 @@ def recipe_problem(exc: ValidationError, default: str) -> ApiProblem:
 
 
 def report_inline(gateway: object, description: str, metadata: dict[str, object]) -> None:
-    """Record an inline edit as a materialization of the derivatives asset, without a run."""
-    instance = getattr(gateway, "instance", None)
-    if instance is None:
-        return
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=ASSET_KEY, description=description, metadata=metadata)  # type: ignore[arg-type]
-    )
+    """Record an inline edit as a materialization of the derivatives asset, without a run.
+
+    Dagster being down loses only this view of the lineage (the database row has it): logged.
+    """
+    try:
+        instance = gateway.instance  # type: ignore[attr-defined]
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=ASSET_KEY, description=description, metadata=metadata)  # type: ignore[arg-type]
+        )
+    except Exception:
+        logger.warning("the inline edit (%s) could not be recorded in Dagster", description, exc_info=True)
 
 
 def content_path(store: LibraryStore, item: MediaItem) -> Path:

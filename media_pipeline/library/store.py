@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -94,14 +95,23 @@ class LibraryStore:
             os.replace(incoming.path, target)
         return key
 
-    def put_file(self, path: Path, limit: int = 2**63) -> tuple[str, int, str]:
-        """Store a file made on this machine (an edit's output); sha-256, size and key. The file stays."""
-        with self.receive(limit) as incoming, path.open("rb") as source:
+    def put_file(self, path: Path) -> tuple[str, int, str]:
+        """Store a file made on this machine (an edit's output), moving it in; sha-256, size and key."""
+        digest = hashlib.sha256()
+        size = 0
+        with path.open("rb") as source:
             while chunk := source.read(CHUNK):
-                incoming.write(chunk)
-            size = incoming.size
-            sha256 = incoming.finish()
-            key = self.commit(incoming)
+                digest.update(chunk)
+                size += len(chunk)
+        sha256 = digest.hexdigest()
+        key = key_for(sha256)
+        target = self.artifacts.path(key)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # A rename when the work folder is on the store's filesystem (it is, for the local backend).
+            partial = target.with_name(f".{sha256}.{uuid.uuid4().hex[:8]}.partial")
+            shutil.move(path, partial)
+            os.replace(partial, target)
         return sha256, size, key
 
     def put_bytes(self, data: bytes) -> tuple[str, int, str]:
