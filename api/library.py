@@ -15,6 +15,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
+from api.job_service import as_utc
 from api.library_schemas import Lineage, Media, MediaUpload
 from api.problems import ApiProblem, field_problem
 from api.uploads import safe_filename
@@ -70,7 +71,7 @@ def media_view(session: Session, item: MediaItem, *, lineage: bool = True) -> Me
         duration=item.duration,
         duration_seconds=float(Fraction(item.duration)) if item.duration else None,
         has_audio=item.has_audio,
-        created_at=item.created_at,
+        created_at=as_utc(item.created_at),
         url=f"/v1/media/{item.id}",
         content_url=f"/v1/media/{item.id}/content",
         derived_from=derived,

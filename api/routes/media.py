@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from api.deps import GatewayDep, SessionDep, SettingsDep, require_token
-from api.job_service import start_job
+from api.job_service import as_utc, start_job
 from api.library import limits_for, media_view, receive, recipe_problem, report_inline, store_for, upload_view
 from api.library_schemas import (
     BestFramesRequest,
@@ -120,7 +120,12 @@ async def upload_media(
     return await _upload(request, response, session, settings, filename)
 
 
-@router.post("/check", response_model=CheckAnswer, summary="Which of these sha-256s are in the library")
+@router.post(
+    "/check",
+    response_model=CheckAnswer,
+    summary="Which of these sha-256s are in the library",
+    responses=problem_responses(400, 413),
+)
 def check_media(body: CheckRequest, session: SessionDep) -> CheckAnswer:
     wanted = [value.lower() for value in body.sha256]
     for number, value in enumerate(wanted):
@@ -147,10 +152,11 @@ def _page(
         query = query.where(MediaItem.id < position["id"])
     if type_ is not None:
         query = query.where(MediaItem.type == type_)
+    # Stored in UTC (SQLite keeps no offset): compare in UTC.
     if after is not None:
-        query = query.where(MediaItem.created_at >= after)
+        query = query.where(MediaItem.created_at >= as_utc(after).astimezone(dt.UTC))
     if before is not None:
-        query = query.where(MediaItem.created_at < before)
+        query = query.where(MediaItem.created_at < as_utc(before).astimezone(dt.UTC))
     if sha256 is not None:
         query = query.where(MediaItem.sha256 == sha256.lower())
     rows = list(session.scalars(query))
@@ -182,7 +188,7 @@ def list_media(
     summary="Videos one after another, as a new item (a job)",
     description="Stream copy when every input has the same codec, size, rate, pixel format and audio; otherwise "
     "re-encoded (H.264) to the first input's size and rate. The job's output is the new item.",
-    responses=problem_responses(404, 409, 502, 503),
+    responses=problem_responses(400, 404, 409, 413, 502, 503),
 )
 def concat_media(
     body: ConcatRequest,
@@ -301,7 +307,10 @@ def _recipe_from(body: dict[str, Any] | None, request: Request) -> Recipe:
         "recipe): the same edit of the same content renders once. Images up to MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS "
         "answer 200 with the new item; videos and larger images answer 202 with the job."
     ),
-    responses={202: {"model": EditAnswer, "description": "Running as a job"}, **problem_responses(404, 409, 502, 503)},
+    responses={
+        202: {"model": EditAnswer, "description": "Running as a job"},
+        **problem_responses(400, 404, 409, 413, 502, 503),
+    },
 )
 async def edit_media(
     media_id: MediaIdPath,
@@ -367,7 +376,7 @@ def _edit(media_id: int, recipe: Recipe, response: Response, background: Backgro
     description="Scored by the extraction area's scorer (variance of the Laplacian x exposure, near-duplicates "
     "skipped). The job's outputs are the frames as PNG library items, best first, each with its index, pts, "
     "time base, exact seconds, timecode and scores.",
-    responses=problem_responses(404, 502, 503),
+    responses=problem_responses(400, 404, 409, 413, 502, 503),
 )
 def best_frames(
     media_id: MediaIdPath,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Response
 from pydantic import ValidationError
 
 from api.deps import GatewayDep, SessionDep
-from api.job_service import job_view, start_job
+from api.job_service import as_utc, job_view, start_job
 from api.library import recipe_problem
 from api.library_schemas import WorkflowOut, WorkflowRunOut, WorkflowRunRequest
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
@@ -30,7 +30,7 @@ def _view(workflow: Workflow) -> WorkflowOut:
         name=workflow.name,
         input_type=input_type(workflow.definition),  # type: ignore[arg-type]
         definition=workflow.definition,
-        created_at=workflow.created_at,
+        created_at=as_utc(workflow.created_at),
         url=f"/v1/workflows/{workflow.id}",
     )
 
@@ -49,6 +49,7 @@ def _get(session: Any, workflow_id: int) -> Workflow:
     summary="Save a workflow: named steps, each an op list reading the input or another step (`use`)",
     description="Checked as a DAG on save: unique step ids, every `use` names `input` or a step, no cycles, and "
     "types fit (a step's ops are image ops or video ops, matching what it reads). `GET` returns the JSON as saved.",
+    responses=problem_responses(400, 413),
 )
 def create_workflow(body: Annotated[dict[str, Any], Body()], response: Response, session: SessionDep) -> WorkflowOut:
     try:
@@ -81,7 +82,7 @@ def delete_workflow(workflow_id: WorkflowIdPath, session: SessionDep) -> Respons
     status_code=202,
     response_model=WorkflowRunOut,
     summary="Run a workflow on a library item: one job whose outputs list every step's result",
-    responses=problem_responses(404, 502, 503),
+    responses=problem_responses(400, 404, 409, 413, 502, 503),
 )
 def run_workflow(
     workflow_id: WorkflowIdPath,
@@ -114,7 +115,9 @@ def run_workflow(
         run = WorkflowRun(workflow_id=workflow_id, media_id=body.media_id, job_id=job.id)
         session.add(run)
         session.commit()
-    return WorkflowRunOut(id=run.id, workflow_id=workflow_id, media_id=run.media_id, created_at=run.created_at, job=job)
+    return WorkflowRunOut(
+        id=run.id, workflow_id=workflow_id, media_id=run.media_id, created_at=as_utc(run.created_at), job=job
+    )
 
 
 @router.get(
@@ -146,7 +149,7 @@ def list_runs(
         view = job_view(session, gateway, job)
         items.append(
             WorkflowRunOut(
-                id=run.id, workflow_id=workflow_id, media_id=run.media_id, created_at=run.created_at, job=view
+                id=run.id, workflow_id=workflow_id, media_id=run.media_id, created_at=as_utc(run.created_at), job=view
             )
         )
     return Page[WorkflowRunOut](items=items, next_cursor=encode_cursor({"id": rows[-1].id}) if more and rows else None)

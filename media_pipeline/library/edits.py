@@ -24,7 +24,15 @@ from media_pipeline.core.probe import probe
 from media_pipeline.db.models import MediaDerivative, MediaItem
 from media_pipeline.library import images, videos
 from media_pipeline.library.media import Limits, Probed, add_file, by_sha256, record
-from media_pipeline.library.recipes import Format, OpRefused, Trim, canonical, check_applies, recipe_sha256
+from media_pipeline.library.recipes import (
+    Format,
+    OpRefused,
+    Recipe,
+    Trim,
+    canonical,
+    check_applies,
+    recipe_sha256,
+)
 from media_pipeline.library.store import LibraryStore
 
 WORK = "library/work"
@@ -110,8 +118,6 @@ def _stem(filename: str) -> str:
 
 
 def parse_ops(recipe: dict[str, Any]) -> list[Any]:
-    from media_pipeline.library.recipes import Recipe
-
     return list(Recipe.model_validate(recipe).ops)
 
 
