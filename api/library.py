@@ -3,17 +3,19 @@ views, the edit decision (inline under the pixel budget, else a job)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy.orm import Session
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 
 from api.job_service import as_utc
 from api.library_schemas import Lineage, Media, MediaUpload
@@ -208,6 +210,20 @@ def _name(filename: str) -> str:
         return safe_filename(filename)
     except ApiProblem:
         return "upload"  # the type comes from the content; a name is only a label
+
+
+async def json_object(request: Request) -> dict[str, Any] | None:
+    """The body as a JSON object; None when there is none; 400 when it is not JSON."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiProblem(400, "bad_request", "the body is not JSON; send a JSON object") from None
+    if not isinstance(body, dict):
+        raise field_problem("body", "send a JSON object")
+    return body
 
 
 # The op names pydantic puts in an error's location (the discriminated union's tag): not fields.

@@ -6,9 +6,30 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from api.schemas import Job
+from media_pipeline.library.recipes import Recipe
 from media_pipeline.library.requests import MediaId
+from media_pipeline.library.workflows import WorkflowDefinition
+
+# Bodies the routes read themselves (to name a bad op's field as `ops.0.width`, and to take a
+# single edit as query parameters); documented by reference, their schemas added to the document.
+BODY_MODELS: tuple[type[BaseModel], ...] = (Recipe, WorkflowDefinition)
+
+
+def body_ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+def with_body_models(schema: dict[str, Any]) -> dict[str, Any]:
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in BODY_MODELS], ref_template="#/components/schemas/{model}"
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, body in definitions.get("$defs", {}).items():
+        components.setdefault(name, body)
+    return schema
 
 
 class Lineage(BaseModel):

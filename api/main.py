@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import dagster_ui
 from api.dagster_gateway import DagsterGateway, GraphQLGateway
+from api.library_schemas import with_body_models
 from api.middleware import AuthGuardMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers, rewrite_problem_media_types
 from api.routes import api_router
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "Range", "If-Range"],
             expose_headers=["Location", "Content-Range", "Accept-Ranges", "Idempotent-Replayed"],
         )
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            app.openapi_schema = rewrite_problem_media_types(schema)
+            app.openapi_schema = with_body_models(rewrite_problem_media_types(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -303,6 +303,11 @@ def test_trim_is_frame_exact(client, movie, tmp_path):
     made = client.get(f"/v1/media/{job['outputs'][0]['media_id']}", headers=AUTH).json()
     assert made["codec"] == "vp9" and made["content_type"] == "video/webm"
     assert frame_indices(client.get(made["content_url"], headers=AUTH).content, tmp_path) == list(range(40, 48))
+    gif = edit(client, media_id, {"op": "trim", "start_frame": 10, "end_frame": 14}, {"op": "format", "format": "gif"})
+    job = wait_for_job(client, gif.json()["job"]["id"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job
+    made = client.get(f"/v1/media/{job['outputs'][0]['media_id']}", headers=AUTH).json()
+    assert (made["codec"], made["content_type"], made["frame_count"]) == ("gif", "image/gif", 4)
 
 
 def test_concat_copies_matching_streams_and_reencodes_others(client, tmp_path):

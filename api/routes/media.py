@@ -14,7 +14,16 @@ from pydantic import ValidationError
 
 from api.deps import GatewayDep, SessionDep, SettingsDep, require_token
 from api.job_service import as_utc, start_job
-from api.library import limits_for, media_view, receive, recipe_problem, report_inline, store_for, upload_view
+from api.library import (
+    json_object,
+    limits_for,
+    media_view,
+    receive,
+    recipe_problem,
+    report_inline,
+    store_for,
+    upload_view,
+)
 from api.library_schemas import (
     BestFramesRequest,
     CheckAnswer,
@@ -23,6 +32,7 @@ from api.library_schemas import (
     EditAnswer,
     Media,
     MediaUpload,
+    body_ref,
 )
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey
@@ -307,6 +317,7 @@ def _recipe_from(body: dict[str, Any] | None, request: Request) -> Recipe:
         "recipe): the same edit of the same content renders once. Images up to MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS "
         "answer 200 with the new item; videos and larger images answer 202 with the job."
     ),
+    openapi_extra={"requestBody": {"required": False, **body_ref(Recipe)}},
     responses={
         202: {"model": EditAnswer, "description": "Running as a job"},
         **problem_responses(400, 404, 409, 413, 502, 503),
@@ -322,18 +333,7 @@ async def edit_media(
     gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> EditAnswer:
-    raw = await request.body()
-    body: dict[str, Any] | None = None
-    if raw.strip():
-        try:
-            import json
-
-            body = json.loads(raw)
-        except ValueError:
-            raise ApiProblem(400, "bad_request", 'the body is not JSON; send {"ops": [...]}') from None
-        if not isinstance(body, dict):
-            raise field_problem("body", 'send a JSON object {"ops": [...]}')
-    recipe = _recipe_from(body, request)
+    recipe = _recipe_from(await json_object(request), request)
     return await run_in_threadpool(
         _edit, media_id, recipe, response, background, session, settings, gateway, idempotency_key
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Path, Response
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api.deps import GatewayDep, SessionDep
 from api.job_service import as_utc, job_view, start_job
-from api.library import recipe_problem
-from api.library_schemas import WorkflowOut, WorkflowRunOut, WorkflowRunRequest
+from api.library import json_object, recipe_problem
+from api.library_schemas import WorkflowOut, WorkflowRunOut, WorkflowRunRequest, body_ref
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey
 from api.problems import field_problem, not_found, problem_responses
@@ -50,8 +51,16 @@ def _get(session: Any, workflow_id: int) -> Workflow:
     description="Checked as a DAG on save: unique step ids, every `use` names `input` or a step, no cycles, and "
     "types fit (a step's ops are image ops or video ops, matching what it reads). `GET` returns the JSON as saved.",
     responses=problem_responses(400, 413),
+    openapi_extra={"requestBody": {"required": True, **body_ref(WorkflowDefinition)}},
 )
-def create_workflow(body: Annotated[dict[str, Any], Body()], response: Response, session: SessionDep) -> WorkflowOut:
+async def create_workflow(request: Request, response: Response, session: SessionDep) -> WorkflowOut:
+    body = await json_object(request)
+    if body is None:
+        raise field_problem("body", 'send the workflow as JSON: {"name": ..., "steps": [...]}')
+    return await run_in_threadpool(_save, body, response, session)
+
+
+def _save(body: dict[str, Any], response: Response, session: Any) -> WorkflowOut:
     try:
         WorkflowDefinition.model_validate(body)
     except ValidationError as exc:

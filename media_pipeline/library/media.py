@@ -32,7 +32,13 @@ IMAGE_TYPES = {
     "dpx_pipe": "image/x-dpx",
     "j2k_pipe": "image/jp2",
 }
-VIDEO_TYPES = {"mov": "video/quicktime", "mp4": "video/mp4", "matroska": "video/x-matroska", "webm": "video/webm"}
+VIDEO_TYPES = {
+    "mov": "video/quicktime",
+    "mp4": "video/mp4",
+    "matroska": "video/x-matroska",
+    "webm": "video/webm",
+    "gif": "image/gif",  # an animated GIF is a video of the library (it has frames and a rate)
+}
 
 
 @dataclass(frozen=True)
