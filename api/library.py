@@ -33,7 +33,7 @@ logger = logging.getLogger("api.library")
 
 
 def store_for(settings: Settings) -> LibraryStore:
-    return LibraryStore(ArtifactStore(root=str(settings.artifact_root)))
+    return LibraryStore(ArtifactStore.from_settings(settings))
 
 
 def limits_for(settings: Settings) -> Limits:

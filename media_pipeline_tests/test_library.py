@@ -6,6 +6,7 @@ whose frames show their index, concat, workflows, best frames."""
 from __future__ import annotations
 
 import io
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image, ImageEnhance
 
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import decode_frames
+from media_pipeline_tests.s3_server import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import AUTH, assert_problem, wait_for_job
 
@@ -437,3 +439,38 @@ def test_best_frames_name_exact_positions_and_scores(client, tmp_path):
     assert_problem(
         client.post(f"/v1/media/{image}/best-frames", json={"count": 1}, headers=AUTH), 422, "validation_error"
     )
+
+
+def test_on_the_s3_backend_content_is_one_object_read_with_ranges_and_edited_by_jobs(
+    api_settings, gateway, monkeypatch, request, tmp_path, movie
+):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from media_pipeline.settings import load_settings
+    from media_pipeline_tests.s3_server import bucket_keys, s3_env
+
+    endpoint, bucket = request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")
+    for name, value in s3_env(endpoint, bucket).items():
+        monkeypatch.setenv(name, value)
+    with TestClient(create_app(load_settings(), gateway=gateway)) as client:
+        data = png_bytes(gradient())
+        item = upload(client, data, "a.png").json()
+        assert upload(client, data, "b.png").json()["duplicate"] is True
+        key = f"library/sha256/{item['sha256'][:2]}/{item['sha256']}"
+        assert {k for k in bucket_keys(endpoint, bucket) if k.startswith("library/")} == {key}
+        part = client.get(item["content_url"], headers={**AUTH, "Range": "bytes=5-24"})
+        assert part.status_code == 206 and part.content == data[5:25]
+        # An inline edit reads the source back from the store; its output is published there too.
+        small = edit(client, item["id"], {"op": "resize", "width": 16}).json()["media"]
+        assert content_image(client, small).size == (16, 12)
+        video = upload(client, movie.read_bytes(), "m.mp4").json()
+        shutil.rmtree(api_settings.artifact_root / "library" / "sha256")  # the working copy is only a cache
+        trimmed = edit(client, video["id"], {"op": "trim", "start_frame": 3, "end_frame": 9})
+        job = wait_for_job(client, trimmed.json()["job"]["id"], lambda j: j["status"] in ("succeeded", "failed"))
+        assert job["status"] == "succeeded", job
+        made = client.get(f"/v1/media/{job['outputs'][0]['media_id']}", headers=AUTH).json()
+        assert f"library/sha256/{made['sha256'][:2]}/{made['sha256']}" in bucket_keys(endpoint, bucket)
+        assert frame_indices(client.get(made["content_url"], headers=AUTH).content, tmp_path) == list(range(3, 9))
+        assert client.delete(f"/v1/media/{item['id']}?force=true", headers=AUTH).status_code == 204
+        assert key not in bucket_keys(endpoint, bucket)

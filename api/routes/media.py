@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from api.deps import GatewayDep, SessionDep, SettingsDep, require_token
+from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep, require_token
 from api.job_service import as_utc, start_job
 from api.library import (
     json_object,
@@ -37,7 +37,7 @@ from api.library_schemas import (
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, not_found, problem_responses
-from api.routes.artifacts import file_response
+from api.routes.artifacts import stored_response
 from api.schemas import Job as JobOut
 from api.schemas import Page
 from media_pipeline.db.models import Job, MediaDerivative, MediaItem
@@ -235,20 +235,23 @@ def get_media(media_id: MediaIdPath, session: SessionDep) -> Media:
     "/{media_id}/content",
     response_class=StreamingResponse,
     summary="The item's bytes (Range supported)",
-    responses={200: {"content": {"*/*": _BINARY}}, 206: {"content": {"*/*": _BINARY}}, **problem_responses(404, 416)},
+    responses={
+        200: {"content": {"*/*": _BINARY}},
+        206: {"content": {"*/*": _BINARY}},
+        **problem_responses(404, 416, 503),
+    },
 )
 def media_content(
     media_id: MediaIdPath,
     session: SessionDep,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
     if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None,
 ) -> StreamingResponse:
     item = _get(session, media_id)
-    path = store_for(settings).local_path(item.storage_key)
-    if not path.is_file():
-        raise ApiProblem(404, "not_found", f"the content of media {media_id} is missing from the store")
-    return file_response(path, range_header, if_range, item.content_type, item.filename)
+    return stored_response(
+        artifacts, item.storage_key, range_header, if_range, media_type=item.content_type, filename=item.filename
+    )
 
 
 @router.delete(

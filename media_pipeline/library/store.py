@@ -1,9 +1,10 @@
 """Library content in the artifact store, content-addressed: `library/sha256/ab/abcdef...`.
 
-Every write goes through here (and so through `ArtifactStore`), so the layout is the same
-whichever backend the store has. Bytes are hashed as they are written (one read of an upload);
-an object appears under its key only once complete, and content already stored is not written
-again.
+Every write goes through here and `ArtifactStore`, so the layout and the code are the same on
+either backend: bytes land in the store's working copy (hashed as they are written: one read of
+an upload), are renamed under their content key only once complete, and are then published
+(local: nothing moves; S3: uploaded). Content already stored is not written again. Reads go
+through `localize` (S3: fetched into the working copy when it is not there).
 """
 
 from __future__ import annotations
@@ -84,15 +85,17 @@ class LibraryStore:
         return Incoming(self, limit)
 
     def commit(self, incoming: Incoming) -> str:
-        """Move received bytes under their content key (kept as is if that content is stored); the key."""
+        """Move received bytes under their content key and publish them (nothing is written when that
+        content is stored already); the key."""
         sha256 = incoming.finish()
         key = key_for(sha256)
-        target = self.artifacts.path(key)
-        if target.is_file():
+        if self.artifacts.exists(key):
             incoming.discard()
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(incoming.path, target)
+            return key
+        target = self.artifacts.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(incoming.path, target)
+        self.artifacts.publish(key)
         return key
 
     def put_file(self, path: Path) -> tuple[str, int, str]:
@@ -105,33 +108,34 @@ class LibraryStore:
                 size += len(chunk)
         sha256 = digest.hexdigest()
         key = key_for(sha256)
-        target = self.artifacts.path(key)
-        if not target.is_file():
+        if not self.artifacts.exists(key):
+            target = self.artifacts.path(key)
             target.parent.mkdir(parents=True, exist_ok=True)
-            # A rename when the work folder is on the store's filesystem (it is, for the local backend).
+            # A rename: the work folder is inside the working copy.
             partial = target.with_name(f".{sha256}.{uuid.uuid4().hex[:8]}.partial")
             shutil.move(path, partial)
             os.replace(partial, target)
+            self.artifacts.publish(key)
         return sha256, size, key
 
     def put_bytes(self, data: bytes) -> tuple[str, int, str]:
         sha256 = hashlib.sha256(data).hexdigest()
         key = key_for(sha256)
-        target = self.artifacts.path(key)
-        if not target.is_file():
+        if not self.artifacts.exists(key):
+            target = self.artifacts.path(key)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{sha256}.{uuid.uuid4().hex[:8]}.partial")
             partial.write_bytes(data)
             os.replace(partial, target)
+            self.artifacts.publish(key)
         return sha256, len(data), key
 
     def local_path(self, key: str) -> Path:
-        """A local file holding the object (the local backend's own file)."""
-        return self.artifacts.path(key)
+        """A local file holding the object (S3: fetched into the working copy if need be)."""
+        return self.artifacts.localize(key)
 
     def exists(self, key: str) -> bool:
-        return self.artifacts.path(key).is_file()
+        return self.artifacts.exists(key)
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.artifacts.path(key).unlink()
+        self.artifacts.delete(key)

@@ -1,7 +1,7 @@
 """The media library: items stored once by sha-256, derivatives with lineage, workflows and their runs
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 `mp_media` holds every library item (uploads and edit outputs; `sha256` unique: nothing is stored
 twice); `mp_media_derivatives` what each edit read and its canonical recipe, unique on (source
@@ -12,8 +12,8 @@ sha-256, recipe sha-256) so the same edit renders once; `mp_workflows` saved edi
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
