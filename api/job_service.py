@@ -257,7 +257,11 @@ def _live_state(
         error, outputs = job.error, job.outputs or []
     else:
         error = read.error
-        outputs = outputs_for(session, run.run_id)
+        try:
+            kind: JobKind | None = job_kinds.get(job.kind)
+        except job_kinds.UnknownJobKind:
+            kind = None
+        outputs = outputs_for(session, run.run_id, kind)
     if run.updated_at is not None:
         updated_at = max(updated_at, run.updated_at)
     logs = [JobLog(**line) for line in read.logs] if with_logs else []

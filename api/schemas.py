@@ -184,8 +184,14 @@ class CutDiff(BaseModel):
 
 class JobOutput(BaseModel):
     kind: str = Field(description="`thumbnail`, `contact_sheet`, `final_video`, ...")
-    url: str = Field(description="`/v1/artifacts/...` download URL")
+    url: str = Field(description="`/v1/artifacts/...` or `/v1/media/{id}/content` download URL")
     shot_id: int | None = None
+    media_id: int | None = Field(default=None, description="The library item it is (library jobs)")
+    step: str | None = Field(default=None, description="The workflow step that made it (workflow runs)")
+    cached: bool | None = Field(default=None, description="Found in the edit cache instead of rendered")
+    details: dict[str, Any] | None = Field(
+        default=None, description="Lineage (source, recipe) and, for best frames, the exact position and score"
+    )
 
 
 class JobLog(BaseModel):

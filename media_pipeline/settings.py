@@ -125,6 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
     Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
     Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
+    Setting("MEDIA_PIPELINE_LIBRARY_MAX_BYTES", str(2 * 1024**3), "Largest media library upload (bytes)."),
+    Setting("MEDIA_PIPELINE_LIBRARY_MAX_PIXELS", "50000000", "Largest picture (width x height) the library accepts."),
+    Setting("MEDIA_PIPELINE_LIBRARY_MAX_DURATION", "3600", "Longest video the library accepts, seconds."),
+    Setting(
+        "MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS",
+        "16000000",
+        "Image edits of pictures up to this size (width x height) answer inline; larger ones run as a job.",
+    ),
     Setting(
         "MEDIA_PIPELINE_STORAGE",
         "local",
@@ -214,6 +222,10 @@ class Settings:
     fetch_timeout: int = 300
     extraction_item_timeout: int = 600
     api_url: str = ""
+    library_max_bytes: int = 2 * 1024**3
+    library_max_pixels: int = 50_000_000
+    library_max_duration: int = 3600
+    library_inline_pixels: int = 16_000_000
     storage: StorageSettings = field(default_factory=lambda: StorageSettings())
     metrics_token: str = ""
 
@@ -269,6 +281,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
         extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
         api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
+        library_max_bytes=_positive("MEDIA_PIPELINE_LIBRARY_MAX_BYTES", get("MEDIA_PIPELINE_LIBRARY_MAX_BYTES")),
+        library_max_pixels=_positive("MEDIA_PIPELINE_LIBRARY_MAX_PIXELS", get("MEDIA_PIPELINE_LIBRARY_MAX_PIXELS")),
+        library_max_duration=_positive(
+            "MEDIA_PIPELINE_LIBRARY_MAX_DURATION", get("MEDIA_PIPELINE_LIBRARY_MAX_DURATION")
+        ),
+        library_inline_pixels=_positive(
+            "MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS", get("MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS")
+        ),
         storage=_storage(get),
         metrics_token=get("MEDIA_PIPELINE_METRICS_TOKEN"),
     )

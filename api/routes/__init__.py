@@ -14,10 +14,12 @@ from api.routes import (
     health,
     job_events,
     jobs,
+    media,
     metrics,
     shots,
     slideshows,
     watch_events,
+    workflows,
 )
 
 v1_router = APIRouter(
@@ -33,6 +35,8 @@ v1_router.include_router(artifacts.router)
 v1_router.include_router(slideshows.router)
 v1_router.include_router(extractions.router)
 v1_router.include_router(watch_events.router)
+v1_router.include_router(media.router)
+v1_router.include_router(workflows.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -42,3 +46,4 @@ api_router.include_router(v1_router)
 api_router.include_router(job_events.ws_router)
 # The original batch API, outside /v1 so its clients keep working unchanged; it needs the token too.
 api_router.include_router(extractions.original_router)
+api_router.include_router(media.original_router)

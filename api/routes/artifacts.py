@@ -13,6 +13,7 @@ from api.artifacts import RangeNotSatisfiable, missing, parse_range
 from api.deps import ArtifactsDep
 from api.problems import ApiProblem, problem_responses
 from media_pipeline.core.storage import InvalidKey, StorageError, check_key
+from media_pipeline.resources import ArtifactStore
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])
 
@@ -49,6 +50,19 @@ def download(
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
     if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None,
 ) -> StreamingResponse:
+    return stored_response(artifacts, path, range_header, if_range)
+
+
+def stored_response(
+    artifacts: ArtifactStore,
+    path: str,
+    range_header: str | None,
+    if_range: str | None,
+    *,
+    media_type: str | None = None,
+    filename: str | None = None,
+) -> StreamingResponse:
+    """The stored object at `path`, whole or the single byte range asked for (206), on either backend."""
     try:
         stored = artifacts.stat(check_key(path))
     except InvalidKey:
@@ -62,7 +76,7 @@ def download(
         "Accept-Ranges": "bytes",
         "ETag": stored.etag,
         "Last-Modified": formatdate(stored.mtime, usegmt=True),
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename or path.rsplit('/', 1)[-1])}",
     }
     # A changed file makes a client's saved partial copy useless: send it whole (RFC 9110 §13.1.5).
     wanted = range_header if if_range is None or if_range.strip() == stored.etag else None
@@ -84,6 +98,6 @@ def download(
         raise storage_unavailable(exc) from None
     headers["Content-Length"] = str(length)
     if byte_range is None:
-        return StreamingResponse(body, media_type=stored.content_type, headers=headers)
+        return StreamingResponse(body, media_type=media_type or stored.content_type, headers=headers)
     headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
-    return StreamingResponse(body, status_code=206, media_type=stored.content_type, headers=headers)
+    return StreamingResponse(body, status_code=206, media_type=media_type or stored.content_type, headers=headers)

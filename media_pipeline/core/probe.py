@@ -54,6 +54,7 @@ DEMUXERS: tuple[str, ...] = (
     "wav", "w64", "aiff", "flac", "mp3", "aac", "caf", "ac3", "eac3", "ogg",
     # stills and image sequences
     "image2", "png_pipe", "jpeg_pipe", "tiff_pipe", "exr_pipe", "dpx_pipe", "bmp_pipe", "webp_pipe", "j2k_pipe",
+    "gif",  # the library's GIF renditions are read back to be recorded
 )  # fmt: skip
 
 _PCM = ("s8", "u8", "s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be", "f64le", "f64be",
@@ -65,7 +66,7 @@ DECODERS: tuple[str, ...] = (
     "libdav1d", "rawvideo", "v210", "v410", "r210", "ffv1", "cfhd", "hap", "qtrle", "dvvideo", "huffyuv",
     "utvideo", "jpeg2000", "libopenjpeg",
     # stills
-    "png", "tiff", "exr", "dpx", "targa", "bmp", "webp", "libwebp",
+    "png", "tiff", "exr", "dpx", "targa", "bmp", "webp", "libwebp", "gif",
     # audio
     "aac", "aac_fixed", "mp3", "mp3float", "mp2", "mp2float", "flac", "alac", "ac3", "eac3", "opus", "libopus",
     "vorbis", "libvorbis", *(f"pcm_{name}" for name in _PCM),

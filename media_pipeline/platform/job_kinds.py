@@ -113,6 +113,8 @@ class JobKind:
     # request completed from the subject if need be (a shot's id in the shot selection). Unset:
     # any subject id is accepted and the run is unpartitioned.
     prepare: Callable[[Session, str, Any], Prepared] | None = None
+    # What a run of this kind made, as job outputs ({"kind", "url", ...}). Unset: its renders.
+    outputs_of_run: Callable[[Session, str], list[dict[str, Any]]] | None = None
 
     def prepared(self, session: Session, subject_id: str, request: BaseModel) -> Prepared:
         if self.prepare is not None:

@@ -176,7 +176,7 @@ def finish(session: Session, instance: dg.DagsterInstance, job: Job, run: dg.Dag
     error = None
     if status == "failed":
         error = failure_sentence(list(instance.all_logs(run.run_id, of_type=FAILURE_EVENTS)), run.run_id)
-    job.status, job.error, job.outputs = status, error, outputs_for(session, run.run_id)
+    job.status, job.error, job.outputs = status, error, outputs_for(session, run.run_id, kind)
     if kind.on_run_end is not None:
         kind.on_run_end(session, facts(run, error))
 
