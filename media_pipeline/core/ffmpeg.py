@@ -36,7 +36,16 @@ from typing import ParamSpec, TypeVar
 
 from media_pipeline.core.errors import Cancelled, FFmpegError, MediaError
 from media_pipeline.core.files import atomic_path
-from media_pipeline.core.probe import DECODERS, DEMUXERS, MediaInfo, is_url, local_file, max_pixels_limit, probe
+from media_pipeline.core.probe import (
+    DECODERS,
+    DEMUXERS,
+    MediaInfo,
+    count_pictures,
+    is_url,
+    local_file,
+    max_pixels_limit,
+    probe,
+)
 from media_pipeline.core.rates import NTSC_RATES, exact_rate, rate_arg
 
 __all__ = [
@@ -48,6 +57,7 @@ __all__ = [
     "MediaInfo",
     "Progress",
     "cancel_scope",
+    "count_pictures",
     "exact_rate",
     "ffmpeg_exe",
     "filter_value",

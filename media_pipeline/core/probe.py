@@ -227,6 +227,26 @@ _OPEN_OPTIONS = {
 }
 
 
+def count_pictures(path: Path | str) -> int:
+    """Pictures the file's video stream really holds, by reading every packet (nothing decoded).
+
+    `probe` trusts a sample table where the container has one; this is the truth when that
+    table (or a duration) over-states the stream, at the cost of reading the whole file.
+    """
+    import av
+
+    local = local_file(path)
+    try:
+        container = av.open(str(local), options=_OPEN_OPTIONS, metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise _refusal(local, exc) from None
+    with container:
+        if not container.streams.video:
+            return 0
+        frames, _ = _count(container, container.streams.video[0], None)
+    return frames
+
+
 def _read(path: Path, container: av.container.InputContainer) -> MediaInfo:
     import av
 

@@ -10,7 +10,9 @@ Dagster job that a job kind names (see `job_kinds.py`):
 - records when the run was created, started and finished (from its run record), which /metrics
   turns into queue wait and processing time;
 - once the run has ended, writes the job's final state (status, the failure sentence, outputs)
-  and lets the kind react (an ingest that died fails its cut).
+  and lets the kind react (an ingest that died fails its cut);
+- terminates a run whose cancel was asked for while it was STARTING (tagged `CANCEL_TAG`; Dagster
+  refuses to terminate a run then) once it has started.
 
 The Dagster UI's Materialize button does not launch a registered job: it launches the implicit
 asset job (`__ASSET_JOB`) with an asset selection. Such a run is the registered kind whose job
@@ -35,6 +37,8 @@ from sqlalchemy.orm import Session
 
 from media_pipeline.db.models import Job, JobSource
 from media_pipeline.platform.job_kinds import (
+    CANCEL_REQUESTED,
+    CANCEL_TAG,
     JOB_ID_TAG,
     KIND_TAG,
     JobKind,
@@ -186,6 +190,24 @@ class Tracked:
     cursor: float | None
     adopted: list[str] = field(default_factory=list)  # job ids
     finished: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)  # run ids terminated for a cancel asked while starting
+
+
+def cancel_started(instance: dg.DagsterInstance) -> list[str]:
+    """Terminate the runs whose cancel was asked for while they were starting, now that they run.
+
+    Looked up by tag and status every time, not through the cursor: the tag and the start are
+    two updates of the same run that may land in either order.
+    """
+    filters = dg.RunsFilter(tags={CANCEL_TAG: CANCEL_REQUESTED}, statuses=[dg.DagsterRunStatus.STARTED])
+    cancelled = []
+    for record in instance.get_run_records(filters=filters, limit=PAGE):
+        run = record.dagster_run
+        sent = instance.run_coordinator.cancel_run(run.run_id)
+        outcome = "termination sent" if sent else "Dagster did not accept the termination"
+        instance.report_engine_event(f"Cancel asked for while the run was starting: {outcome}", run)
+        cancelled.append(run.run_id)
+    return cancelled
 
 
 def track(
@@ -200,7 +222,7 @@ def track(
     without it they are left alone."""
     filters = dg.RunsFilter(updated_after=dt.datetime.fromtimestamp(after, dt.UTC) if after is not None else None)
     records = instance.get_run_records(filters=filters, order_by="update_timestamp", ascending=True, limit=PAGE)
-    result = Tracked(after)
+    result = Tracked(after, cancelled=cancel_started(instance))
     for record in records:
         run = record.dagster_run
         kind = kind_for(run, assets_of_job)
@@ -235,4 +257,7 @@ def job_tracker(context: dg.SensorEvaluationContext, database: DatabaseResource)
     tracked = track(context.instance, database, after, assets_of_jobs(context.repository_def))
     if tracked.cursor is not None:
         context.update_cursor(repr(tracked.cursor))
-    return dg.SkipReason(f"{len(tracked.adopted)} run(s) adopted as jobs, {len(tracked.finished)} job(s) finished")
+    return dg.SkipReason(
+        f"{len(tracked.adopted)} run(s) adopted as jobs, {len(tracked.finished)} job(s) finished, "
+        f"{len(tracked.cancelled)} run(s) cancelled once started"
+    )

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -74,6 +74,18 @@ def load_cut(session: Session, partition_key: str) -> CutVersion:
             allow_retries=False,
         )
     return cut
+
+
+def add_shot_notes(database: DatabaseResource, notes: Iterable[tuple[int, str]]) -> None:
+    """Each (shot id, note) joins that shot's notes once, however often the shot is rendered."""
+    notes = list(notes)
+    if not notes:
+        return
+    with database.session() as session:
+        for shot_id, note in notes:
+            shot = session.get(Shot, shot_id)
+            if shot is not None and note not in (shot.notes or []):
+                shot.notes = [*(shot.notes or []), note]
 
 
 @contextmanager
@@ -359,18 +371,25 @@ def shot_thumbnails(
         progress.log("info", f"{len(shots)} shot(s): {len(reused)} reused, {len(todo)} to render")
         recorder = RenderRecorder(database, progress)
 
-        def render(item: tuple[ThumbnailPlan, str, Path]) -> None:
+        # Frames found past the media's real end: slates, and the shot says why.
+        past_the_end: list[tuple[int, str]] = []
+
+        def render(item: tuple[ThumbnailPlan, str, Path]) -> str | None:
             progress.item_started(str(item[0].shot_id))
-            render_thumbnail(item[0], item[2])
+            note = render_thumbnail(item[0], item[2])
             artifacts.publish(item[2])
+            return note
 
         def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
             plan, cache_key, output = item
+            if isinstance(outcome, str):
+                past_the_end.append((plan.shot_id, f"thumbnail: {outcome}"))
             row = render_row(cut_id, plan, cache_key, artifacts.relative(output), run_id, None)
             recorder.record(row, str(plan.shot_id), plan.name, outcome)
             results.append({**plan.metadata(), "reused": False, "path": artifacts.relative(output)})
 
         ffmpeg.map_parallel(render, todo, finished)
+        add_shot_notes(database, past_the_end)
         recorder.finish("thumbnail")
     results.sort(key=lambda row: row["index"])
     metadata: dict[str, Any] = {}

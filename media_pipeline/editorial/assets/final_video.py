@@ -14,7 +14,7 @@ from pydantic import Field
 from media_pipeline.core.ffmpeg import exact_rate, probe, rate_arg
 from media_pipeline.core.timecode import to_timecode
 from media_pipeline.db.models import Render, RenderStatus, Shot
-from media_pipeline.editorial.assets.cuts import GROUP, cut_shots, load_cut, preview_markdown
+from media_pipeline.editorial.assets.cuts import GROUP, add_shot_notes, cut_shots, load_cut, preview_markdown
 from media_pipeline.editorial.conform import (
     EncodeOptions,
     Segment,
@@ -176,7 +176,7 @@ def final_video(
             metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
         )
 
-    record_shortfalls(database, shortfalls)
+    add_shot_notes(database, [(shot_id, note) for segment, note in shortfalls for shot_id in segment.shot_ids])
     padded = [note for _, note in shortfalls]
     # A short segment's place in the join: the frames it had, then its slate.
     files = [part for path in files for part in (short[path].parts if path in short else [path])]
@@ -238,15 +238,3 @@ def final_video(
             "preview": preview_markdown(preview),
         }
     )
-
-
-def record_shortfalls(database: DatabaseResource, shortfalls: list[tuple[Segment, str]]) -> None:
-    """Each shot a short segment shows says so in its notes (once, however often it is rendered)."""
-    if not shortfalls:
-        return
-    with database.session() as session:
-        for segment, note in shortfalls:
-            for shot_id in segment.shot_ids:
-                shot = session.get(Shot, shot_id)
-                if shot is not None and note not in (shot.notes or []):
-                    shot.notes = [*(shot.notes or []), note]
