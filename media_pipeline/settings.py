@@ -120,6 +120,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
     Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
     Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
+    Setting(
+        "MEDIA_PIPELINE_RUNWAY_API_KEY", "", "Runway API key for the `runway` generator. Empty: it is unavailable."
+    ),
+    Setting("MEDIA_PIPELINE_RUNWAY_URL", "https://api.dev.runwayml.com", "Runway API base URL."),
+    Setting(
+        "MEDIA_PIPELINE_STABILITY_API_KEY", "", "Stability API key for the `stability` generator. Empty: unavailable."
+    ),
+    Setting("MEDIA_PIPELINE_STABILITY_URL", "https://api.stability.ai", "Stability API base URL."),
+    Setting(
+        "MEDIA_PIPELINE_GENERATOR_DOWNLOAD_HOSTS",
+        "",
+        "Comma-separated hosts (besides the provider's API host) generated clips may be downloaded from.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT", "60", "Seconds one request to a generator's provider may take."
+    ),
+    Setting("MEDIA_PIPELINE_GENERATOR_TIMEOUT", "1800", "Seconds one segment's generation may take, polling included."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -185,6 +202,13 @@ class Settings:
     fetch_timeout: int = 300
     extraction_item_timeout: int = 600
     api_url: str = ""
+    runway_api_key: str = ""
+    runway_url: str = "https://api.dev.runwayml.com"
+    stability_api_key: str = ""
+    stability_url: str = "https://api.stability.ai"
+    generator_download_hosts: tuple[str, ...] = ()
+    generator_request_timeout: float = 60.0
+    generator_timeout: float = 1800.0
 
     @property
     def dagster_home(self) -> Path:
@@ -238,6 +262,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
         extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
         api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
+        runway_api_key=get("MEDIA_PIPELINE_RUNWAY_API_KEY"),
+        runway_url=get("MEDIA_PIPELINE_RUNWAY_URL").rstrip("/"),
+        stability_api_key=get("MEDIA_PIPELINE_STABILITY_API_KEY"),
+        stability_url=get("MEDIA_PIPELINE_STABILITY_URL").rstrip("/"),
+        generator_download_hosts=tuple(
+            h.strip().lower() for h in get("MEDIA_PIPELINE_GENERATOR_DOWNLOAD_HOSTS").split(",") if h.strip()
+        ),
+        generator_request_timeout=float(get("MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT")),
+        generator_timeout=float(get("MEDIA_PIPELINE_GENERATOR_TIMEOUT")),
     )
 
 
