@@ -37,6 +37,7 @@ TAGS = [
     {"name": "jobs", "description": "Dagster runs launched through the API: status, progress, logs, outputs"},
     {"name": "slideshows", "description": "Narrated slideshows: scenes, assets, renders (also as /v1/projects)"},
     {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
+    {"name": "compositions", "description": "Generated multi-segment videos: segments, clip generators, renders"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
 ]

@@ -8,4 +8,5 @@ AREAS: tuple[str, ...] = (
     "editorial",
     "slideshows",
     "extraction",
+    "compositions",
 )

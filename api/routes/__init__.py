@@ -7,7 +7,18 @@ from fastapi import APIRouter, Depends
 from api.deps import require_token
 from api.params import single_query_values
 from api.problems import problem_responses
-from api.routes import artifacts, cuts, extractions, health, job_events, jobs, shots, slideshows, watch_events
+from api.routes import (
+    artifacts,
+    compositions,
+    cuts,
+    extractions,
+    health,
+    job_events,
+    jobs,
+    shots,
+    slideshows,
+    watch_events,
+)
 
 v1_router = APIRouter(
     prefix="/v1",
@@ -22,6 +33,7 @@ v1_router.include_router(artifacts.router)
 v1_router.include_router(slideshows.router)
 v1_router.include_router(extractions.router)
 v1_router.include_router(watch_events.router)
+v1_router.include_router(compositions.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
