@@ -10,6 +10,7 @@ from api.problems import problem_responses
 from api.routes import (
     artifacts,
     compositions,
+    compositions_original,
     cuts,
     extractions,
     health,
@@ -41,3 +42,5 @@ api_router.include_router(v1_router)
 api_router.include_router(job_events.ws_router)
 # The original batch API, outside /v1 so its clients keep working unchanged; it needs the token too.
 api_router.include_router(extractions.original_router)
+api_router.include_router(compositions_original.router)
+api_router.include_router(compositions_original.ws_router)
