@@ -14,9 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
+from api.dagster_gateway import InProcessGateway
+from api.main import create_app
 from media_pipeline.compositions import render
 from media_pipeline.compositions.generators.base import GenerationRequest, Generator, GeneratorError
 from media_pipeline.compositions.generators.local import LocalGenerator
@@ -335,3 +339,47 @@ def test_giving_up_after_the_attempts_says_so(
     )
     with pytest.raises(GeneratorError, match="answered 429 to POST /v1/image_to_video, 3 times; giving up"):
         runway.submit(request)
+
+
+def test_cancelling_a_render_job_cancels_its_runway_task(
+    provider: Provider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, domain_url: str, instance: dg.DagsterInstance
+) -> None:
+    """Through the API and a real Dagster run in its own process, terminated as Dagster does it."""
+    media = tmp_path / "media"
+    media.mkdir()
+    Image.new("RGB", (128, 72), (20, 80, 200)).save(media / "still.png")
+    env = {
+        "MEDIA_PIPELINE_HOME": str(tmp_path / "home"), "MEDIA_PIPELINE_DATABASE_URL": domain_url,
+        "MEDIA_PIPELINE_ARTIFACT_ROOT": str(tmp_path / "artifacts"), "MEDIA_PIPELINE_API_TOKEN": "t0ken",
+        "MEDIA_PIPELINE_MEDIA_ROOTS": str(media), "MEDIA_PIPELINE_WATCH_DIRS": "",
+        "MEDIA_PIPELINE_RUNWAY_API_KEY": "sk-test", "MEDIA_PIPELINE_RUNWAY_URL": provider.url,
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    auth = {"Authorization": "Bearer t0ken"}
+    gateway = InProcessGateway(instance, background=True)
+    with TestClient(create_app(load_settings(), gateway=gateway)) as client:
+        body = {"name": "c", "rate": "24", "resolution": "128x72", "segments": [
+            {"generator": "runway", "prompt": "forever", "frames": 24, "inputs": ["still.png"]}]}  # fmt: skip
+        composition = client.post("/v1/compositions", json=body, headers=auth).json()
+        job = client.post(f"/v1/compositions/{composition['id']}/renders", headers=auth).json()["job"]
+        running = wait_for_job(client, job["id"], lambda j: any(i.get("task_id") for i in j["items"]), auth)
+        assert running["items"][0]["task_id"] == "task-1" and running["items"][0]["status"] == "running"
+        assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth).status_code == 202
+        wait_for_job(client, job["id"], lambda j: j["status"] == "cancelled", auth)
+        deadline = time.monotonic() + 60
+        while not provider.cancelled and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert provider.cancelled == ["task-1"]
+    gateway.join()
+
+
+def wait_for_job(client: TestClient, job_id: str, predicate: Any, auth: dict[str, str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 300  # generous: the machine is shared and a run process takes seconds to start
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        if predicate(job):
+            return dict(job)
+        assert time.monotonic() < deadline, f"job never matched; last seen {job}"
+        assert job["status"] not in ("succeeded", "failed") or predicate(job), job
+        time.sleep(0.2)
