@@ -282,6 +282,13 @@ def test_a_download_from_another_host_is_refused(
         runway.client.download("file:///etc/passwd", tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists()
 
+    # A CDN host the operator listed: allowed, and the key does not go there.
+    runway.client.download_hosts = frozenset({"localhost"})
+    port = provider.server_address[1]
+    runway.client.download(f"http://localhost:{port}/files/x.mp4", tmp_path / "x.mp4")
+    assert (tmp_path / "x.mp4").read_bytes() == provider.clip
+    assert "Authorization" not in provider.requests[-1]["headers"]
+
 
 def test_stability_polls_202_through_a_5xx_and_writes_the_clip_as_it_arrives(
     provider: Provider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

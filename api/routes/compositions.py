@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.composition_schemas import CompositionOut, GeneratorOut, RenderCreated, RenderOut, SegmentOut, TransitionOut
 from api.deps import GatewayDep, SessionDep, SettingsDep
-from api.job_service import start_job
+from api.job_service import as_utc, start_job
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, not_found, problem_responses
@@ -55,7 +55,7 @@ def composition_view(composition: Composition) -> CompositionOut:
         id=composition.id, name=composition.name, rate=composition.rate,
         resolution=f"{composition.width}x{composition.height}", width=composition.width, height=composition.height,
         soundtrack=composition.soundtrack, segments=segments, total_frames=sum(s.frames for s in segments) - overlaps,
-        created_at=composition.created_at, updated_at=composition.updated_at,
+        created_at=as_utc(composition.created_at), updated_at=as_utc(composition.updated_at),
     )  # fmt: skip
 
 

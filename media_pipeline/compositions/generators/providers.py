@@ -64,6 +64,8 @@ class ProviderClient:
         self.attempts, self.backoff, self.max_bytes, self._sleep = attempts, backoff, max_bytes, sleep
         # No redirects: the key must not follow one to another host, nor a download leave the allowed ones.
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout), follow_redirects=False)
+        # Downloads from any other (CDN) host go without the key.
+        self.anonymous = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The answer to `method path` after retrying 429/5xx and connection errors; GeneratorError
@@ -93,9 +95,10 @@ class ProviderClient:
     @contextlib.contextmanager
     def stream(self, url: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
         """GET `url` streamed, retried like `request`; the last answer (any status) is yielded."""
+        client = self.client if (urlsplit(url).hostname or "").lower() == self.host else self.anonymous
         for attempt in range(1, self.attempts + 1):
             try:
-                with self.client.stream("GET", url, headers=headers) as response:
+                with client.stream("GET", url, headers=headers) as response:
                     if response.status_code in RETRY_STATUSES and attempt < self.attempts:
                         retry_header = response.headers.get("retry-after")
                     else:
@@ -116,9 +119,7 @@ class ProviderClient:
                 f"{self.name} offered its clip at {parts.scheme}://{host}, which is not an allowed host; "
                 "add it to MEDIA_PIPELINE_GENERATOR_DOWNLOAD_HOSTS if it is the provider's own"
             )
-        # The key stays with the API host: a download from a CDN goes without it.
-        headers = None if host == self.host else {"Authorization": ""}
-        with self.stream(url, headers) as response:
+        with self.stream(url) as response:
             if response.status_code != 200:
                 raise GeneratorError(f"{self.name}'s clip download answered {response.status_code}")
             self.write(response, target)
