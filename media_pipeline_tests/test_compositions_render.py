@@ -138,6 +138,14 @@ def test_cache_counts_generator_calls(tmp_path: Path) -> None:
     assert len(bumped.calls) == 2  # every segment of the bumped generator, none of the other
 
 
+def test_segments_asking_for_the_same_clip_share_one_generation(tmp_path: Path) -> None:
+    counting = Counting()
+    twins = [segment(1, 8, seed=5, prompt="same"), segment(2, 8, seed=5, prompt="same"), segment(3, 8)]
+    plan, video = run(spec(*twins), {"counting": counting}, tmp_path, "r1")
+    assert len(counting.calls) == 2 and plan.segments[0].key == plan.segments[1].key
+    assert count_frames(video) == 24
+
+
 def test_conform_gives_exact_frames_and_continuous_pts_across_joins(tmp_path: Path) -> None:
     counting = Counting()
     segments = [

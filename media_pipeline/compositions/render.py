@@ -285,7 +285,12 @@ def generate(
     A failed segment fails alone (its item names the generator's error); RenderError after the
     others finished. Interrupted (the run is cancelled), in-flight provider tasks are cancelled.
     """
-    todo = [s for s in plan_.segments if s.decision == "generate" and s.pool == pool]
+    wanted = [s for s in plan_.segments if s.decision == "generate" and s.pool == pool]
+    # Segments asking for the very same clip share one generation.
+    same: dict[str, list[PlannedSegment]] = {}
+    for segment in wanted:
+        same.setdefault(segment.key, []).append(segment)
+    todo = [group[0] for group in same.values()]
     stop = threading.Event()
     in_flight: dict[str, Generator] = {}
     lock = threading.Lock()
@@ -339,12 +344,19 @@ def generate(
         futures = {pool_.submit(ffmpeg.run_in_scope(one), s): s for s in todo}
         try:
             for future, segment in futures.items():
+                twins = same[segment.key][1:]
                 try:
-                    results.append(future.result())
+                    done = future.result()
                 except (GeneratorError, ffmpeg.FFmpegError, OSError, KeyError, ValueError) as exc:
                     message = f"{segment.generator}: {exc}"
-                    hooks.item(segment.item, "failed", error=message, cache="miss")
-                    results.append(Generated(segment.id, error=message))
+                    for failed in (segment, *twins):
+                        hooks.item(failed.item, "failed", error=message, cache="miss")
+                        results.append(Generated(failed.id, error=message))
+                    continue
+                results.append(done)
+                for twin in twins:
+                    hooks.item(twin.item, "running", progress=0.5, cache="miss", task_id=done.task_id)
+                    results.append(Generated(twin.id, done.task_id))
         except BaseException:
             stop.set()
             for future in futures:
