@@ -57,6 +57,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Frame rate for EDLs dropped into watch folders without a `watch.json` `rate`: 25, 23.976, 29.97, 30000/1001.",
     ),
     Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
+    Setting(
+        "MEDIA_PIPELINE_METRICS_TOKEN",
+        "",
+        "Bearer token for `GET /metrics` (Prometheus). Empty: `/metrics` answers loopback clients only.",
+    ),
     Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
     Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
     Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
@@ -137,6 +142,17 @@ SETTINGS: tuple[Setting, ...] = (
         "MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT", "60", "Seconds one request to a generator's provider may take."
     ),
     Setting("MEDIA_PIPELINE_GENERATOR_TIMEOUT", "1800", "Seconds one segment's generation may take, polling included."),
+    Setting(
+        "MEDIA_PIPELINE_STORAGE",
+        "local",
+        "Where finished artifacts are kept: `local` (the artifact root) or `s3` (a bucket; the root is then a cache).",
+    ),
+    Setting("MEDIA_PIPELINE_S3_ENDPOINT_URL", "", "S3 endpoint, e.g. `http://minio:9000`. Empty: AWS S3."),
+    Setting("MEDIA_PIPELINE_S3_BUCKET", "", "S3 bucket for artifacts (required with `MEDIA_PIPELINE_STORAGE=s3`)."),
+    Setting("MEDIA_PIPELINE_S3_REGION", "us-east-1", "S3 region."),
+    Setting("MEDIA_PIPELINE_S3_ACCESS_KEY", "", "S3 access key id. Empty: boto3's own lookup (env, profile, role)."),
+    Setting("MEDIA_PIPELINE_S3_SECRET_KEY", "", "S3 secret access key."),
+    Setting("MEDIA_PIPELINE_S3_PREFIX", "", "Key prefix inside the bucket (`media_pipeline/`). Empty: none."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -169,6 +185,19 @@ class SlideshowDefaults:
     resolution: str = "1920x1080"
     loudness: float = -16.0
     max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where finished artifacts are kept (see media_pipeline/core/storage.py)."""
+
+    backend: str = "local"  # local | s3
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,6 +238,8 @@ class Settings:
     generator_download_hosts: tuple[str, ...] = ()
     generator_request_timeout: float = 60.0
     generator_timeout: float = 1800.0
+    storage: StorageSettings = field(default_factory=lambda: StorageSettings())
+    metrics_token: str = ""
 
     @property
     def dagster_home(self) -> Path:
@@ -271,6 +302,26 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         generator_request_timeout=float(get("MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT")),
         generator_timeout=float(get("MEDIA_PIPELINE_GENERATOR_TIMEOUT")),
+        storage=_storage(get),
+        metrics_token=get("MEDIA_PIPELINE_METRICS_TOKEN"),
+    )
+
+
+def _storage(get: Callable[[str], str]) -> StorageSettings:
+    backend = get("MEDIA_PIPELINE_STORAGE").strip().lower()
+    if backend not in ("local", "s3"):
+        raise ValueError(f"MEDIA_PIPELINE_STORAGE must be local or s3, not {backend!r}")
+    bucket = get("MEDIA_PIPELINE_S3_BUCKET").strip()
+    if backend == "s3" and not bucket:
+        raise ValueError("MEDIA_PIPELINE_STORAGE=s3 needs a bucket: set MEDIA_PIPELINE_S3_BUCKET")
+    return StorageSettings(
+        backend=backend,
+        s3_endpoint_url=get("MEDIA_PIPELINE_S3_ENDPOINT_URL").strip().rstrip("/"),
+        s3_bucket=bucket,
+        s3_region=get("MEDIA_PIPELINE_S3_REGION").strip(),
+        s3_access_key=get("MEDIA_PIPELINE_S3_ACCESS_KEY"),
+        s3_secret_key=get("MEDIA_PIPELINE_S3_SECRET_KEY"),
+        s3_prefix=get("MEDIA_PIPELINE_S3_PREFIX").strip(),
     )
 
 

@@ -16,6 +16,7 @@ from api.routes import (
     health,
     job_events,
     jobs,
+    metrics,
     shots,
     slideshows,
     watch_events,
@@ -38,6 +39,8 @@ v1_router.include_router(compositions.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+# Outside /v1: Prometheus scrapes with a token of its own (MEDIA_PIPELINE_METRICS_TOKEN).
+api_router.include_router(metrics.router)
 api_router.include_router(v1_router)
 api_router.include_router(job_events.ws_router)
 # The original batch API, outside /v1 so its clients keep working unchanged; it needs the token too.

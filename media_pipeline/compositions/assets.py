@@ -198,6 +198,9 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
         render.write_json(staging / "result.json", result)
         render.write_json(folder / "latest.json", result)
         render.write_json(folder / "latest_plan.json", json.loads(plan.to_json()))
+        # The finished files go to the artifact store (a bucket with MEDIA_PIPELINE_STORAGE=s3);
+        # the generation cache is the working copy's.
+        artifacts.publish(composed.video, staging / "result.json", folder / "latest.json")
         rows = ["| segment | generator | frames | cache | task |", "|---|---|---|---|---|"]
         rows += [f"| {s['id']} | {s['generator']} v{s['version']} | {s['frames']} | {s['cache']} | "
                  f"{s['task_id'] or ''} |" for s in segments]  # fmt: skip

@@ -1,7 +1,7 @@
 """mp_compositions and mp_composition_segments: generated multi-segment videos
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 A composition has an exact rate and a size; its segments are ordered by `position` (no unique
 constraint: a reorder rewrites every position in one transaction) and deleted with it.
@@ -10,8 +10,8 @@ constraint: a reorder rewrites every position in one transaction) and deleted wi
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
