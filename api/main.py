@@ -41,6 +41,7 @@ TAGS = [
     {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
     {"name": "media", "description": "The media library: uploads stored once by content, edits with lineage"},
     {"name": "workflows", "description": "Saved chains of library edits, run as one job"},
+    {"name": "compositions", "description": "Generated multi-segment videos: segments, clip generators, renders"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
     {"name": "metrics", "description": "Prometheus metrics (MEDIA_PIPELINE_METRICS_TOKEN, or loopback while unset)"},

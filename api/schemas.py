@@ -211,6 +211,10 @@ class JobItem(BaseModel):
     status: Literal["queued", "running", "succeeded", "failed", "skipped", "reused"]
     progress: float = Field(ge=0, le=1)
     error: str | None = Field(description="Why it failed, when `status` is `failed`")
+    cache: Literal["hit", "miss"] | None = Field(
+        default=None, description="Made before and reused (`hit`) or made by this job (`miss`), where items are cached"
+    )
+    task_id: str | None = Field(default=None, description="The item's task at an external provider, if it has one")
 
 
 class WebhookDelivery(BaseModel):

@@ -9,4 +9,5 @@ AREAS: tuple[str, ...] = (
     "slideshows",
     "extraction",
     "library",
+    "compositions",
 )

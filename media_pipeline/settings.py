@@ -134,6 +134,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Image edits of pictures up to this size (width x height) answer inline; larger ones run as a job.",
     ),
     Setting(
+        "MEDIA_PIPELINE_RUNWAY_API_KEY", "", "Runway API key for the `runway` generator. Empty: it is unavailable."
+    ),
+    Setting("MEDIA_PIPELINE_RUNWAY_URL", "https://api.dev.runwayml.com", "Runway API base URL."),
+    Setting(
+        "MEDIA_PIPELINE_STABILITY_API_KEY", "", "Stability API key for the `stability` generator. Empty: unavailable."
+    ),
+    Setting("MEDIA_PIPELINE_STABILITY_URL", "https://api.stability.ai", "Stability API base URL."),
+    Setting(
+        "MEDIA_PIPELINE_GENERATOR_DOWNLOAD_HOSTS",
+        "",
+        "Comma-separated hosts (besides the provider's API host) generated clips may be downloaded from.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT", "60", "Seconds one request to a generator's provider may take."
+    ),
+    Setting("MEDIA_PIPELINE_GENERATOR_TIMEOUT", "1800", "Seconds one segment's generation may take, polling included."),
+    Setting(
         "MEDIA_PIPELINE_STORAGE",
         "local",
         "Where finished artifacts are kept: `local` (the artifact root) or `s3` (a bucket; the root is then a cache).",
@@ -226,6 +243,13 @@ class Settings:
     library_max_pixels: int = 50_000_000
     library_max_duration: int = 3600
     library_inline_pixels: int = 16_000_000
+    runway_api_key: str = ""
+    runway_url: str = "https://api.dev.runwayml.com"
+    stability_api_key: str = ""
+    stability_url: str = "https://api.stability.ai"
+    generator_download_hosts: tuple[str, ...] = ()
+    generator_request_timeout: float = 60.0
+    generator_timeout: float = 1800.0
     storage: StorageSettings = field(default_factory=lambda: StorageSettings())
     metrics_token: str = ""
 
@@ -289,6 +313,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         library_inline_pixels=_positive(
             "MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS", get("MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS")
         ),
+        runway_api_key=get("MEDIA_PIPELINE_RUNWAY_API_KEY"),
+        runway_url=get("MEDIA_PIPELINE_RUNWAY_URL").rstrip("/"),
+        stability_api_key=get("MEDIA_PIPELINE_STABILITY_API_KEY"),
+        stability_url=get("MEDIA_PIPELINE_STABILITY_URL").rstrip("/"),
+        generator_download_hosts=tuple(
+            h.strip().lower() for h in get("MEDIA_PIPELINE_GENERATOR_DOWNLOAD_HOSTS").split(",") if h.strip()
+        ),
+        generator_request_timeout=float(get("MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT")),
+        generator_timeout=float(get("MEDIA_PIPELINE_GENERATOR_TIMEOUT")),
         storage=_storage(get),
         metrics_token=get("MEDIA_PIPELINE_METRICS_TOKEN"),
     )

@@ -9,6 +9,8 @@ from api.params import single_query_values
 from api.problems import problem_responses
 from api.routes import (
     artifacts,
+    compositions,
+    compositions_original,
     cuts,
     extractions,
     health,
@@ -37,6 +39,7 @@ v1_router.include_router(extractions.router)
 v1_router.include_router(watch_events.router)
 v1_router.include_router(media.router)
 v1_router.include_router(workflows.router)
+v1_router.include_router(compositions.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -47,3 +50,5 @@ api_router.include_router(job_events.ws_router)
 # The original batch API, outside /v1 so its clients keep working unchanged; it needs the token too.
 api_router.include_router(extractions.original_router)
 api_router.include_router(media.original_router)
+api_router.include_router(compositions_original.router)
+api_router.include_router(compositions_original.ws_router)

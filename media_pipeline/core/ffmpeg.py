@@ -58,6 +58,7 @@ __all__ = [
     "Progress",
     "cancel_scope",
     "count_pictures",
+    "drawtext_font",
     "exact_rate",
     "ffmpeg_exe",
     "filter_value",
@@ -376,6 +377,17 @@ def filter_value(text: str) -> str:
     for special in "\\'[],;":
         text = text.replace(special, "\\" + special)
     return text
+
+
+_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf")
+
+
+def drawtext_font() -> str:
+    """drawtext's font option: DejaVu Sans where installed, else fontconfig's `Sans`."""
+    for candidate in _FONTS:
+        if Path(candidate).is_file():
+            return f"fontfile={filter_value(candidate)}"
+    return "font=Sans"
 
 
 def analyse(args: Sequence[str], *, timeout: float = 600, what: str = "ffmpeg analysis") -> str:

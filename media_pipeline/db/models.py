@@ -254,3 +254,41 @@ class WorkflowRun(Base):
     media_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_media.id", ondelete="CASCADE"))
     job_id: Mapped[str] = mapped_column(sa.String(36), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+class Composition(Timestamped, Base):
+    """A generated video: ordered segments, each made by a clip generator (media_pipeline/compositions)."""
+
+    __tablename__ = "mp_compositions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    rate: Mapped[str] = mapped_column(sa.String(32))  # exact: "24", "30000/1001"
+    width: Mapped[int]
+    height: Mapped[int]
+    soundtrack: Mapped[str | None] = mapped_column(sa.String(64))  # a media item's id, once the library exists
+
+    segments: Mapped[list[CompositionSegment]] = relationship(
+        back_populates="composition",
+        order_by="CompositionSegment.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class CompositionSegment(Timestamped, Base):
+    __tablename__ = "mp_composition_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    composition_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_compositions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]  # 0-based order; rewritten whole by a reorder
+    generator: Mapped[str] = mapped_column(sa.String(100))
+    prompt: Mapped[str] = mapped_column(sa.Text, default="")
+    negative_prompt: Mapped[str] = mapped_column(sa.Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Drawn once when "random" was asked, so a re-render is reproducible.
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    frames: Mapped[int]  # at the composition's rate; `seconds` were converted once, when saved
+    seconds: Mapped[str | None] = mapped_column(sa.String(32))  # as the client wrote them, if it did
+    inputs: Mapped[list[Any]] = mapped_column(default=list)
+    transition: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"type": "cut"} | {"type": "crossfade", ...}
+
+    composition: Mapped[Composition] = relationship(back_populates="segments")
