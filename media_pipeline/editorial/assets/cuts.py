@@ -311,12 +311,21 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-@dg.asset(
-    partitions_def=cut_versions,
-    group_name=GROUP,
-    deps=[cut_shots],
-    pool="ffmpeg",
-    kinds={"ffmpeg", "jpeg"},
+def ffmpeg_render(*, kind: str, description: str) -> Any:
+    """The decorator of an asset ffmpeg renders from a cut version's shots: partitioned like the
+    cut, after `cut_shots`, holding a slot of the `ffmpeg` pool."""
+    return dg.asset(
+        partitions_def=cut_versions,
+        group_name=GROUP,
+        deps=[cut_shots],
+        pool="ffmpeg",
+        kinds={"ffmpeg", kind},
+        description=description,
+    )
+
+
+@ffmpeg_render(
+    kind="jpeg",
     description="A still of each shot (by default its middle frame), exactly the frame named, for review and "
     "shot lists. Re-render with another frame or width from the Launchpad; unchanged shots reuse earlier stills.",
 )
@@ -477,7 +486,7 @@ def reusable_render(session: Session, artifacts: ArtifactStore, kind: str, cache
 def render_row(
     cut_version_id: int, plan: ThumbnailPlan, cache_key: str, output: str, run_id: str, reused_from: int | None
 ) -> Render:
-    return shot_render(
+    return succeeded_render(
         cut_version_id,
         plan.shot_id,
         "thumbnail",
@@ -490,9 +499,9 @@ def render_row(
     )
 
 
-def shot_render(
+def succeeded_render(
     cut_version_id: int,
-    shot_id: int,
+    shot_id: int | None,
     kind: str,
     options: dict[str, Any],
     cache_key: str,

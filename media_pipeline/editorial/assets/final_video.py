@@ -13,8 +13,14 @@ from pydantic import Field
 
 from media_pipeline.core.ffmpeg import exact_rate, probe, rate_arg
 from media_pipeline.core.timecode import to_timecode
-from media_pipeline.db.models import Render, RenderStatus, Shot
-from media_pipeline.editorial.assets.cuts import GROUP, add_shot_notes, cut_shots, load_cut, preview_markdown
+from media_pipeline.db.models import Shot
+from media_pipeline.editorial.assets.cuts import (
+    add_shot_notes,
+    ffmpeg_render,
+    load_cut,
+    preview_markdown,
+    succeeded_render,
+)
 from media_pipeline.editorial.conform import (
     EncodeOptions,
     Segment,
@@ -26,7 +32,6 @@ from media_pipeline.editorial.conform import (
     timeline_audio,
 )
 from media_pipeline.editorial.media import MediaResolver
-from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.thumbnails import grab_frame
 from media_pipeline.editorial.timecodes import cut_drop_frame, cut_rate, record_origin
 from media_pipeline.platform.progress import ProgressReporter
@@ -67,12 +72,8 @@ def segment_path(artifacts: ArtifactStore, key: str) -> Path:
     return artifacts.path(f"segments/{key[:2]}/{key}.mp4")
 
 
-@dg.asset(
-    partitions_def=cut_versions,
-    group_name=GROUP,
-    deps=[cut_shots],
-    pool="ffmpeg",
-    kinds={"ffmpeg", "mp4"},
+@ffmpeg_render(
+    kind="mp4",
     description="The cut conformed from its source media: exact frames, black gaps, slates for missing media, "
     "dissolves, conformed audio; only changed segments are re-encoded.",
 )
@@ -203,23 +204,10 @@ def final_video(
     # Segments stay in this machine's working copy (a cache); the video and its still are published.
     artifacts.publish(output, preview)
     with database.session() as session:
-        session.add(
-            Render(
-                cut_version_id=cut_id,
-                kind="final_video",
-                options=config.model_dump(),
-                cache_key=f"final_video:{key}",
-                output_path=artifacts.relative(output),
-                status=RenderStatus.SUCCEEDED,
-                run_id=context.run.run_id,
-                details={
-                    "frames": plan.total_frames,
-                    "segments": len(plan.segments),
-                    "reused": reused,
-                    "padded": padded,
-                },
-            )
-        )
+        details = {"frames": plan.total_frames, "segments": len(plan.segments), "reused": reused, "padded": padded}
+        row = succeeded_render(cut_id, None, "final_video", config.model_dump(), f"final_video:{key}",
+                               artifacts.relative(output), context.run.run_id, None, details)  # fmt: skip
+        session.add(row)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(output)),

@@ -8,19 +8,17 @@ import dagster as dg
 from pydantic import ConfigDict, Field
 
 from media_pipeline.editorial.assets.cuts import (
-    GROUP,
     RenderRecorder,
     ShotSelection,
-    cut_shots,
+    ffmpeg_render,
     link_or_copy,
     load_cut,
     preview_markdown,
     reusable_render,
     select_shots,
-    shot_render,
+    succeeded_render,
 )
 from media_pipeline.editorial.assets.final_video import PRESETS
-from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.proxies import (
     BURN_INS,
     ProxyOptions,
@@ -87,12 +85,8 @@ def _aspect(details: dict) -> Fraction:
     return Fraction(details["display_aspect"]) if details.get("display_aspect") else Fraction(16, 9)
 
 
-@dg.asset(
-    partitions_def=cut_versions,
-    group_name=GROUP,
-    deps=[cut_shots],
-    pool="ffmpeg",
-    kinds={"ffmpeg", "mp4"},
+@ffmpeg_render(
+    kind="mp4",
     description="A review proxy per shot (H.264, bt709, short GOP, +faststart, burn-ins, optional handles) "
     "and a filmstrip per shot; unchanged shots reuse earlier proxies.",
 )
@@ -127,7 +121,7 @@ def shot_proxies(
                 link_or_copy(artifacts.localize(earlier.output_path), output)
                 link_or_copy(artifacts.localize(earlier_strip), output.with_suffix(".filmstrip.jpg"))
                 artifacts.publish(output, output.with_suffix(".filmstrip.jpg"))
-                session.add(shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
+                session.add(succeeded_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
                                         artifacts.relative(output), run_id, earlier.id, _details(plan)))  # fmt: skip
                 reused.append(plan)
                 rows.append(_row(plan, "reused"))
@@ -150,7 +144,7 @@ def shot_proxies(
 
         def finished(item: tuple[ProxyPlan, str, Path, Fraction], outcome: object) -> None:
             plan, cache_key, output, _ = item
-            row = shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
+            row = succeeded_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
                               artifacts.relative(output), run_id, None, _details(plan))  # fmt: skip
             recorder.record(row, str(plan.shot_id), plan.name, outcome)
             if not isinstance(outcome, BaseException):
