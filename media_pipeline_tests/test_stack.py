@@ -145,9 +145,7 @@ def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
     # tracker has written the UI job's end (the API read it from Dagster already).
     def succeeded_ingests() -> int:
         with db.session_scope(url) as session:
-            return session.scalar(
-                sa.select(sa.func.count()).where(Job.kind == "ingest_cut", Job.status == "succeeded")
-            )
+            return session.scalar(sa.select(sa.func.count()).where(Job.kind == "ingest_cut", Job.status == "succeeded"))
 
     wait_for(lambda: succeeded_ingests() == 2, 60, "the tracker to finish the UI's job in the table", process)
     scraped = httpx.get(f"http://127.0.0.1:{api_port}/metrics", timeout=30)
