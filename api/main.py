@@ -16,6 +16,7 @@ from api.middleware import AuthGuardMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers, rewrite_problem_media_types
 from api.routes import api_router
 from api.web import router as web
+from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings, load_settings
 
 logger = logging.getLogger("api")
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
         openapi_tags=TAGS,
     )
     app.state.settings = settings
+    app.state.artifacts = ArtifactStore.from_settings(settings)
     # The UI proxy's upstream connections; no timeout on reads: GraphQL long-polls and streams.
     app.state.ui_client = httpx.AsyncClient(timeout=httpx.Timeout(30, read=None), follow_redirects=False)
     app.state.gateway = gateway or GraphQLGateway.from_settings(settings)

@@ -125,6 +125,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
     Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
     Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
+    Setting(
+        "MEDIA_PIPELINE_STORAGE",
+        "local",
+        "Where finished artifacts are kept: `local` (the artifact root) or `s3` (a bucket; the root is then a cache).",
+    ),
+    Setting("MEDIA_PIPELINE_S3_ENDPOINT_URL", "", "S3 endpoint, e.g. `http://minio:9000`. Empty: AWS S3."),
+    Setting("MEDIA_PIPELINE_S3_BUCKET", "", "S3 bucket for artifacts (required with `MEDIA_PIPELINE_STORAGE=s3`)."),
+    Setting("MEDIA_PIPELINE_S3_REGION", "us-east-1", "S3 region."),
+    Setting("MEDIA_PIPELINE_S3_ACCESS_KEY", "", "S3 access key id. Empty: boto3's own lookup (env, profile, role)."),
+    Setting("MEDIA_PIPELINE_S3_SECRET_KEY", "", "S3 secret access key."),
+    Setting("MEDIA_PIPELINE_S3_PREFIX", "", "Key prefix inside the bucket (`media_pipeline/`). Empty: none."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -160,6 +171,19 @@ class SlideshowDefaults:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """Where finished artifacts are kept (see media_pipeline/core/storage.py)."""
+
+    backend: str = "local"  # local | s3
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_prefix: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
@@ -190,6 +214,7 @@ class Settings:
     fetch_timeout: int = 300
     extraction_item_timeout: int = 600
     api_url: str = ""
+    storage: StorageSettings = field(default_factory=lambda: StorageSettings())
     metrics_token: str = ""
 
     @property
@@ -244,7 +269,26 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
         extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
         api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
+        storage=_storage(get),
         metrics_token=get("MEDIA_PIPELINE_METRICS_TOKEN"),
+    )
+
+
+def _storage(get: Callable[[str], str]) -> StorageSettings:
+    backend = get("MEDIA_PIPELINE_STORAGE").strip().lower()
+    if backend not in ("local", "s3"):
+        raise ValueError(f"MEDIA_PIPELINE_STORAGE must be local or s3, not {backend!r}")
+    bucket = get("MEDIA_PIPELINE_S3_BUCKET").strip()
+    if backend == "s3" and not bucket:
+        raise ValueError("MEDIA_PIPELINE_STORAGE=s3 needs a bucket: set MEDIA_PIPELINE_S3_BUCKET")
+    return StorageSettings(
+        backend=backend,
+        s3_endpoint_url=get("MEDIA_PIPELINE_S3_ENDPOINT_URL").strip().rstrip("/"),
+        s3_bucket=bucket,
+        s3_region=get("MEDIA_PIPELINE_S3_REGION").strip(),
+        s3_access_key=get("MEDIA_PIPELINE_S3_ACCESS_KEY"),
+        s3_secret_key=get("MEDIA_PIPELINE_S3_SECRET_KEY"),
+        s3_prefix=get("MEDIA_PIPELINE_S3_PREFIX").strip(),
     )
 
 

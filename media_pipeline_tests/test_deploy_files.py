@@ -69,6 +69,22 @@ TEST_SECRETS = {
     "MEDIA_PIPELINE_API_TOKEN": "test-token-0123",
     "MEDIA_PIPELINE_METRICS_TOKEN": "test-metrics-token-0123",
 }
+# Secrets only the optional S3 storage uses: `${NAME:-}` (empty unless .env sets them, never a
+# literal), since `:?` would stop the default stack, which has no use for them. The `minio`
+# service, whose root credentials they are, refuses to start without them instead.
+OPTIONAL_SECRETS = {
+    "MEDIA_PIPELINE_S3_ACCESS_KEY": "MEDIA_PIPELINE_S3_ACCESS_KEY",
+    "MEDIA_PIPELINE_S3_SECRET_KEY": "MEDIA_PIPELINE_S3_SECRET_KEY",
+    "MINIO_ROOT_USER": "MEDIA_PIPELINE_S3_ACCESS_KEY",
+    "MINIO_ROOT_PASSWORD": "MEDIA_PIPELINE_S3_SECRET_KEY",
+}
+S3_SETTINGS = {
+    "MEDIA_PIPELINE_STORAGE": "s3",
+    "MEDIA_PIPELINE_S3_ENDPOINT_URL": "http://minio:9000",
+    "MEDIA_PIPELINE_S3_BUCKET": "media-pipeline",
+    "MEDIA_PIPELINE_S3_ACCESS_KEY": "test-access-0123",
+    "MEDIA_PIPELINE_S3_SECRET_KEY": "test-secret-0123",
+}
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME?message}`.
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -297,7 +313,14 @@ def resolved(raw: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return resolved["services"]
+    """The services `docker compose up` starts: those without a profile."""
+    return {name: service for name, service in resolved["services"].items() if not service.get("profiles")}
+
+
+@pytest.fixture(scope="module")
+def optional_services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Services started only with `--profile ...` (MinIO for the S3 storage)."""
+    return {name: service for name, service in resolved["services"].items() if service.get("profiles")}
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
@@ -431,8 +454,8 @@ def test_services_are_postgres_and_the_app_services_of_one_image(services: dict[
     assert all(build == {"context": ".", "dockerfile": "Dockerfile"} for build in builds), builds
 
 
-def test_every_service_has_a_healthcheck_and_restart_policy(services: dict[str, dict[str, Any]]) -> None:
-    for name, service in services.items():
+def test_every_service_has_a_healthcheck_and_restart_policy(resolved: dict[str, Any]) -> None:
+    for name, service in resolved["services"].items():
         assert service.get("restart") == "unless-stopped", name
         check = service.get("healthcheck") or {}
         assert not check.get("disable"), name
@@ -483,7 +506,9 @@ def test_no_literal_secrets(raw: dict[str, Any]) -> None:
             if name.endswith("__FILE") and str(value).startswith("/run/secrets/"):
                 # Read from a Compose secret (see test_secret_files_come_from_the_environment).
                 continue
-            if SECRET_NAME.search(name):
+            if name in OPTIONAL_SECRETS:
+                assert str(value) == f"${{{OPTIONAL_SECRETS[name]}:-}}", f"{where}.{name} = {value!r}"
+            elif SECRET_NAME.search(name):
                 # Required from .env: an unset secret stops Compose instead of running open.
                 assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", str(value)), f"{where}.{name} = {value!r}"
             text = str(value)
@@ -1105,3 +1130,39 @@ def test_code_server_webserver_and_health_checks_as_configured(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+# -- (4) the optional S3 storage (MinIO, `--profile s3`) -------------------------------------------
+
+
+def test_the_s3_profile_adds_minio_and_points_the_app_at_it(
+    tmp_path: Path, optional_services: dict[str, dict[str, Any]]
+) -> None:
+    assert set(optional_services) == {"minio"}
+    env_file = tmp_path / "s3.env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in S3_SETTINGS.items()))
+    result = run_compose(["--profile", "s3", "config", "--format", "json"], TEST_SECRETS, env_file)
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)
+    assert set(model["services"]) == {"postgres", *APP_SERVICES, "minio"}
+    minio = model["services"]["minio"]
+    assert minio["environment"]["MINIO_ROOT_USER"] == S3_SETTINGS["MEDIA_PIPELINE_S3_ACCESS_KEY"]
+    assert minio["environment"]["MINIO_ROOT_PASSWORD"] == S3_SETTINGS["MEDIA_PIPELINE_S3_SECRET_KEY"]
+    assert "minio_data" in model["volumes"] and not minio.get("ports")
+    script = minio["command"][0]
+    # Never MinIO's default credentials: the container stops unless the keys and bucket are set.
+    assert "exit 1" in script and "MINIO_ROOT_PASSWORD} -lt 8" in script and "mc mb --ignore-existing" in script
+    for name in APP_SERVICES:
+        settings = load_settings({k: str(v) for k, v in model["services"][name]["environment"].items()})
+        storage = settings.storage
+        assert (storage.backend, storage.s3_endpoint_url, storage.s3_bucket) == (
+            "s3", "http://minio:9000", "media-pipeline"
+        ), name  # fmt: skip
+        assert storage.s3_secret_key == S3_SETTINGS["MEDIA_PIPELINE_S3_SECRET_KEY"], name
+    assert "minio server /data" in script
+
+
+def test_without_the_profile_the_app_keeps_local_storage(services: dict[str, dict[str, Any]]) -> None:
+    assert "minio" not in services
+    for name in APP_SERVICES:
+        assert load_settings(environment(services[name])).storage.backend == "local", name

@@ -25,6 +25,7 @@ from PIL import Image
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from media_pipeline.core.files import atomic_path
 from media_pipeline.core.timecode import rate_label
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render, RenderStatus, Shot
 from media_pipeline.editorial.ingest import store_shots, store_timeline
@@ -143,10 +144,13 @@ def cut_timeline(
     output = artifacts.cut_dir(key) / "timeline.otio"
     with failing_cut(database, key), database.session() as session:
         cut = load_cut(session, key)
+        if Path(cut.source_path).is_relative_to(artifacts.root_path):
+            artifacts.localize(cut.source_path)  # published by the API, perhaps on another machine
         report = store_timeline(cut, output, TimelineLimits.from_settings(load_settings()))
         cut.rate = report.rate
         source = {"path": cut.source_path, "sha256": cut.source_sha256, "filename": cut.source_filename}
         drop_frame = bool(cut.options.get("drop_frame"))
+    artifacts.publish(output)
     for warning in report.warnings:
         context.log.warning(warning)
     return dg.MaterializeResult(
@@ -186,12 +190,14 @@ def cut_shots(
         resolver = MediaResolver(
             media_search.allowed_roots(), cut.options.get("media_roots", []), Path(origin) if origin else None
         )
-        report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
+        report = store_shots(session, cut, artifacts.localize(cut_dir / "timeline.otio"), resolver)
         rows = [shot_row(shot, cut) for shot in report.shots]
         missing = [f"{shot.name}: {(shot.notes or ['missing'])[-1]}" for shot in report.missing]
         generators = sum(1 for shot in report.shots if shot.media_status == MediaStatus.GENERATOR)
     shots_json = cut_dir / "shots.json"
-    shots_json.write_text(json.dumps(rows, indent=2))
+    with atomic_path(shots_json) as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    artifacts.publish(shots_json)
     for warning in report.shot_list.warnings:
         context.log.warning(warning)
     for line in missing:
@@ -338,7 +344,8 @@ def shot_thumbnails(
             output = thumbnail_path(cut_dir, plan, cache_key)
             earlier = None if config.force else reusable_render(session, artifacts, "thumbnail", cache_key)
             if earlier is not None:
-                link_or_copy(artifacts.path(earlier.output_path or ""), output)
+                link_or_copy(artifacts.localize(earlier.output_path or ""), output)
+                artifacts.publish(output)
                 session.add(render_row(cut.id, plan, cache_key, artifacts.relative(output), run_id, earlier.id))
                 reused.append(plan)
                 results.append({**plan.metadata(), "reused": True, "path": artifacts.relative(output)})
@@ -355,6 +362,7 @@ def shot_thumbnails(
         def render(item: tuple[ThumbnailPlan, str, Path]) -> None:
             progress.item_started(str(item[0].shot_id))
             render_thumbnail(item[0], item[2])
+            artifacts.publish(item[2])
 
         def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
             plan, cache_key, output = item
@@ -442,7 +450,7 @@ def reusable_render(session: Session, artifacts: ArtifactStore, kind: str, cache
         .limit(5)
     )
     for render in candidates:
-        if render.output_path and artifacts.path(render.output_path).is_file():
+        if render.output_path and artifacts.exists(render.output_path):
             return render
     return None
 
@@ -516,7 +524,7 @@ def contact_sheet(
         shots = list(session.scalars(sa.select(Shot).where(Shot.cut_version_id == cut.id).order_by(Shot.index)))
         cells = [
             SheetCell(
-                image=artifacts.path(latest[shot.id].output_path or ""),
+                image=artifacts.localize(latest[shot.id].output_path or ""),
                 caption=f"{shot.index + 1:03d}  {shot.name}",
                 detail=f"{source_timecode(shot, cut)}  {shot.source_duration}f @ "
                 f"{rate_label(Fraction(shot.source_rate))}",
@@ -530,10 +538,11 @@ def contact_sheet(
         raise dg.Failure(description=f"{key} has no thumbnails yet; materialize shot_thumbnails first")
     output = artifacts.cut_dir(key) / "contact_sheet.jpg"
     pages = render_contact_sheets(cells, output, title)
+    artifacts.publish(*(path for path, _ in pages))
     # A cut that had more shots before leaves no stale pages behind.
     page_number = len(pages) + 1
-    while sheet_page_path(output, page_number).exists():
-        sheet_page_path(output, page_number).unlink()
+    while (stale := sheet_page_path(output, page_number)).exists() or artifacts.exists(artifacts.relative(stale)):
+        artifacts.delete(artifacts.relative(stale))
         page_number += 1
     size = pages[0][1]
     with database.session() as session:

@@ -2,7 +2,7 @@
 
 import re
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dagster as dg
 from pydantic import ConfigDict, Field
@@ -123,9 +123,10 @@ def shot_proxies(
             output = folder / f"{plan.index:04d}_{stem}_{cache_key[:10]}.mp4"
             earlier = None if config.force else reusable_render(session, artifacts, "proxy", cache_key)
             if earlier is not None and earlier.output_path:
-                link_or_copy(artifacts.path(earlier.output_path), output)
-                link_or_copy(artifacts.path(earlier.output_path).with_suffix(".filmstrip.jpg"),
-                             output.with_suffix(".filmstrip.jpg"))  # fmt: skip
+                earlier_strip = str(PurePosixPath(earlier.output_path).with_suffix(".filmstrip.jpg"))
+                link_or_copy(artifacts.localize(earlier.output_path), output)
+                link_or_copy(artifacts.localize(earlier_strip), output.with_suffix(".filmstrip.jpg"))
+                artifacts.publish(output, output.with_suffix(".filmstrip.jpg"))
                 session.add(shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
                                         artifacts.relative(output), run_id, earlier.id, _details(plan)))  # fmt: skip
                 reused.append(plan)
@@ -145,6 +146,7 @@ def shot_proxies(
             progress.item_started(str(plan.shot_id))
             render_proxy(plan, options, output, aspect)
             render_filmstrip(output, plan.frames, options.filmstrip_frames, output.with_suffix(".filmstrip.jpg"))
+            artifacts.publish(output, output.with_suffix(".filmstrip.jpg"))
 
         def finished(item: tuple[ProxyPlan, str, Path, Fraction], outcome: object) -> None:
             plan, cache_key, output, _ = item
