@@ -319,8 +319,14 @@ def services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def optional_services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Services started only with `--profile ...` (MinIO for the S3 storage)."""
+    """Services started only with `--profile ...` (MinIO for the S3 storage; Prometheus, Grafana)."""
     return {name: service for name, service in resolved["services"].items() if service.get("profiles")}
+
+
+@pytest.fixture(scope="module")
+def all_services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every service, whatever its profile."""
+    return dict(resolved["services"])
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
@@ -407,19 +413,22 @@ def run_compose(args: list[str], secrets: Mapping[str, str], env_file: Path) -> 
     )
 
 
-def test_docker_compose_config_accepts_the_file(tmp_path: Path, services: dict[str, dict[str, Any]]) -> None:
+def test_docker_compose_config_accepts_the_file(
+    tmp_path: Path, services: dict[str, dict[str, Any]], all_services: dict[str, dict[str, Any]]
+) -> None:
     empty = tmp_path / "empty.env"
     empty.write_text("")
     result = run_compose(["config", "--quiet"], TEST_SECRETS, empty)
     assert result.returncode == 0, result.stderr
-    # Without the profile, the metrics services are not part of the stack.
+    # Without a profile, the profiled services are not part of the stack.
     default = json.loads(run_compose(["config", "--format", "json"], TEST_SECRETS, empty).stdout)
-    assert set(default["services"]) == set(services) - set(METRICS_SERVICES)
+    assert set(default["services"]) == set(services)
     # Compose's own model of the file, to confirm the semantic checks below read it the same way.
     profile = ["--profile", METRICS_PROFILE, "config", "--format", "json"]
     model = json.loads(run_compose(profile, TEST_SECRETS, empty).stdout)
-    assert set(model["services"]) == set(services)
-    for name, service in services.items():
+    assert set(model["services"]) == {*services, *METRICS_SERVICES}
+    for name in model["services"]:
+        service = all_services[name]
         assert model["services"][name].get("environment", {}) == environment(service), name
         assert model["services"][name]["command"] == service.get("command"), name
 
@@ -442,11 +451,12 @@ def test_compose_interpolation_is_braced(raw: dict[str, Any]) -> None:
         assert not re.search(r"(?<!\$)\$(?![{$])", text.replace("$$", "")), text
 
 
-def test_services_are_postgres_and_the_app_services_of_one_image(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"postgres", *APP_SERVICES, *METRICS_SERVICES}
-    for name, service in services.items():
-        expected = [METRICS_PROFILE] if name in METRICS_SERVICES else None
-        assert service.get("profiles") == expected, f"{name}: profiles {service.get('profiles')}"
+def test_services_are_postgres_and_the_app_services_of_one_image(
+    services: dict[str, dict[str, Any]], optional_services: dict[str, dict[str, Any]]
+) -> None:
+    assert set(services) == {"postgres", *APP_SERVICES}
+    profiles = {name: service["profiles"] for name, service in optional_services.items()}
+    assert profiles == {"minio": ["s3"], **{name: [METRICS_PROFILE] for name in METRICS_SERVICES}}
     assert services["postgres"]["image"] == "postgres:16"
     images = {services[name]["image"] for name in APP_SERVICES}
     builds = [services[name].get("build") for name in APP_SERVICES]
@@ -758,13 +768,13 @@ def test_instance_config_in_the_image_is_valid(tmp_path: Path) -> None:
 # -- (2b) the metrics profile: Prometheus, Grafana and the dashboard ----------------------------
 
 
-def test_secret_files_come_from_the_environment(raw: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+def test_secret_files_come_from_the_environment(raw: dict[str, Any], all_services: dict[str, dict[str, Any]]) -> None:
     secrets = raw.get("secrets", {})
     example = read_env_file(ENV_EXAMPLE)
     for name, secret in secrets.items():
         # From a variable of .env (empty in the example): no secret file lives in the repo.
         assert set(secret) == {"environment"} and secret["environment"] in example, name
-    for name, service in services.items():
+    for name, service in all_services.items():
         mounted = set(service.get("secrets", []))
         assert mounted <= set(secrets), f"{name} mounts an undeclared secret: {mounted - set(secrets)}"
         for variable, value in environment(service).items():
@@ -772,7 +782,7 @@ def test_secret_files_come_from_the_environment(raw: dict[str, Any], services: d
                 assert value.startswith("/run/secrets/") and value.rsplit("/", 1)[1] in mounted, (name, variable)
     # Prometheus presents the very token the API checks.
     assert secrets["metrics_token"]["environment"] == "MEDIA_PIPELINE_METRICS_TOKEN"
-    assert "MEDIA_PIPELINE_METRICS_TOKEN" in environment(services["api"])
+    assert "MEDIA_PIPELINE_METRICS_TOKEN" in environment(all_services["api"])
 
 
 def bind_mount_source(service: Mapping[str, Any], target: str) -> Path:
@@ -783,7 +793,8 @@ def bind_mount_source(service: Mapping[str, Any], target: str) -> Path:
     return source
 
 
-def test_prometheus_scrapes_the_api_with_the_metrics_token(services: dict[str, dict[str, Any]]) -> None:
+def test_prometheus_scrapes_the_api_with_the_metrics_token(all_services: dict[str, dict[str, Any]]) -> None:
+    services = all_services
     prometheus = services["prometheus"]
     flags = dict(arg.removeprefix("--").split("=", 1) for arg in prometheus["command"])
     assert bind_mount_source(prometheus, flags["config.file"]) == PROMETHEUS_CONFIG
@@ -802,8 +813,10 @@ def test_prometheus_scrapes_the_api_with_the_metrics_token(services: dict[str, d
     assert "api" in prometheus["depends_on"]
 
 
-def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(services: dict[str, dict[str, Any]]) -> None:
-    grafana = services["grafana"]
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(
+    all_services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = all_services["grafana"]
     provisioning = bind_mount_source(grafana, "/etc/grafana/provisioning")
     assert provisioning == GRAFANA / "provisioning"
     (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
@@ -1138,7 +1151,7 @@ def test_code_server_webserver_and_health_checks_as_configured(
 def test_the_s3_profile_adds_minio_and_points_the_app_at_it(
     tmp_path: Path, optional_services: dict[str, dict[str, Any]]
 ) -> None:
-    assert set(optional_services) == {"minio"}
+    assert set(optional_services) == {"minio", *METRICS_SERVICES}
     env_file = tmp_path / "s3.env"
     env_file.write_text("".join(f"{name}={value}\n" for name, value in S3_SETTINGS.items()))
     result = run_compose(["--profile", "s3", "config", "--format", "json"], TEST_SECRETS, env_file)
