@@ -49,6 +49,9 @@ def movie(tmp_path: Path) -> Path:
 
 
 def test_same_bytes_by_two_names_are_one_object_and_one_item(client, api_settings):
+    from media_pipeline.platform.metrics import UPLOADS
+
+    before = {result: UPLOADS.labels(result)._value.get() for result in ("stored", "duplicate")}
     data = png_bytes(gradient())
     first = upload(client, data, "a.png")
     assert first.status_code == 201, first.text
@@ -58,6 +61,8 @@ def test_same_bytes_by_two_names_are_one_object_and_one_item(client, api_setting
     assert second.status_code == 200, second.text
     assert second.json()["duplicate"] is True and second.json()["id"] == item["id"]
     assert len(stored_objects(api_settings)) == 1
+    after = {result: UPLOADS.labels(result)._value.get() for result in ("stored", "duplicate")}
+    assert (after["stored"] - before["stored"], after["duplicate"] - before["duplicate"]) == (1, 1)
     assert client.get("/v1/media", headers=AUTH).json()["items"] == [
         client.get(f"/v1/media/{item['id']}", headers=AUTH).json()
     ]

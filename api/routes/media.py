@@ -46,6 +46,7 @@ from media_pipeline.library.assets import lineage_metadata
 from media_pipeline.library.media import Refused, add
 from media_pipeline.library.recipes import OpRefused, Recipe
 from media_pipeline.library.requests import BestFramesJob, ConcatJob, EditJob
+from media_pipeline.platform import metrics
 from media_pipeline.platform.job_state import TERMINAL
 
 router = APIRouter(prefix="/media", tags=["media"])
@@ -83,6 +84,7 @@ async def _upload(
             raise ApiProblem(exc.status, "unsupported_media", str(exc)) from None
         finally:
             incoming.discard()
+        metrics.record_upload(item.size, duplicate=duplicate)
         response.status_code = 200 if duplicate else 201
         response.headers["Location"] = f"/v1/media/{item.id}"
         return upload_view(session, item, duplicate)
@@ -348,7 +350,8 @@ def _edit(media_id: int, recipe: Recipe, response: Response, background: Backgro
     store = store_for(settings)
     try:
         if item.type == "image" and edits.pixels(item) <= settings.library_inline_pixels:
-            edited = edits.edit(session, store, item, recipe.ops, limits_for(settings))
+            with metrics.inline_edit_timer():
+                edited = edits.edit(session, store, item, recipe.ops, limits_for(settings))
             if not edited.cached:
                 # After the answer is sent: the derivative is already stored and recorded; the
                 # Dagster event (a write to its event log, 50-100 ms on SQLite) is its lineage view.
