@@ -250,7 +250,7 @@ def _live_state(
         progress = 1.0 if status == "succeeded" else 0.0
         return LiveState(status, progress, status, error, job.outputs or [], [], updated_at)
     # Only the records written since this process last read the run (job_progress keeps the fold).
-    read = job_progress.READER.read(gateway, run.run_id, run.job_name, run.status)
+    read = job_progress.READER.read(gateway, run.run_id, run.job_name, run.status, job.kind)
     status = runs.job_status(run.status)
     if job.status in runs.TERMINAL:
         # Written by the job tracker from this same run when it ended.

@@ -40,6 +40,7 @@ TAGS = [
     {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
+    {"name": "metrics", "description": "Prometheus metrics (MEDIA_PIPELINE_METRICS_TOKEN, or loopback while unset)"},
 ]
 
 

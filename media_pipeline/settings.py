@@ -57,6 +57,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Frame rate for EDLs dropped into watch folders without a `watch.json` `rate`: 25, 23.976, 29.97, 30000/1001.",
     ),
     Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
+    Setting(
+        "MEDIA_PIPELINE_METRICS_TOKEN",
+        "",
+        "Bearer token for `GET /metrics` (Prometheus). Empty: `/metrics` answers loopback clients only.",
+    ),
     Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
     Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
     Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
@@ -210,6 +215,7 @@ class Settings:
     extraction_item_timeout: int = 600
     api_url: str = ""
     storage: StorageSettings = field(default_factory=lambda: StorageSettings())
+    metrics_token: str = ""
 
     @property
     def dagster_home(self) -> Path:
@@ -264,6 +270,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
         api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
         storage=_storage(get),
+        metrics_token=get("MEDIA_PIPELINE_METRICS_TOKEN"),
     )
 
 

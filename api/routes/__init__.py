@@ -7,7 +7,18 @@ from fastapi import APIRouter, Depends
 from api.deps import require_token
 from api.params import single_query_values
 from api.problems import problem_responses
-from api.routes import artifacts, cuts, extractions, health, job_events, jobs, shots, slideshows, watch_events
+from api.routes import (
+    artifacts,
+    cuts,
+    extractions,
+    health,
+    job_events,
+    jobs,
+    metrics,
+    shots,
+    slideshows,
+    watch_events,
+)
 
 v1_router = APIRouter(
     prefix="/v1",
@@ -25,6 +36,8 @@ v1_router.include_router(watch_events.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+# Outside /v1: Prometheus scrapes with a token of its own (MEDIA_PIPELINE_METRICS_TOKEN).
+api_router.include_router(metrics.router)
 api_router.include_router(v1_router)
 api_router.include_router(job_events.ws_router)
 # The original batch API, outside /v1 so its clients keep working unchanged; it needs the token too.

@@ -164,6 +164,10 @@ class Job(Timestamped, Base):
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     error: Mapped[str | None] = mapped_column(sa.Text)
     outputs: Mapped[list[Any]] = mapped_column(default=list)
+    # From the run's record (the job tracker writes them): with created_at, the queue wait and
+    # processing time /metrics reports. Null until the run has started / ended.
+    started_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class WebhookDelivery(Base):
