@@ -539,3 +539,68 @@ def test_a_publish_to_an_unreachable_store_is_a_503_and_leaves_nothing(
         assert client.get("/v1/cuts", headers=AUTH).json()["items"] == []
         assert client.get("/v1/jobs", headers=AUTH).json()["items"] == []
     assert not [p for p in settings.artifact_root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.stack
+def test_up_on_s3_stores_the_sample_cut_in_the_bucket_and_serves_it(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    """The real stack (webserver, daemon, API, run workers in their own processes) on the bucket."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+    import sqlalchemy as sa
+
+    from media_pipeline import db
+    from media_pipeline.db.models import Render
+    from media_pipeline_tests.test_stack import wait_for
+
+    home = tmp_path / "home"
+    ui_port, api_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
+        **s3_env(s3_endpoint, s3_bucket, prefix="stack"),
+        "MEDIA_PIPELINE_SENSOR_INTERVAL": "1",
+        "MEDIA_PIPELINE_SETTLE_SECONDS": "0.5",
+        "MEDIA_PIPELINE_API_TOKEN": "stack-test-token",
+    }
+    command = [str(Path(sys.executable).with_name("media-pipeline")), "up", "--home", str(home)]
+    command += ["--ui-port", str(ui_port), "--api-port", str(api_port)]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        url = f"sqlite:///{home}/media_pipeline.db"
+
+        def contact_sheet_done() -> bool:
+            try:
+                with db.session_scope(url) as session:
+                    return session.scalar(sa.select(Render.id).where(Render.kind == "contact_sheet")) is not None
+            except sa.exc.OperationalError:  # `up` has not created or migrated the database yet
+                return False
+
+        wait_for(contact_sheet_done, 600, "the sample cut's contact sheet", process)
+        folder = "stack/cuts/demo.sample_cut.v001"
+        keys = bucket_keys(s3_endpoint, s3_bucket)
+        assert f"{folder}/contact_sheet.jpg" in keys and f"{folder}/source/sample_cut.otio" in keys, keys
+        assert len([k for k in keys if k.startswith(f"{folder}/thumbnails/")]) == 6, keys
+
+        (home / "artifacts" / "cuts" / "demo.sample_cut.v001" / "contact_sheet.jpg").unlink()
+        api = f"http://127.0.0.1:{api_port}"
+        ready = httpx.get(f"{api}/readyz", timeout=30).json()
+        assert ready["checks"]["artifact_store"]["ok"] is True, ready
+        sheet = httpx.get(
+            f"{api}/v1/artifacts/cuts/demo.sample_cut.v001/contact_sheet.jpg",
+            headers={"Authorization": "Bearer stack-test-token", "Range": "bytes=0-1"},
+            timeout=30,
+        )
+        assert sheet.status_code == 206 and sheet.content == b"\xff\xd8", sheet.text  # a JPEG, from the bucket
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
