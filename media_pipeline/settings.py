@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -118,6 +126,12 @@ Preset = Annotated[Literal[PRESETS], Accepts("an x264 preset: " + ", ".join(PRES
 Resolution = Annotated[str, Accepts("WIDTHxHEIGHT such as 1920x1080"), Field(pattern=r"^\d{2,5}x\d{2,5}$")]
 Loudness = Annotated[float, Accepts("LUFS between -70 and -5"), Field(ge=-70, le=-5)]
 Crf = Annotated[int, Accepts("an H.264 CRF from 0 to 51"), Field(ge=0, le=51)]
+StorageBackend = Annotated[
+    Literal["local", "s3"],
+    Accepts("local or s3"),
+    BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
+]
+Stripped = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 
 
 def _home_default(template: str, description: str) -> Any:
@@ -189,6 +203,11 @@ class Settings(BaseSettings):
         "",
         description="Token for the API's `/v1` routes. Empty: `up` generates one, keeps it in `<home>/api_token` "
         "and prints it.",
+    )
+    metrics_token: str = Field(
+        "",
+        description="Bearer token Prometheus sends to `GET /metrics` (the API token is accepted too). Empty: "
+        "`/metrics` answers loopback clients only (see [Metrics](#metrics)).",
     )
     ui_port: Port = Field(
         3000, description="Dagster webserver port, on loopback only; the UI is reached through the API at `/dagster/`."
@@ -272,6 +291,74 @@ class Settings(BaseSettings):
         600, description="Seconds one extraction item may spend decoding before it fails."
     )
 
+    # -- media library ---------------------------------------------------------------------------
+    library_max_bytes: PositiveInt = Field(
+        2 * 1024**3,
+        description="Largest media library upload (bytes); larger is a 413.",
+        json_schema_extra={"shown": "`2147483648` (2 GiB)"},
+    )
+    library_max_pixels: PositiveInt = Field(
+        50_000_000, description="Largest picture (width x height) the library accepts; larger is a 422."
+    )
+    library_max_duration: PositiveInt = Field(
+        3600, description="Longest video the library accepts, seconds; longer is a 422."
+    )
+    library_inline_pixels: PositiveInt = Field(
+        16_000_000,
+        description="Image edits of pictures up to this size answer inline (200); larger ones run as a job (202).",
+    )
+
+    # -- compositions: generators --------------------------------------------------------------
+    runway_api_key: str = Field(
+        "",
+        description="Runway API key for the `runway` generator. Empty: it is listed as unavailable and a render that "
+        "needs it fails.",
+    )
+    runway_url: HttpUrl = Field(
+        "https://api.dev.runwayml.com", description="Runway API base URL (the key is sent to this host only)."
+    )
+    stability_api_key: str = Field(
+        "", description="Stability API key for the `stability` generator. Empty: unavailable."
+    )
+    stability_url: HttpUrl = Field("https://api.stability.ai", description="Stability API base URL.")
+    generator_download_hosts: CommaList = Field(
+        (),
+        description="Comma-separated hosts, besides a provider's API host, its clips may be downloaded from (its CDN).",
+    )
+    generator_request_timeout: Seconds = Field(
+        60.0, description="Seconds one request to a generator's provider may take."
+    )
+    generator_timeout: Seconds = Field(
+        1800.0, description="Seconds one segment's generation may take, polling included."
+    )
+
+    # -- artifact storage (`settings.storage`) -------------------------------------------------
+    storage_backend: StorageBackend = Field(
+        "local",
+        validation_alias="MEDIA_PIPELINE_STORAGE",
+        description="Where finished artifacts are kept: `local` (the artifact root is the store) or `s3` (an "
+        "S3-compatible bucket; the artifact root is then each machine's working copy and cache). See *Artifact "
+        "storage*.",
+    )
+    s3_endpoint_url: HttpUrl = Field("", description="S3 endpoint, e.g. `http://minio:9000`; empty: AWS S3 itself.")
+    s3_bucket: Stripped = Field(
+        "",
+        description="Bucket the artifacts go to; required with `MEDIA_PIPELINE_STORAGE=s3` (every process refuses to "
+        "start without it). It must exist.",
+    )
+    s3_region: Stripped = Field(
+        "us-east-1", description="Region of the bucket (signatures name it; MinIO accepts `us-east-1`)."
+    )
+    s3_access_key: str = Field(
+        "", description="Access key id; empty: boto3's own lookup (`AWS_*` variables, profile, instance role)."
+    )
+    s3_secret_key: str = Field("", description="Secret access key (never logged or shown in errors).")
+    s3_prefix: Stripped = Field(
+        "",
+        description="Key prefix inside the bucket (`site-a` stores `site-a/cuts/...`); empty: keys start at the "
+        "bucket's top.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -302,6 +389,17 @@ class Settings(BaseSettings):
         # Media next to a dropped timeline (relative paths) is read from its watch folder.
         return tuple(dict.fromkeys([*value, *info.data.get("watch_dirs", ())]))
 
+    @field_validator("generator_download_hosts")
+    @classmethod
+    def _lower_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(host.lower() for host in value)
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("MEDIA_PIPELINE_STORAGE=s3 needs a bucket: set MEDIA_PIPELINE_S3_BUCKET")
+        return self
+
     @property
     def dagster_home(self) -> Path:
         """Where `media-pipeline up` keeps the Dagster instance: `<home>/dagster`."""
@@ -326,6 +424,18 @@ class Settings(BaseSettings):
             max_pixels=self.slideshow_max_pixels,
         )
 
+    @property
+    def storage(self) -> StorageSettings:
+        return StorageSettings(
+            backend=self.storage_backend,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_bucket=self.s3_bucket,
+            s3_region=self.s3_region,
+            s3_access_key=self.s3_access_key,
+            s3_secret_key=self.s3_secret_key,
+            s3_prefix=self.s3_prefix,
+        )
+
     def environment(self) -> dict[str, str]:
         """Every setting as the variable that sets it: for child processes that must see these values."""
         fields = type(self).model_fields
@@ -336,10 +446,13 @@ class Settings(BaseSettings):
         }
 
 
+_COMMA_SEPARATED = {"cors_origins", "generator_download_hosts"}
+
+
 def _as_text(name: str, value: object) -> str:
     """`value` as the variable for field `name` would spell it."""
     if isinstance(value, tuple):
-        return ("," if name == "cors_origins" else os.pathsep).join(str(v) for v in value)
+        return ("," if name in _COMMA_SEPARATED else os.pathsep).join(str(v) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -360,6 +473,19 @@ class SlideshowDefaults:
     resolution: str = "1920x1080"
     loudness: float = -16.0
     max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where finished artifacts are kept (see media_pipeline/core/storage.py)."""
+
+    backend: str = "local"  # local | s3
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_prefix: str = ""
 
 
 def variable(field_name: str, alias: object = None) -> str:
@@ -390,9 +516,13 @@ def _sentences(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else ""
+        # A field read through an alias (DAGSTER_HOME, MEDIA_PIPELINE_STORAGE) is named by its alias.
+        name = next((n for n, f in Settings.model_fields.items() if f.validation_alias == name), name)
         field = Settings.model_fields.get(name)
         if field is None:
-            lines.append(error["msg"])
+            # A check across fields (model_validator): its own sentence, without pydantic's "Value error, ".
+            cause = (error.get("ctx") or {}).get("error")
+            lines.append(str(cause) if cause is not None else error["msg"])
             continue
         accepts = next((m.text for m in field.metadata if isinstance(m, Accepts)), None)
         value = error.get("input")

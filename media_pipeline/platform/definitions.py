@@ -40,8 +40,8 @@ def definitions(config: Settings) -> dg.Definitions:
                 lambda s: DatabaseResource(url=s.database_url), "The domain database (MEDIA_PIPELINE_DATABASE_URL)."
             ),
             "artifacts": from_settings(
-                lambda s: ArtifactStore(root=str(s.artifact_root)),
-                "Where every produced file is written (MEDIA_PIPELINE_ARTIFACT_ROOT).",
+                ArtifactStore.from_settings,
+                "Where produced files are written (MEDIA_PIPELINE_ARTIFACT_ROOT) and kept (MEDIA_PIPELINE_STORAGE).",
             ),
             "ffmpeg": from_settings(
                 lambda s: FFmpegResource(concurrency=s.ffmpeg_concurrency),

@@ -1,5 +1,6 @@
 """The cut conformed into one playable H.264 file, re-encoding only segments that changed."""
 
+import shutil
 import tempfile
 import threading
 from fractions import Fraction
@@ -12,19 +13,25 @@ from pydantic import Field
 
 from media_pipeline.core.ffmpeg import exact_rate, probe, rate_arg
 from media_pipeline.core.timecode import to_timecode
-from media_pipeline.db.models import Render, RenderStatus, Shot
-from media_pipeline.editorial.assets.cuts import GROUP, cut_shots, load_cut, preview_markdown
+from media_pipeline.db.models import Shot
+from media_pipeline.editorial.assets.cuts import (
+    add_shot_notes,
+    ffmpeg_render,
+    load_cut,
+    preview_markdown,
+    succeeded_render,
+)
 from media_pipeline.editorial.conform import (
     EncodeOptions,
     Segment,
+    Shortfall,
     assemble,
-    encode_segment,
+    encode_checked,
     plan_conform,
     render_audio,
     timeline_audio,
 )
 from media_pipeline.editorial.media import MediaResolver
-from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.thumbnails import grab_frame
 from media_pipeline.editorial.timecodes import cut_drop_frame, cut_rate, record_origin
 from media_pipeline.platform.progress import ProgressReporter
@@ -65,12 +72,8 @@ def segment_path(artifacts: ArtifactStore, key: str) -> Path:
     return artifacts.path(f"segments/{key[:2]}/{key}.mp4")
 
 
-@dg.asset(
-    partitions_def=cut_versions,
-    group_name=GROUP,
-    deps=[cut_shots],
-    pool="ffmpeg",
-    kinds={"ffmpeg", "mp4"},
+@ffmpeg_render(
+    kind="mp4",
     description="The cut conformed from its source media: exact frames, black gaps, slates for missing media, "
     "dissolves, conformed audio; only changed segments are re-encoded.",
 )
@@ -100,6 +103,9 @@ def final_video(
     for item in plan.not_rendered:
         context.log.warning(f"not rendered: {item}")
 
+    # Segments that came out short are joined from here (their frames, then a slate), never cached.
+    scratch = cut_dir / "final_video_parts"
+    shutil.rmtree(scratch, ignore_errors=True)
     todo: list[tuple[Segment, Path]] = []
     files: list[Path] = []
     for segment in plan.segments:
@@ -131,7 +137,7 @@ def final_video(
                 encoded[id(segment)] = max(before, min(frames, segment.frames))
                 return encoded[id(segment)] - before
 
-        def encode(item: tuple[Segment, Path]) -> None:
+        def encode(item: tuple[Segment, Path]) -> Shortfall | None:
             segment, path = item
             progress.item_started(ids[id(segment)])
 
@@ -141,24 +147,40 @@ def final_video(
                     progress.advance(new)
                 progress.item(ids[id(segment)], "running", progress=encoded[id(segment)] / max(1, segment.frames))
 
-            encode_segment(segment, options, path, on_frames)
+            return encode_checked(segment, options, path, scratch, on_frames)
 
         failures: list[str] = []
+        short: dict[Path, Shortfall] = {}
 
-        def finished(item: tuple[Segment, Path], outcome: object) -> None:
-            segment = item[0]
+        def finished(item: tuple[Segment, Path], outcome: Shortfall | BaseException | None) -> None:
+            segment, path = item
             if isinstance(outcome, BaseException):
                 failures.append(f"{segment.label}: {outcome}")
                 progress.item_failed(ids[id(segment)], str(outcome), advance=0)
-            else:
-                progress.item_done(ids[id(segment)], advance=frames_done(segment, segment.frames))
+                return
+            if outcome is not None:
+                short[path] = outcome
+            progress.item_done(ids[id(segment)], advance=frames_done(segment, segment.frames))
 
         ffmpeg.map_parallel(encode, todo, finished)
+        # Every place of a short segment in the cut (a repeated one too) says so, on its item.
+        shortfalls = [
+            (segment, short[path].note(segment.label))
+            for segment, path in zip(plan.segments, files, strict=True)
+            if path in short
+        ]
+        for segment, note in shortfalls:
+            progress.log("warning", note, item=ids[id(segment)])
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} segment(s) failed to encode; the others are kept and reused on re-run",
             metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
         )
+
+    add_shot_notes(database, [(shot_id, note) for segment, note in shortfalls for shot_id in segment.shot_ids])
+    padded = [note for _, note in shortfalls]
+    # A short segment's place in the join: the frames it had, then its slate.
+    files = [part for path in files for part in (short[path].parts if path in short else [path])]
 
     audio_notes: list[str] = []
     output = cut_dir / "final_video.mp4"
@@ -167,7 +189,8 @@ def final_video(
     with tempfile.TemporaryDirectory(prefix="conform-") as tmp:
         audio_path = None
         if options.audio:
-            timeline = otio.adapters.read_from_file(str(cut_dir / "timeline.otio"), adapter_name="otio_json")
+            timeline_path = artifacts.localize(cut_dir / "timeline.otio")
+            timeline = otio.adapters.read_from_file(str(timeline_path), adapter_name="otio_json")
             resolver = MediaResolver(media_search.allowed_roots(), roots, Path(origin) if origin else None)
             clips, audio_notes = timeline_audio(timeline, resolver)
             audio_path = Path(tmp) / "audio.wav"
@@ -178,19 +201,13 @@ def final_video(
     info = probe(output)
     preview = cut_dir / "final_video_preview.jpg"
     grab_frame(output, info.rate, plan.total_frames // 2, preview, 480)
+    # Segments stay in this machine's working copy (a cache); the video and its still are published.
+    artifacts.publish(output, preview)
     with database.session() as session:
-        session.add(
-            Render(
-                cut_version_id=cut_id,
-                kind="final_video",
-                options=config.model_dump(),
-                cache_key=f"final_video:{key}",
-                output_path=artifacts.relative(output),
-                status=RenderStatus.SUCCEEDED,
-                run_id=context.run.run_id,
-                details={"frames": plan.total_frames, "segments": len(plan.segments), "reused": reused},
-            )
-        )
+        details = {"frames": plan.total_frames, "segments": len(plan.segments), "reused": reused, "padded": padded}
+        row = succeeded_render(cut_id, None, "final_video", config.model_dump(), f"final_video:{key}",
+                               artifacts.relative(output), context.run.run_id, None, details)  # fmt: skip
+        session.add(row)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(output)),
@@ -202,7 +219,10 @@ def final_video(
             "segments": len(plan.segments),
             "segments_encoded": len(todo),
             "segments_reused": reused,
-            "not_rendered": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan.not_rendered + audio_notes) or "none"),
+            "segments_padded": len(padded),
+            "not_rendered": dg.MetadataValue.md(
+                "\n".join(f"- {n}" for n in plan.not_rendered + padded + audio_notes) or "none"
+            ),
             "preview": preview_markdown(preview),
         }
     )
