@@ -3,7 +3,6 @@ who may scrape; the library's counters."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import sys
@@ -35,7 +34,7 @@ T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def metrics_settings(api_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MEDIA_PIPELINE_METRICS_TOKEN", METRICS_TOKEN)
-    return dataclasses.replace(api_settings, metrics_token=METRICS_TOKEN)
+    return api_settings.model_copy(update={"metrics_token": METRICS_TOKEN})
 
 
 def scrape(client: TestClient, headers: dict[str, str] | None = None) -> dict[str, dict[tuple, float]]:
@@ -185,7 +184,7 @@ def test_who_may_scrape(api_settings: Settings) -> None:
         # The API token's holder may read every job already, so their counts too.
         assert "media_pipeline_jobs" in scrape(remote, headers=AUTH)
 
-    guarded = dataclasses.replace(api_settings, metrics_token=METRICS_TOKEN)
+    guarded = api_settings.model_copy(update={"metrics_token": METRICS_TOKEN})
     for host in ("127.0.0.1", "192.0.2.7"):
         with TestClient(create_app(guarded), client=(host, 41000)) as client:
             for headers in (
@@ -234,7 +233,7 @@ def test_the_library_hooks_and_openmetrics(metrics_settings: Settings) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_unreadable_job_table_is_reported_not_a_500(metrics_settings: Settings) -> None:
-    unreachable = dataclasses.replace(metrics_settings, database_url="postgresql+psycopg://postgres@127.0.0.1:9/x")
+    unreachable = metrics_settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:9/x"})
     with TestClient(create_app(unreachable)) as client:
         samples = scrape(client)
     assert samples[metrics.TABLE_UP][()] == 0.0

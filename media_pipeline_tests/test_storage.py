@@ -556,17 +556,18 @@ def test_up_on_s3_stores_the_sample_cut_in_the_bucket_and_serves_it(
 
     from media_pipeline import db
     from media_pipeline.db.models import Render
-    from media_pipeline_tests.test_stack import wait_for
+    from media_pipeline_tests.waiting import running, service_environment, wait_until
 
     home = tmp_path / "home"
     ui_port, api_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MEDIA_PIPELINE_", "DAGSTER_"))},
-        **s3_env(s3_endpoint, s3_bucket, prefix="stack"),
-        "MEDIA_PIPELINE_SENSOR_INTERVAL": "1",
-        "MEDIA_PIPELINE_SETTLE_SECONDS": "0.5",
-        "MEDIA_PIPELINE_API_TOKEN": "stack-test-token",
-    }
+    env = service_environment(
+        {
+            **s3_env(s3_endpoint, s3_bucket, prefix="stack"),
+            "MEDIA_PIPELINE_SENSOR_INTERVAL": "1",
+            "MEDIA_PIPELINE_SETTLE_SECONDS": "0.5",
+            "MEDIA_PIPELINE_API_TOKEN": "stack-test-token",
+        }
+    )
     command = [str(Path(sys.executable).with_name("media-pipeline")), "up", "--home", str(home)]
     command += ["--ui-port", str(ui_port), "--api-port", str(api_port)]
     process = subprocess.Popen(
@@ -582,7 +583,12 @@ def test_up_on_s3_stores_the_sample_cut_in_the_bucket_and_serves_it(
             except sa.exc.OperationalError:  # `up` has not created or migrated the database yet
                 return False
 
-        wait_for(contact_sheet_done, 600, "the sample cut's contact sheet", process)
+        wait_until(
+            contact_sheet_done,
+            timeout=600,
+            what="the sample cut's contact sheet",
+            alive=running(process, "media-pipeline up"),
+        )
         folder = "stack/cuts/demo.sample_cut.v001"
         keys = bucket_keys(s3_endpoint, s3_bucket)
         assert f"{folder}/contact_sheet.jpg" in keys and f"{folder}/source/sample_cut.otio" in keys, keys
