@@ -9,6 +9,7 @@ under the home folder.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,44 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_PIPELINE_FETCH_MAX_BYTES", str(2 * 1024**3), "Largest video an extraction downloads (bytes)."),
     Setting("MEDIA_PIPELINE_FETCH_TIMEOUT", "300", "Seconds one extraction download may take."),
     Setting("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT", "600", "Seconds one extraction item may take to decode."),
+    Setting(
+        "MEDIA_PIPELINE_EXECUTOR",
+        "in_process",
+        "How a run executes its steps: `in_process` (one process), `multiprocess` (a process per step) or "
+        "`celery` (steps on `media-pipeline worker` processes, on any machine; see Scaling).",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_CELERY_BROKER",
+        "pyamqp://guest:guest@127.0.0.1:5672//",
+        "Celery broker in `celery` mode: RabbitMQ `amqp://user:password@host:5672//` or Redis `redis://host:6379/0`.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_CELERY_BACKEND",
+        "rpc://",
+        "Celery result backend in `celery` mode: `rpc://` (results over the broker) or `redis://host:6379/1`.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_WORKER_QUEUES",
+        "dagster,ffmpeg,generators",
+        "Queues `media-pipeline worker` consumes when `--queues` names none: `dagster` (light steps), `ffmpeg` "
+        "(encodes), `generators` (provider calls).",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_CELERY_QUEUE_PREFIX",
+        "",
+        "Put before every Celery queue name (`<prefix>ffmpeg`), so several deployments can share one broker.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_ARTIFACTS_SHARED",
+        "false",
+        "`true`: `MEDIA_PIPELINE_ARTIFACT_ROOT` is a mount every machine sees at the same path (NFS, SMB, ...), "
+        "as `celery` mode needs.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_HOST_ID",
+        "{hostname}",
+        "This machine's name in run tags; the run reaper judges only runs whose worker ran on its own host id.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -132,7 +171,7 @@ def _raw(name: str, env: dict[str, str] | None = None) -> str:
         return value
     default = _BY_NAME[name].default
     home = str(Path(env.get("MEDIA_PIPELINE_HOME") or _BY_NAME["MEDIA_PIPELINE_HOME"].default).resolve())
-    return default.format(home=home, cpus=os.cpu_count() or 2)
+    return default.format(home=home, cpus=os.cpu_count() or 2, hostname=socket.gethostname())
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -185,6 +224,13 @@ class Settings:
     fetch_timeout: int = 300
     extraction_item_timeout: int = 600
     api_url: str = ""
+    executor: str = "in_process"
+    celery_broker: str = "pyamqp://guest:guest@127.0.0.1:5672//"
+    celery_backend: str = "rpc://"
+    worker_queues: tuple[str, ...] = ("dagster", "ffmpeg", "generators")
+    celery_queue_prefix: str = ""
+    artifacts_shared: bool = False
+    host_id: str = field(default_factory=socket.gethostname)
 
     @property
     def dagster_home(self) -> Path:
@@ -238,7 +284,55 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fetch_timeout=int(get("MEDIA_PIPELINE_FETCH_TIMEOUT")),
         extraction_item_timeout=int(get("MEDIA_PIPELINE_EXTRACTION_ITEM_TIMEOUT")),
         api_url=get("MEDIA_PIPELINE_API_URL").rstrip("/"),
+        executor=_choice("MEDIA_PIPELINE_EXECUTOR", get("MEDIA_PIPELINE_EXECUTOR"), EXECUTORS),
+        celery_broker=get("MEDIA_PIPELINE_CELERY_BROKER"),
+        celery_backend=get("MEDIA_PIPELINE_CELERY_BACKEND"),
+        worker_queues=_names("MEDIA_PIPELINE_WORKER_QUEUES", get("MEDIA_PIPELINE_WORKER_QUEUES")),
+        celery_queue_prefix=get("MEDIA_PIPELINE_CELERY_QUEUE_PREFIX").strip(),
+        artifacts_shared=_flag("MEDIA_PIPELINE_ARTIFACTS_SHARED", get),
+        host_id=get("MEDIA_PIPELINE_HOST_ID"),
     )
+
+
+EXECUTORS = ("in_process", "multiprocess", "celery")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    text = value.strip().lower().replace("-", "_")
+    if text not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return text
+
+
+def _names(name: str, value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise ValueError(f"{name} must name at least one queue, such as dagster,ffmpeg,generators")
+    return names
+
+
+def shared_state_problems(settings: Settings) -> list[str]:
+    """Why these settings cannot run steps on several machines: each a sentence naming the
+    setting to change. Celery workers anywhere read and write the same databases and files, so
+    none of them may be local to one machine."""
+    problems = []
+    if settings.database_url.startswith("sqlite"):
+        problems.append(
+            "the domain database is a SQLite file only this machine can open: set MEDIA_PIPELINE_DATABASE_URL "
+            "to a Postgres URL (postgresql+psycopg://user:password@host:5432/db)"
+        )
+    if not settings.dagster_postgres_url:
+        problems.append(
+            "Dagster's storage is SQLite files only this machine can open: set MEDIA_PIPELINE_DAGSTER_POSTGRES_URL "
+            "to a Postgres URL (postgresql+psycopg2://user:password@host:5432/db)"
+        )
+    # getattr: MEDIA_PIPELINE_STORAGE (s3) arrives with the S3 artifact store.
+    if not settings.artifacts_shared and getattr(settings, "storage", "local") != "s3":
+        problems.append(
+            f"the artifact store is a local folder ({settings.artifact_root}): mount a folder every machine sees at "
+            "the same path there and set MEDIA_PIPELINE_ARTIFACTS_SHARED=true (or use MEDIA_PIPELINE_STORAGE=s3)"
+        )
+    return problems
 
 
 def _positive(name: str, value: str) -> int:

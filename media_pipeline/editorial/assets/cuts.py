@@ -43,6 +43,7 @@ from media_pipeline.editorial.thumbnails import (
 )
 from media_pipeline.editorial.timecodes import record_timecode, source_timecode
 from media_pipeline.editorial.timeline import TimelineError
+from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 from media_pipeline.settings import load_settings
@@ -298,6 +299,7 @@ def link_or_copy(source: Path, target: Path) -> None:
     group_name=GROUP,
     deps=[cut_shots],
     pool="ffmpeg",
+    op_tags=FFMPEG_STEP_TAGS,
     kinds={"ffmpeg", "jpeg"},
     description="A still of each shot (by default its middle frame), exactly the frame named, for review and "
     "shot lists. Re-render with another frame or width from the Launchpad; unchanged shots reuse earlier stills.",

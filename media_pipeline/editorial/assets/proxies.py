@@ -30,6 +30,7 @@ from media_pipeline.editorial.proxies import (
     render_proxy,
 )
 from media_pipeline.editorial.timecodes import source_drop_frame
+from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
@@ -92,6 +93,7 @@ def _aspect(details: dict) -> Fraction:
     group_name=GROUP,
     deps=[cut_shots],
     pool="ffmpeg",
+    op_tags=FFMPEG_STEP_TAGS,
     kinds={"ffmpeg", "mp4"},
     description="A review proxy per shot (H.264, bt709, short GOP, +faststart, burn-ins, optional handles) "
     "and a filmstrip per shot; unchanged shots reuse earlier proxies.",
