@@ -155,6 +155,12 @@ SETTINGS: tuple[Setting, ...] = (
         "as `celery` mode needs.",
     ),
     Setting(
+        "MEDIA_PIPELINE_CHUNK_SEGMENTS",
+        "",
+        "Segments each chunk step of a final video encodes. Empty: all in one step with the `in_process` "
+        "executor, 4 with the others (so chunks spread over workers).",
+    ),
+    Setting(
         "MEDIA_PIPELINE_HOST_ID",
         "{hostname}",
         "This machine's name in run tags; the run reaper judges only runs whose worker ran on its own host id.",
@@ -231,6 +237,7 @@ class Settings:
     celery_queue_prefix: str = ""
     artifacts_shared: bool = False
     host_id: str = field(default_factory=socket.gethostname)
+    chunk_segments: int | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -291,6 +298,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         celery_queue_prefix=get("MEDIA_PIPELINE_CELERY_QUEUE_PREFIX").strip(),
         artifacts_shared=_flag("MEDIA_PIPELINE_ARTIFACTS_SHARED", get),
         host_id=get("MEDIA_PIPELINE_HOST_ID"),
+        chunk_segments=_positive("MEDIA_PIPELINE_CHUNK_SEGMENTS", value)
+        if (value := get("MEDIA_PIPELINE_CHUNK_SEGMENTS").strip())
+        else None,
     )
 
 

@@ -234,3 +234,28 @@ def test_audio_tracks_are_conformed_at_their_record_positions(tmp_path, domain_u
     assert loudness(0.1, 0.9) < 50  # silence before the clip
     assert loudness(1.1, 1.9) > 3000  # the tone at its record position
     assert loudness(2.2, 2.9) < 50  # silence after
+
+
+def test_chunk_steps_give_the_same_file_as_one_step(tmp_path, domain_url, artifact_root, instance, monkeypatch):
+    # Cached segments are content-addressed: a second artifact root makes the chunked run encode
+    # everything again instead of reusing the first run's files.
+    chunked_root = tmp_path / "chunked" / "artifacts"
+    source = build(tmp_path, Fraction(24), "01:00:00:00")
+    run = {"ops": {"final_video": {"config": CONFIG}}}
+    selection = [cut_timeline, cut_shots, final_video]
+    one_key = publish(domain_url, artifact_root, source, name="one")
+    one = ingest(instance, one_key, make_resources(domain_url, artifact_root), selection=selection, run_config=run)
+    monkeypatch.setenv("MEDIA_PIPELINE_CHUNK_SEGMENTS", "2")
+    key = publish(domain_url, chunked_root, source, name="chunked")
+    chunked = ingest(instance, key, make_resources(domain_url, chunked_root), selection=selection, run_config=run)
+    steps = {event.step_key for event in chunked.all_events if event.is_step_success}
+    segments = one.asset_materializations_for_node("final_video")[0].metadata["segments_encoded"].value
+    assert segments >= 6
+    chunks = {step for step in steps if step.startswith("final_video.final_video_chunk[")}
+    assert len(chunks) == (segments + 1) // 2  # the encodes were spread over chunk steps
+    assert one.asset_materializations_for_node("final_video")[0].metadata["chunks"].value == 1
+    a = decode_frames(artifact_root / "cuts" / one_key / "final_video.mp4")
+    b = decode_frames(chunked_root / "cuts" / key / "final_video.mp4")
+    assert len(a) == len(b) == EXPECTED_TOTAL
+    assert [read_index(x) for x in a[:17]] == [read_index(x) for x in b[:17]]
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))  # the same pixels
