@@ -57,16 +57,29 @@ def test_every_area_job_takes_the_executor_from_the_settings() -> None:
         assert out.stdout.strip() == repr([expected])
 
 
-def test_ffmpeg_steps_go_to_the_ffmpeg_queue() -> None:
+def test_every_ffmpeg_step_goes_to_the_ffmpeg_queue() -> None:
+    import media_pipeline.definitions as d
+
+    pooled: dict[str, str] = {}
+    for job in d.defs.get_repository_def().get_all_jobs():
+        for node in job.graph.iterate_op_defs():
+            if node.pool == "ffmpeg":
+                pooled[node.name] = node.tags.get("dagster-celery/queue", "dagster")
+    assert {"shot_thumbnails", "shot_proxies", "final_video_chunk", "slideshow_video", "extraction_frames"} <= set(
+        pooled
+    )
+    assert set(pooled.values()) == {FFMPEG_QUEUE}, pooled
+
+
+def test_light_steps_go_to_the_default_queue() -> None:
     from dagster._core.execution.api import create_execution_plan
 
     import media_pipeline.definitions as d
 
-    job = d.defs.resolve_job_def("ingest_cut")
-    plan = create_execution_plan(job, run_config={}, tags={"dagster/partition": "p.c.v001"})
+    plan = create_execution_plan(d.defs.resolve_job_def("ingest_cut"), run_config={})
     queues = {step.key: queue_for(step) for step in plan.steps}
+    assert queues["cut_timeline"] == queues["cut_shots"] == "dagster"
     assert queues["shot_thumbnails"] == FFMPEG_QUEUE
-    assert queues["cut_timeline"] == "dagster"
 
 
 def test_an_unknown_executor_is_refused_with_its_setting() -> None:
