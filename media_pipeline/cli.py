@@ -27,7 +27,7 @@ INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
 SERVICE_UMASK = 0o027
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="media-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the Dagster webserver, the Dagster daemon and the API")
@@ -47,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     worker.add_argument("--name", help="this worker's Celery node name (default: media_pipeline-<pid>@<host id>)")
     api_client.add_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.command == "worker":
         return run_worker(args.queues, args.concurrency, args.name)

@@ -52,13 +52,17 @@ ENTRYPOINT = DEPLOY / "docker-entrypoint.py"
 INSTANCE_CONFIG = ROOT / "media_pipeline" / "dagster_home" / "dagster.postgres.yaml"
 PYPROJECT = ROOT / "pyproject.toml"
 
-APP_SERVICES = ("code", "webserver", "daemon", "api")
+APP_SERVICES = ("code", "webserver", "daemon", "api", "worker")
 # Services whose processes load the Dagster instance from DAGSTER_HOME (the API reads runs from it).
 INSTANCE_SERVICES = APP_SERVICES
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 SETTING_DEFAULTS = {s.name: s.default for s in SETTINGS}
 # Any non-empty value satisfies `${NAME:?...}`; these are what the tests resolve the file with.
-TEST_SECRETS = {"POSTGRES_PASSWORD": "test-pw-0123", "MEDIA_PIPELINE_API_TOKEN": "test-token-0123"}
+TEST_SECRETS = {
+    "POSTGRES_PASSWORD": "test-pw-0123",
+    "MEDIA_PIPELINE_API_TOKEN": "test-token-0123",
+    "RABBITMQ_PASSWORD": "test-mq-0123",
+}
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME?message}`.
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -393,6 +397,7 @@ def test_docker_compose_refuses_to_start_without_secrets(tmp_path: Path) -> None
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr
     assert "MEDIA_PIPELINE_API_TOKEN" in result.stderr
+    assert "RABBITMQ_PASSWORD" in result.stderr
 
 
 # -- (2) what the file means ----------------------------------------------------------------------
@@ -405,8 +410,9 @@ def test_compose_interpolation_is_braced(raw: dict[str, Any]) -> None:
 
 
 def test_services_are_postgres_and_the_app_services_of_one_image(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"postgres", *APP_SERVICES}
+    assert set(services) == {"postgres", "rabbitmq", *APP_SERVICES}
     assert services["postgres"]["image"] == "postgres:16"
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:")
     images = {services[name]["image"] for name in APP_SERVICES}
     builds = [services[name].get("build") for name in APP_SERVICES]
     assert len(images) == 1, images
@@ -433,6 +439,9 @@ def test_depends_on_names_services_and_waits_for_health(services: dict[str, dict
     assert "code" in services["webserver"]["depends_on"]
     assert "code" in services["daemon"]["depends_on"]
     assert "webserver" in services["api"]["depends_on"]
+    # Runs in `code` send their steps to the broker; workers take them from it.
+    for name in ("code", "worker"):
+        assert "rabbitmq" in services[name]["depends_on"], name
 
     # Compose refuses cycles; check here too so the message names them.
     order: list[str] = []
@@ -584,19 +593,21 @@ def test_artifact_root_is_one_named_volume_everywhere(
         assert found, f"{name} does not mount the artifact root {root}"
         ((source, mode),) = found
         assert source == "artifacts" and "artifacts" in resolved["volumes"], f"{name}: {source}"
-        if name in ("code", "api"):
+        if name in ("code", "api", "worker"):
             assert mode == "rw", f"{name} writes artifacts"
 
 
 def test_watch_folders_and_media_are_mounted_where_sensors_and_runs_execute(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    # Sensors are evaluated, and runs executed, by the code server: `code` needs the files.
-    code = services["code"]
-    settings = load_settings(environment(code))
-    targets = {target for _, target, _ in mounts(code)}
-    for folder in (*settings.watch_dirs, *settings.media_roots, settings.artifact_root):
-        assert str(folder) in targets, f"code does not mount {folder}"
+    # Sensors are evaluated, and runs orchestrated, by the code server; their steps execute on
+    # the workers: both need the files.
+    for name in ("code", "worker"):
+        service = services[name]
+        settings = load_settings(environment(service))
+        targets = {target for _, target, _ in mounts(service)}
+        for folder in (*settings.watch_dirs, *settings.media_roots, settings.artifact_root):
+            assert str(folder) in targets, f"{name} does not mount {folder}"
 
 
 def test_dagster_storage_is_shared_by_the_dagster_services(
@@ -604,7 +615,7 @@ def test_dagster_storage_is_shared_by_the_dagster_services(
 ) -> None:
     # Runs in `code` write compute logs under $DAGSTER_HOME/storage; the webserver shows them.
     storage = str(PurePosixPath(image_env()["DAGSTER_HOME"]) / "storage")
-    for name in ("code", "webserver", "daemon"):
+    for name in ("code", "webserver", "daemon", "worker"):
         assert ("dagster_storage", storage, "rw") in mounts(services[name]), name
     assert "dagster_storage" in resolved["volumes"]
 
@@ -625,6 +636,11 @@ def test_commands_parse_with_the_installed_clis(services: dict[str, dict[str, An
         if argv[0] == "python":
             assert argv[1] == "-c", where
             compile(argv[2], where, "exec")
+            continue
+        if argv[0] == "media-pipeline":  # this project's own command: argparse, not click
+            from media_pipeline.cli import build_parser
+
+            build_parser().parse_args(argv[1:])  # exits (fails the test) on an unknown option
             continue
         # Click checks that path options exist: read the image's paths as the repo files copied there.
         parse_cli([image_to_repo_path(arg) for arg in argv])

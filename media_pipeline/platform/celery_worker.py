@@ -8,6 +8,7 @@ databases and artifact store as the run worker that sent the task.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 from celery import Celery
@@ -46,6 +47,12 @@ def worker_argv(settings: Settings, queues: Sequence[str], concurrency: int, nam
         # Celery's events feed monitors (flower, `celery events`); cheap, and show who ran what.
         "--task-events",
     ]
+
+
+def answers(timeout: float = 10) -> bool:
+    """Whether this machine's worker (`media-pipeline worker --name media_pipeline@%h`, as the
+    Compose service starts it) answers a ping over the broker: the `worker` health check."""
+    return bool(app.control.ping(destination=[f"media_pipeline@{socket.gethostname()}"], timeout=timeout))
 
 
 export_defaults()
