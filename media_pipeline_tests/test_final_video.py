@@ -6,6 +6,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import dagster as dg
 import opentimelineio as otio
 import pytest
 from PIL import Image
@@ -13,6 +14,7 @@ from PIL import Image
 from media_pipeline.core import ffmpeg
 from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline
 from media_pipeline.editorial.assets.final_video import final_video
+from media_pipeline.platform.run_progress import RunProgress
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import decode_frames, ingest, make_resources, publish
 
@@ -254,6 +256,18 @@ def test_chunk_steps_give_the_same_file_as_one_step(tmp_path, domain_url, artifa
     chunks = {step for step in steps if step.startswith("final_video.final_video_chunk[")}
     assert len(chunks) == (segments + 1) // 2  # the encodes were spread over chunk steps
     assert one.asset_materializations_for_node("final_video")[0].metadata["chunks"].value == 1
+    # The job's progress adds the chunks' frames up, against the plan's total, item by item.
+    fold = RunProgress({"final_video": 1.0})
+    seen = []
+    for entry in instance.all_logs(chunked.run_id):
+        if entry.dagster_event is None or entry.dagster_event.event_type != dg.DagsterEventType.RUN_SUCCESS:
+            fold.apply(entry)
+            seen.append(fold.progress(dg.DagsterRunStatus.STARTED))
+            if fold.started and "final_video" in fold.started:
+                assert fold.stage(dg.DagsterRunStatus.STARTED) == "final_video"
+    assert fold.done_of("final_video") == fold.total["final_video"] > 0
+    assert any(0 < value < 0.99 for value in seen) and seen[-1] == 0.99
+    assert {item.status for item in fold.items.values()} == {"succeeded"} and len(fold.items) == segments
     a = decode_frames(artifact_root / "cuts" / one_key / "final_video.mp4")
     b = decode_frames(chunked_root / "cuts" / key / "final_video.mp4")
     assert len(a) == len(b) == EXPECTED_TOTAL
