@@ -24,25 +24,38 @@ def hello() -> int:
     return os.getpid()
 
 
-def tagged_job() -> dg.JobDefinition:
-    settings = dataclasses.replace(load_settings({}), host_id="render-07")
+def tagged_job(mode: str) -> dg.JobDefinition:
+    settings = dataclasses.replace(load_settings({"MEDIA_PIPELINE_EXECUTOR": mode}), host_id="render-07")
 
-    @dg.job(name="tagged", executor_def=executor_for(settings))
+    @dg.job(name=f"tagged_{mode}", executor_def=executor_for(settings))
     def tagged() -> None:
         hello()
 
     return tagged
 
 
-def test_the_default_executor_is_in_process_and_the_run_records_its_host(tmp_path: Path) -> None:
-    assert executor_for(load_settings({})).name == "in_process"
+# Module level, one per mode: Dagster rebuilds a job from its function (in each step process for
+# multiprocess) and caches it per function.
+def in_process_job() -> dg.JobDefinition:
+    return tagged_job("in_process")
+
+
+def multiprocess_job() -> dg.JobDefinition:
+    return tagged_job("multiprocess")
+
+
+@pytest.mark.parametrize("mode", ["in_process", "multiprocess"])
+def test_the_run_records_its_host_and_steps_run_where_the_mode_says(mode: str, tmp_path: Path) -> None:
+    assert executor_for(load_settings({})).name == "in_process"  # the default
+    job = {"in_process": in_process_job, "multiprocess": multiprocess_job}[mode]
     with (
         dg.instance_for_test(temp_dir=str(tmp_path)) as instance,
-        dg.execute_job(dg.reconstructable(tagged_job), instance=instance) as result,
+        dg.execute_job(dg.reconstructable(job), instance=instance) as result,
     ):
         assert result.success
         assert instance.get_run_by_id(result.run_id).tags[HOST_TAG] == "render-07"  # type: ignore[union-attr]
-        assert result.output_for_node("hello") == os.getpid()  # the same process: in-process
+        step_pid = result.output_for_node("hello")
+        assert (step_pid == os.getpid()) == (mode == "in_process")  # multiprocess: a process of its own
 
 
 def test_every_area_job_takes_the_executor_from_the_settings() -> None:
