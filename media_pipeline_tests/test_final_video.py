@@ -9,9 +9,12 @@ from pathlib import Path
 import dagster as dg
 import opentimelineio as otio
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
+from media_pipeline import db
 from media_pipeline.core import ffmpeg
+from media_pipeline.db.models import Shot
 from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline
 from media_pipeline.editorial.assets.final_video import final_video
 from media_pipeline.platform.run_progress import RunProgress
@@ -273,3 +276,118 @@ def test_chunk_steps_give_the_same_file_as_one_step(tmp_path, domain_url, artifa
     assert len(a) == len(b) == EXPECTED_TOTAL
     assert [read_index(x) for x in a[:17]] == [read_index(x) for x in b[:17]]
     assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))  # the same pixels
+
+
+def outside_cut(tmp_path: Path, shots: int, frames: int) -> Path:
+    """Shots at 01:00:00:00 of a plate that starts at 00:00:00:00: linked, but outside their media.
+    Every shot names the same frames, so every segment is the same one."""
+    fr = 24.0
+    plate = make_indexed_movie(tmp_path / "media" / "late.mov", frames=48, rate=Fraction(24), size=(W, H))
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    for number in range(shots):
+        track.append(
+            otio.schema.Clip(
+                name=f"sh{number:03d}",
+                media_reference=otio.schema.ExternalReference(target_url=plate.as_uri()),
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.from_timecode("01:00:00:00", fr), otio.opentime.RationalTime(frames, fr)
+                ),
+            )
+        )
+    timeline = otio.schema.Timeline(name="outside")
+    timeline.tracks.append(track)
+    path = tmp_path / "outside.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    return path
+
+
+def audio_samples(path: Path) -> int:
+    """Samples of the first audio stream as ffmpeg decodes it (the AAC priming and end padding
+    trimmed by the MP4 edit list, as players do)."""
+    command = [ffmpeg.ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"]
+    return len(subprocess.run(command, capture_output=True, check=True).stdout) // 2
+
+
+@pytest.mark.parametrize("audio", [True, False], ids=["audio", "no-audio"])
+def test_a_cut_of_identical_segments_outside_their_media_is_slates_of_its_length(
+    tmp_path, domain_url, artifact_root, instance, audio
+):
+    # Eight shots, one segment encoded and seven reused; each decodes to no picture at all. The
+    # join used to fail ("Stream map '' matches no streams" with audio, "Output file does not
+    # contain any stream" without): the concat list named only empty files.
+    key = publish(domain_url, artifact_root, outside_cut(tmp_path, shots=8, frames=12))
+    result = ingest(
+        instance,
+        key,
+        make_resources(domain_url, artifact_root),
+        selection=[cut_timeline, cut_shots, final_video],
+        run_config={"ops": {"final_video": {"config": {**CONFIG, "audio": audio}}}},
+    )
+    metadata = result.asset_materializations_for_node("final_video")[0].metadata
+    assert (metadata["segments"].value, metadata["segments_reused"].value) == (8, 7)
+    assert metadata["segments_padded"].value == 8
+    output = artifact_root / "cuts" / key / "final_video.mp4"
+    frames = decode_frames(output)
+    assert len(frames) == 8 * 12
+    assert all(25 < mean(image) < 90 for image in frames), "every frame is the slate"
+    info = ffmpeg.probe(output)
+    assert info.has_audio == audio
+    if audio:
+        # The timeline has no audio track and the plate no sound: silence, to the sample.
+        assert audio_samples(output) == 8 * 12 * 48000 // 24
+
+
+def test_a_segment_short_of_its_frames_is_padded_with_a_slate_and_never_cached(
+    tmp_path, domain_url, artifact_root, instance
+):
+    fr = 24.0
+    plate = make_indexed_movie(
+        tmp_path / "media" / "A.mov", frames=96, rate=Fraction(24), size=(W, H), start_timecode="01:00:00:00"
+    )
+    other = make_indexed_movie(tmp_path / "media" / "B.mov", frames=24, rate=Fraction(24), size=(W, H))
+    tc0 = otio.opentime.from_timecode("01:00:00:00", fr).value
+
+    def clip(name: str, media: Path, start: int, duration: int) -> otio.schema.Clip:
+        return otio.schema.Clip(
+            name=name,
+            media_reference=otio.schema.ExternalReference(target_url=media.as_uri()),
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(tc0 + start, fr), otio.opentime.RationalTime(duration, fr)
+            ),
+        )
+
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    track.append(clip("whole", plate, 0, 12))  # record 0..11
+    track.append(clip("ends_early", plate, 90, 12))  # 12..17 the plate's last 6 frames, 18..23 missing
+    track.append(clip("outside", other, 4, 10))  # 24..33: B starts at 00:00:00:00, so none of it exists
+    timeline = otio.schema.Timeline(name="short")
+    timeline.tracks.append(track)
+    path = tmp_path / "short.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    key = publish(domain_url, artifact_root, path)
+    resources = make_resources(domain_url, artifact_root)
+    run = {"ops": {"final_video": {"config": {**CONFIG, "audio": False}}}}
+    result = ingest(instance, key, resources, selection=[cut_timeline, cut_shots, final_video], run_config=run)
+
+    frames = decode_frames(artifact_root / "cuts" / key / "final_video.mp4")
+    assert len(frames) == 34  # not 18: the missing frames are there, as slates
+    assert [read_index(frames[n]) for n in range(18)] == [*range(12), *range(90, 96)]
+    assert all(25 < mean(frames[n]) < 90 for n in range(18, 34)), "the missing frames are the slate"
+    metadata = result.asset_materializations_for_node("final_video")[0].metadata
+    assert metadata["segments_padded"].value == 2
+    report = metadata["not_rendered"].value
+    assert "'ends_early' got 6 of its 12 frames" in report and "'outside' got 0 of its 10 frames" in report
+    with db.session_scope(domain_url) as session:
+        notes = {shot.name: shot.notes for shot in session.scalars(sa.select(Shot))}
+    assert not any("final video:" in note for note in notes["whole"])
+    assert any("got 6 of its 12 frames" in note for note in notes["ends_early"])
+    assert any("got 0 of its 10 frames" in note for note in notes["outside"])
+
+    # Nothing short was cached: a second render encodes both again, and notes are not repeated.
+    again = ingest(instance, key, resources, selection=[final_video], run_config=run)
+    metadata = again.asset_materializations_for_node("final_video")[0].metadata
+    assert (metadata["segments_encoded"].value, metadata["segments_reused"].value) == (2, 1)
+    assert len(decode_frames(artifact_root / "cuts" / key / "final_video.mp4")) == 34
+    with db.session_scope(domain_url) as session:
+        shot = session.scalars(sa.select(Shot).where(Shot.name == "ends_early")).one()
+        assert sum("final video:" in note for note in shot.notes) == 1

@@ -27,7 +27,9 @@ from media_pipeline.core import ffmpeg
 from media_pipeline.db.models import MediaStatus, Shot
 from media_pipeline.editorial.thumbnails import render_slate
 
-SEGMENT_VERSION = 1  # bump when segment encoding changes, so cached segments are not reused
+# Bump when segment encoding changes, so cached segments are not reused. 2: segments are cached
+# only once their frame count is checked (a version-1 segment may be short).
+SEGMENT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Segment:
     frames: int
     sources: list[Source]  # one (a cut) or two (a dissolve from the first to the second)
     label: str
+    shot_ids: tuple[int, ...] = ()  # the shots it shows (not part of the cache key: pixels are)
 
     def cache_key(self, options: EncodeOptions) -> str:
         identity = {
@@ -137,7 +140,7 @@ def plan_conform(shots: list[Shot], total_frames: int) -> ConformPlan:
         not_rendered += notes
         start, end = starts[shot.id], ends[shot.id]
         if end > start:
-            segments.append(Segment(start, end - start, [source.at(start - shot.record_start)], shot.name))
+            segments.append(Segment(start, end - start, [source.at(start - shot.record_start)], shot.name, (shot.id,)))
     for previous, current, before, after in dissolves:
         cut = current.record_start
         prev_source, _ = shot_source(previous)
@@ -150,6 +153,7 @@ def plan_conform(shots: list[Shot], total_frames: int) -> ConformPlan:
                 # its in point: both read their media's handles.
                 [prev_source.at(cut - before - previous.record_start), next_source.at(-before)],
                 f"dissolve {previous.name} > {current.name}",
+                (previous.id, current.id),
             )
         )
     segments.sort(key=lambda seg: seg.record_start)
@@ -228,6 +232,62 @@ def encode_segment(
                 on_frames(update.frame)
 
         ffmpeg.run(args, output, on_progress=progress, what=f"segment {segment.label!r}", timeout=3600)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A segment whose sources gave fewer frames than planned, and what the join reads instead."""
+
+    got: int
+    frames: int
+    parts: list[Path]  # the frames there were (if any), then a slate for the rest
+
+    def note(self, label: str) -> str:
+        return (
+            f"final video: {label!r} got {self.got} of its {self.frames} frames from the media (it ends early, or "
+            f"the source range lies outside it); the other {self.frames - self.got} are a slate saying so"
+        )
+
+
+def encoded_frames(path: Path) -> int:
+    """Pictures in an encoded segment, counted by PyAV (0 when ffmpeg wrote no picture at all)."""
+    try:
+        info = ffmpeg.probe(path)
+    except ffmpeg.MediaError:
+        return 0
+    return info.video.frames if info.video is not None else 0
+
+
+def encode_checked(
+    segment: Segment,
+    options: EncodeOptions,
+    output: Path,
+    scratch: Path,
+    on_frames: Callable[[int], None] | None = None,
+) -> Shortfall | None:
+    """Encode `segment` into its cache path `output` only if it has every planned frame.
+
+    ffmpeg ends cleanly when a seek lands past the real data or a container over-states its
+    length, so each encode is counted before it is cached. A short one never reaches `output`:
+    it stays in `scratch` (a folder of this render's own) with a slate for the missing frames
+    after it, and the caller joins those two instead.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    staged = scratch / output.name
+    encode_segment(segment, options, staged, on_frames)
+    got = min(encoded_frames(staged), segment.frames)
+    if got == segment.frames:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        staged.replace(output)
+        return None
+    missing = segment.frames - got
+    lines = ["MEDIA ENDS EARLY", segment.label, f"{missing} of {segment.frames} frames are not in the media"]
+    slate = Segment(segment.record_start + got, missing, [Source("slate", lines=lines)], f"{segment.label} (slate)")
+    slate_path = scratch / f"{output.stem}_slate.mp4"
+    encode_segment(slate, options, slate_path)
+    if not got:
+        staged.unlink(missing_ok=True)  # no picture: nothing the join could read
+    return Shortfall(got, segment.frames, [staged, slate_path] if got else [slate_path])
 
 
 def encoder_args(options: EncodeOptions) -> list[str]:

@@ -1,6 +1,7 @@
 """The cut conformed into one playable H.264 file, re-encoding only segments that changed."""
 
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -21,8 +22,9 @@ from media_pipeline.editorial.assets.cuts import GROUP, load_cut, preview_markdo
 from media_pipeline.editorial.conform import (
     EncodeOptions,
     Segment,
+    Shortfall,
     assemble,
-    encode_segment,
+    encode_checked,
     plan_conform,
     render_audio,
     timeline_audio,
@@ -81,8 +83,9 @@ class Conform:
 
     key: str
     options: EncodeOptions
-    files: list[str]  # every segment's file, in record order, relative to the artifact root
-    ids: list[str]  # every segment's item id (its position), same order
+    segments: list[Segment]  # every segment of the cut, in record order
+    files: list[str]  # their cached files, same order, relative to the artifact root
+    ids: list[str]  # their item ids (positions), same order
     total_frames: int
     timecode: str
     cut_id: int
@@ -99,6 +102,10 @@ class Chunk:
 
     number: int
     segments: list[tuple[str, Segment, str]] = field(default_factory=list)
+
+
+def scratch_dir(artifacts: ArtifactStore, key: str) -> Path:
+    return artifacts.cut_dir(key) / "final_video_parts"
 
 
 def chunks_of(todo: list[tuple[str, Segment, str]], size: int | None) -> list[Chunk]:
@@ -141,6 +148,8 @@ def final_video_plan(
     plan = plan_conform(shots, total)
     for item in plan.not_rendered:
         context.log.warning(f"not rendered: {item}")
+    # Segments that come out short are joined from here (their frames, then a slate), never cached.
+    shutil.rmtree(scratch_dir(artifacts, key), ignore_errors=True)
 
     # Items are the segments, by position in the cut; progress counts the frames to encode.
     ids = [f"{number:04d}" for number in range(len(plan.segments))]
@@ -170,6 +179,7 @@ def final_video_plan(
         Conform(
             key=key,
             options=options,
+            segments=plan.segments,
             files=files,
             ids=ids,
             total_frames=plan.total_frames,
@@ -194,8 +204,10 @@ def final_video_plan(
 )
 def final_video_chunk(
     context: dg.OpExecutionContext, conform: Conform, chunk: Chunk, artifacts: ArtifactStore, ffmpeg: FFmpegResource
-) -> int:
+) -> dict[str, Shortfall]:
+    """The chunk's segments that came out short (by cached file), each with what to join instead."""
     options = conform.options
+    scratch = scratch_dir(artifacts, conform.key)
     encoded: dict[str, int] = {}
     lock = threading.Lock()
     host = f"{load_settings().host_id} (pid {os.getpid()})"
@@ -212,7 +224,7 @@ def final_video_chunk(
                 encoded[item_id] = max(before, min(frames, segment.frames))
                 return encoded[item_id] - before
 
-        def encode(item: tuple[str, Segment, str]) -> None:
+        def encode(item: tuple[str, Segment, str]) -> Shortfall | None:
             item_id, segment, path = item
             progress.item_started(item_id)
 
@@ -222,17 +234,20 @@ def final_video_chunk(
                     progress.advance(new)
                 progress.item(item_id, "running", progress=encoded[item_id] / max(1, segment.frames))
 
-            encode_segment(segment, options, artifacts.path(path), on_frames)
+            return encode_checked(segment, options, artifacts.path(path), scratch, on_frames)
 
         failures: list[str] = []
+        short: dict[str, Shortfall] = {}
 
-        def finished(item: tuple[str, Segment, str], outcome: object) -> None:
-            item_id, segment, _ = item
+        def finished(item: tuple[str, Segment, str], outcome: Shortfall | BaseException | None) -> None:
+            item_id, segment, path = item
             if isinstance(outcome, BaseException):
                 failures.append(f"{segment.label}: {outcome}")
                 progress.item_failed(item_id, str(outcome), advance=0)
-            else:
-                progress.item_done(item_id, advance=frames_done(item_id, segment, segment.frames))
+                return
+            if outcome is not None:
+                short[path] = outcome
+            progress.item_done(item_id, advance=frames_done(item_id, segment, segment.frames))
 
         ffmpeg.map_parallel(encode, chunk.segments, finished)
     if failures:
@@ -241,8 +256,8 @@ def final_video_chunk(
             metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
             allow_retries=False,
         )
-    context.add_output_metadata({"segments": len(chunk.segments), "host": host})
-    return len(chunk.segments)
+    context.add_output_metadata({"segments": len(chunk.segments), "short": len(short), "host": host})
+    return short
 
 
 @dg.op(
@@ -254,13 +269,25 @@ def final_video_chunk(
 def final_video_join(
     context: dg.OpExecutionContext,
     conform: Conform,
-    chunks: list[int],
+    chunks: list[dict[str, Shortfall]],
     database: DatabaseResource,
     artifacts: ArtifactStore,
     media_search: MediaSearchResource,
 ) -> None:
     options = conform.options
     cut_dir = artifacts.cut_dir(conform.key)
+    short = {path: shortfall for chunk in chunks for path, shortfall in chunk.items()}
+    # Every place of a short segment in the cut (a repeated one too) says so, on its item.
+    places = zip(conform.ids, conform.segments, conform.files, strict=True)
+    shortfalls = [
+        (item_id, segment, short[path].note(segment.label)) for item_id, segment, path in places if path in short
+    ]
+    if shortfalls:
+        with ProgressReporter.for_context(context, unit="frames", step=PROGRESS_STEP) as progress:
+            for item_id, _, note in shortfalls:
+                progress.log("warning", note, item=item_id)
+    record_shortfalls(database, [(segment, note) for _, segment, note in shortfalls])
+    padded = [note for _, _, note in shortfalls]
     audio_notes: list[str] = []
     output = cut_dir / "final_video.mp4"
     seconds = Fraction(conform.total_frames) / options.fps
@@ -273,7 +300,10 @@ def final_video_join(
             clips, audio_notes = timeline_audio(timeline, resolver)
             audio_path = Path(tmp) / "audio.wav"
             render_audio(clips, seconds, audio_path)
-        files = [artifacts.path(file) for file in conform.files]
+        # A short segment's place in the join: the frames it had, then its slate.
+        files = [
+            part for file in conform.files for part in (short[file].parts if file in short else [artifacts.path(file)])
+        ]
         assemble(files, audio_path, output, options, conform.total_frames, conform.timecode)
     for note in audio_notes:
         context.log.warning(f"audio: {note}")
@@ -291,10 +321,15 @@ def final_video_join(
                 output_path=artifacts.relative(output),
                 status=RenderStatus.SUCCEEDED,
                 run_id=context.run.run_id,
-                details={"frames": conform.total_frames, "segments": len(conform.files), "reused": reused},
+                details={
+                    "frames": conform.total_frames,
+                    "segments": len(conform.files),
+                    "reused": reused,
+                    "padded": padded,
+                },
             )
         )
-    not_rendered = conform.not_rendered + audio_notes
+    not_rendered = conform.not_rendered + padded + audio_notes
     context.add_output_metadata(
         {
             "path": dg.MetadataValue.path(str(output)),
@@ -306,11 +341,24 @@ def final_video_join(
             "segments": len(conform.files),
             "segments_encoded": conform.encoded,
             "segments_reused": reused,
+            "segments_padded": len(padded),
             "chunks": len(chunks),
             "not_rendered": dg.MetadataValue.md("\n".join(f"- {n}" for n in not_rendered) or "none"),
             "preview": preview_markdown(preview),
         }
     )
+
+
+def record_shortfalls(database: DatabaseResource, shortfalls: list[tuple[Segment, str]]) -> None:
+    """Each shot a short segment shows says so in its notes (once, however often it is rendered)."""
+    if not shortfalls:
+        return
+    with database.session() as session:
+        for segment, note in shortfalls:
+            for shot_id in segment.shot_ids:
+                shot = session.get(Shot, shot_id)
+                if shot is not None and note not in (shot.notes or []):
+                    shot.notes = [*(shot.notes or []), note]
 
 
 def _plan_config(config: dict[str, Any]) -> dict[str, Any]:
