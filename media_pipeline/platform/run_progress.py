@@ -106,6 +106,10 @@ class RunProgress:
             structured = decode(entry.user_message)
             if structured:
                 return [change for item in structured for change in self._apply_progress(item)]
+            if entry.level == logging.DEBUG:
+                # Dagster's own chatter ("Loading file from: <server path>", from the IO manager
+                # that hands outputs from step to step): neither for users nor for their eyes.
+                return []
             return self._log(entry, entry.user_message)
         changes: list[Change] = []
         kind = event.event_type
