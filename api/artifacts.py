@@ -1,32 +1,12 @@
-"""Serving files from the artifact root: path confinement and HTTP byte ranges (RFC 9110 §14)."""
+"""Serving stored artifacts: path confinement and HTTP byte ranges (RFC 9110 §14)."""
 
 from __future__ import annotations
 
-import mimetypes
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from api.problems import ApiProblem
-
-# Types mimetypes does not know, or guesses differently on different systems.
-CONTENT_TYPES = {
-    ".otio": "application/json",
-    ".otioz": "application/zip",
-    ".otiod": "application/octet-stream",
-    ".edl": "text/plain; charset=utf-8",
-    ".xml": "application/xml",
-    ".fcpxml": "application/xml",
-    ".aaf": "application/octet-stream",
-    ".json": "application/json",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".mov": "video/quicktime",
-    ".mp4": "video/mp4",
-    ".txt": "text/plain; charset=utf-8",
-}
-CHUNK = 256 * 1024
+from media_pipeline.core.storage import confined_file, guess_content_type
 
 
 def missing(requested: str) -> ApiProblem:
@@ -41,27 +21,14 @@ def resolve_artifact(root: Path, requested: str) -> Path:
     `.partial` files start with a dot) and anything that resolves outside the root through a
     symlink.
     """
-    if not requested or "\x00" in requested or "\\" in requested or requested.startswith("/"):
+    found = confined_file(root, requested)
+    if found is None:
         raise missing(requested)
-    parts = requested.split("/")
-    if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
-        raise missing(requested)
-    try:
-        base = root.resolve(strict=True)
-        candidate = base.joinpath(*parts).resolve(strict=True)
-    except (OSError, RuntimeError, ValueError):
-        raise missing(requested) from None
-    if not candidate.is_relative_to(base) or not candidate.is_file():
-        raise missing(requested)
-    return candidate
+    return found
 
 
 def content_type(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in CONTENT_TYPES:
-        return CONTENT_TYPES[suffix]
-    guessed, _ = mimetypes.guess_type(path.name)
-    return guessed or "application/octet-stream"
+    return guess_content_type(path.name)
 
 
 class RangeNotSatisfiable(Exception):
@@ -107,15 +74,3 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         raise RangeNotSatisfiable
     end = int(last) if last else size - 1
     return ByteRange(start, min(end, size - 1))
-
-
-def iter_file(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import dagster as dg
 
-from media_pipeline.platform.job_kinds import JOB_ID_TAG
+from media_pipeline.platform.job_kinds import CANCEL_REQUESTED, CANCEL_TAG, JOB_ID_TAG
 from media_pipeline.settings import Settings
 
 logger = logging.getLogger("api.dagster")
@@ -279,6 +279,27 @@ class GraphQLGateway(InstanceReads):
             raise _unreachable(f"Dagster at {self.host}:{self.port} could not be reached", exc) from exc
 
     def cancel(self, run_id: str) -> None:
+        # Dagster refuses to terminate a STARTING run (its worker is not up to be told). The
+        # request is recorded on the run instead, and the job_tracker sensor terminates the run
+        # once it has started; one that started while it was being tagged is terminated now.
+        if self._status(run_id) == dg.DagsterRunStatus.STARTING:
+            try:
+                self.instance.add_run_tags(run_id, {CANCEL_TAG: CANCEL_REQUESTED})
+            except Exception as exc:
+                raise _unreachable("the Dagster instance could not be written", exc) from exc
+            status = self._status(run_id)
+            if status is None or status == dg.DagsterRunStatus.STARTING:
+                return
+        self._terminate(run_id)
+
+    def _status(self, run_id: str) -> dg.DagsterRunStatus | None:
+        try:
+            run = self.instance.get_run_by_id(run_id)
+        except Exception as exc:
+            raise _unreachable("the Dagster instance could not be read", exc) from exc
+        return None if run is None or run.is_finished else run.status
+
+    def _terminate(self, run_id: str) -> None:
         from dagster_graphql import DagsterGraphQLClientError
 
         try:

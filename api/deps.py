@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from api.dagster_gateway import DagsterGateway
 from api.problems import ApiProblem
 from media_pipeline import db
+from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings
 
 
@@ -24,6 +25,14 @@ def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_artifacts(request: Request) -> ArtifactStore:
+    artifacts: ArtifactStore = request.app.state.artifacts
+    return artifacts
+
+
+ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 
 
 _migrate_lock = threading.Lock()

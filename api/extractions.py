@@ -47,12 +47,13 @@ from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
 from media_pipeline.extraction.sources import describe
 from media_pipeline.platform.progress import decode
 from media_pipeline.platform.urls import artifact_url
+from media_pipeline.resources import ArtifactStore
 
 KIND = FRAME_EXTRACTION.name
 
 
-def batch_folder(artifact_root: Path, batch: str) -> Path:
-    return artifact_root / "extractions" / batch
+def batch_folder(artifacts: ArtifactStore, batch: str) -> Path:
+    return artifacts.path(f"extractions/{batch}")
 
 
 # -- starting ---------------------------------------------------------------------------------
@@ -62,7 +63,7 @@ def start_extraction(
     session: Session,
     gateway: DagsterGateway,
     response: Response,
-    artifact_root: Path,
+    artifacts: ArtifactStore,
     request: ExtractionRequest,
     idempotency_key: str | None,
     route: str,
@@ -91,9 +92,10 @@ def start_extraction(
     if winner is not None:
         response.headers["Idempotent-Replayed"] = "true"
         return str(winner.params["extraction_id"]), winner
-    folder = batch_folder(artifact_root, batch)
+    folder = batch_folder(artifacts, batch)
     write_json(folder / "request.json", body)
     write_json(folder / "job.json", {"job_id": job.id, "created_at": as_utc(job.created_at).isoformat()})
+    artifacts.publish(folder / "request.json", folder / "job.json")
     try:
         gateway.add_partition(extraction_batches.name, batch)
         tags = {JOB_ID_TAG: job.id, KIND_TAG: KIND}
@@ -103,6 +105,8 @@ def start_extraction(
         session.rollback()
         session.execute(sa.delete(Job).where(Job.id == job.id))
         session.commit()
+        for name in ("request.json", "job.json"):
+            artifacts.delete(f"extractions/{batch}/{name}")
         shutil.rmtree(folder, ignore_errors=True)
         raise unavailable(exc) from exc
     return batch, job
@@ -167,15 +171,19 @@ def live_state(gateway: DagsterGateway, job: Job) -> LiveState:
     return state
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(artifacts: ArtifactStore, key: str) -> dict[str, Any] | None:
+    # From the store (fetched into this machine's working copy once): the runs that write the
+    # manifests may be elsewhere. Each file is written once, complete, so a local copy stays true.
     try:
-        return json.loads(path.read_text())
+        with artifacts.open(key) as handle:
+            return json.load(handle)
     except (OSError, ValueError):
-        return None
+        return None  # not there (yet); a store that cannot be reached is a 503 (api/problems.py)
 
 
-def job_of_batch(session: Session, artifact_root: Path, batch: str) -> Job:
-    pointer = _read_json(batch_folder(artifact_root, batch) / "job.json") if batch.startswith("ex_") else None
+def job_of_batch(session: Session, artifacts: ArtifactStore, batch: str) -> Job:
+    valid = batch.startswith("ex_") and "/" not in batch
+    pointer = _read_json(artifacts, f"extractions/{batch}/job.json") if valid else None
     job = session.get(Job, pointer["job_id"]) if pointer else None
     if job is None or job.kind != KIND:
         raise not_found("extraction", batch)
@@ -196,16 +204,16 @@ def _frames(manifest: dict[str, Any]) -> list[ExtractionFrame]:
     ]
 
 
-def extraction_view(session: Session, gateway: DagsterGateway, artifact_root: Path, job: Job) -> Extraction:
+def extraction_view(session: Session, gateway: DagsterGateway, artifacts: ArtifactStore, job: Job) -> Extraction:
     batch = batch_of_job(job)
-    folder = batch_folder(artifact_root, batch)
+    folder = f"extractions/{batch}"
     state = live_state(gateway, job)
-    request = _read_json(folder / "request.json") or {"items": []}
+    request = _read_json(artifacts, f"{folder}/request.json") or {"items": []}
     items: list[ExtractionItemOut] = []
     for number, raw in enumerate(request.get("items", [])):
         key = f"item-{number:03d}"
         source = describe(ExtractionItem.model_validate(raw))
-        manifest = _read_json(folder / "items" / key / "manifest.json")
+        manifest = _read_json(artifacts, f"{folder}/items/{key}/manifest.json")
         if manifest is not None:
             items.append(
                 ExtractionItemOut(
@@ -234,7 +242,7 @@ def extraction_view(session: Session, gateway: DagsterGateway, artifact_root: Pa
     status = ("partial" if failed else "succeeded") if state.status == "succeeded" else state.status
     progress = state.progress
     updated = max(as_utc(job.updated_at), state.updated_at or as_utc(job.updated_at))
-    manifest_path = folder / "manifest.json"
+    manifest_key = f"{folder}/manifest.json"
     return Extraction(
         id=batch,
         status=status,  # type: ignore[arg-type]
@@ -248,7 +256,7 @@ def extraction_view(session: Session, gateway: DagsterGateway, artifact_root: Pa
             "failed": failed,
             "frames": sum(len(item.frames) for item in items),
         },
-        manifest_url=artifact_url(f"extractions/{batch}/manifest.json") if manifest_path.is_file() else None,
+        manifest_url=artifact_url(manifest_key) if artifacts.exists(manifest_key) else None,
         logs=state.logs[-200:],
         job=ExtractionJob(
             id=job.id,

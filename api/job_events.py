@@ -124,7 +124,7 @@ class JobStream:
         if run is None:
             return [], True
         if self._fold is None:
-            self._fold = RunProgress(job_progress.weights_for(run.job_name))
+            self._fold = RunProgress(job_progress.weights_for(run.job_name, job.kind))
         events: list[StreamEvent] = []
         try:
             for storage_id, changes in job_progress.advance(self.gateway, run_id, self._fold):

@@ -23,9 +23,9 @@ PAGE = 1000
 KEPT_RUNS = 512
 
 
-def weights_for(job_name: str) -> Mapping[str, float]:
+def weights_for(job_name: str, kind: str | None = None) -> Mapping[str, float]:
     """How much of a job each step is worth, from its registered kind (nothing for unknown jobs)."""
-    return job_kinds.step_weights(job_name)
+    return job_kinds.step_weights(job_name, kind)
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,18 @@ class ProgressReader:
         self._folds: OrderedDict[str, tuple[threading.Lock, RunProgress]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def read(self, gateway: DagsterGateway, run_id: str, job_name: str, run_status: dg.DagsterRunStatus) -> Snapshot:
+    def read(
+        self,
+        gateway: DagsterGateway,
+        run_id: str,
+        job_name: str,
+        run_status: dg.DagsterRunStatus,
+        kind: str | None = None,
+    ) -> Snapshot:
         with self._lock:
             entry = self._folds.get(run_id)
             if entry is None:
-                entry = self._folds[run_id] = (threading.Lock(), RunProgress(weights_for(job_name)))
+                entry = self._folds[run_id] = (threading.Lock(), RunProgress(weights_for(job_name, kind)))
             self._folds.move_to_end(run_id)
             while len(self._folds) > self._kept:
                 self._folds.popitem(last=False)

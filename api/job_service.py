@@ -250,14 +250,18 @@ def _live_state(
         progress = 1.0 if status == "succeeded" else 0.0
         return LiveState(status, progress, status, error, job.outputs or [], [], updated_at)
     # Only the records written since this process last read the run (job_progress keeps the fold).
-    read = job_progress.READER.read(gateway, run.run_id, run.job_name, run.status)
+    read = job_progress.READER.read(gateway, run.run_id, run.job_name, run.status, job.kind)
     status = runs.job_status(run.status)
     if job.status in runs.TERMINAL:
         # Written by the job tracker from this same run when it ended.
         error, outputs = job.error, job.outputs or []
     else:
         error = read.error
-        outputs = outputs_for(session, run.run_id)
+        try:
+            kind: JobKind | None = job_kinds.get(job.kind)
+        except job_kinds.UnknownJobKind:
+            kind = None
+        outputs = outputs_for(session, run.run_id, kind)
     if run.updated_at is not None:
         updated_at = max(updated_at, run.updated_at)
     logs = [JobLog(**line) for line in read.logs] if with_logs else []

@@ -12,10 +12,12 @@ from fastapi.openapi.utils import get_openapi
 
 from api import dagster_ui
 from api.dagster_gateway import DagsterGateway, GraphQLGateway
+from api.library_schemas import with_body_models
 from api.middleware import AuthGuardMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers, rewrite_problem_media_types
 from api.routes import api_router
 from api.web import router as web
+from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings, load_settings
 
 logger = logging.getLogger("api")
@@ -37,8 +39,12 @@ TAGS = [
     {"name": "jobs", "description": "Dagster runs launched through the API: status, progress, logs, outputs"},
     {"name": "slideshows", "description": "Narrated slideshows: scenes, assets, renders (also as /v1/projects)"},
     {"name": "extractions", "description": "Exact frames and crops from batches of videos, with manifests"},
+    {"name": "media", "description": "The media library: uploads stored once by content, edits with lineage"},
+    {"name": "workflows", "description": "Saved chains of library edits, run as one job"},
+    {"name": "compositions", "description": "Generated multi-segment videos: segments, clip generators, renders"},
     {"name": "artifacts", "description": "Produced files"},
     {"name": "health", "description": "Liveness and readiness (no token needed)"},
+    {"name": "metrics", "description": "Prometheus metrics (MEDIA_PIPELINE_METRICS_TOKEN, or loopback while unset)"},
 ]
 
 
@@ -56,6 +62,7 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
         openapi_tags=TAGS,
     )
     app.state.settings = settings
+    app.state.artifacts = ArtifactStore.from_settings(settings)
     # The UI proxy's upstream connections; no timeout on reads: GraphQL long-polls and streams.
     app.state.ui_client = httpx.AsyncClient(timeout=httpx.Timeout(30, read=None), follow_redirects=False)
     app.state.gateway = gateway or GraphQLGateway.from_settings(settings)
@@ -65,13 +72,21 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
     install_problem_handlers(app)
     # Added innermost first: CORS answers preflights before the token check, and the token
     # is checked before any body is read or counted.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_upload_bytes,
+        # Library uploads are media, not timelines: they have their own, larger limit.
+        overrides={
+            path: (settings.library_max_bytes, "MEDIA_PIPELINE_LIBRARY_MAX_BYTES")
+            for path in ("/v1/media", "/bucket/upload")
+        },
+    )
     app.add_middleware(AuthGuardMiddleware, token=settings.api_token)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "Range", "If-Range"],
             expose_headers=["Location", "Content-Range", "Accept-Ranges", "Idempotent-Replayed"],
         )
@@ -89,7 +104,7 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            app.openapi_schema = rewrite_problem_media_types(schema)
+            app.openapi_schema = with_body_models(rewrite_problem_media_types(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -51,13 +51,13 @@ class AuthGuardMiddleware:
 
 
 class BodyTooLarge(StarletteHTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, too_large_detail(limit))
+    def __init__(self, limit: int, setting: str = "MEDIA_PIPELINE_MAX_UPLOAD_BYTES") -> None:
+        super().__init__(413, too_large_detail(limit, setting))
 
 
-def too_large_detail(limit: int) -> str:
+def too_large_detail(limit: int, setting: str = "MEDIA_PIPELINE_MAX_UPLOAD_BYTES") -> str:
     return (
-        f"the request body is larger than this server accepts ({limit} bytes, MEDIA_PIPELINE_MAX_UPLOAD_BYTES); "
+        f"the request body is larger than this server accepts ({limit} bytes, {setting}); "
         "upload a smaller file or ask the operator to raise the limit"
     )
 
@@ -69,17 +69,23 @@ class BodyLimitMiddleware:
     reading stops at the limit; nothing beyond it is ever buffered or stored.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.overrides = overrides or {}  # exact path -> its own limit and the setting that sets it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        default = (self.default_limit, "MEDIA_PIPELINE_MAX_UPLOAD_BYTES")
+        limit, setting = self.overrides.get(scope["path"].rstrip("/"), default)
+        await self._limited(scope, receive, send, limit, setting)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
         declared = _content_length(Headers(scope=scope))
-        if declared is not None and declared > self.limit:
-            await send_problem(send, 413, "payload_too_large", too_large_detail(self.limit), scope["path"], {})
+        if declared is not None and declared > limit:
+            await send_problem(send, 413, "payload_too_large", too_large_detail(limit, setting), scope["path"], {})
             return
         received = 0
         started = False
@@ -89,8 +95,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit, setting)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -105,7 +111,7 @@ class BodyLimitMiddleware:
             # Normally the app's problem handler answers; this covers a body read outside it.
             if started:
                 raise
-            await send_problem(send, 413, "payload_too_large", too_large_detail(self.limit), scope["path"], {})
+            await send_problem(send, 413, "payload_too_large", too_large_detail(limit, setting), scope["path"], {})
 
 
 def _content_length(headers: Headers) -> int | None:

@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from media_pipeline.core.storage import StorageError
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:media-pipeline:problem:"
 
@@ -163,8 +165,14 @@ async def _unhandled_handler(request: Request, exc: Exception) -> ProblemRespons
     )
 
 
+async def _storage_handler(request: Request, exc: Exception) -> ProblemResponse:
+    # The artifact store (the S3 bucket) is unreachable or refuses: its sentence names the setting.
+    return problem_response(503, "storage_unavailable", str(exc), instance=request.url.path)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _api_problem_handler)
+    app.add_exception_handler(StorageError, _storage_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

@@ -184,8 +184,14 @@ class CutDiff(BaseModel):
 
 class JobOutput(BaseModel):
     kind: str = Field(description="`thumbnail`, `contact_sheet`, `final_video`, ...")
-    url: str = Field(description="`/v1/artifacts/...` download URL")
+    url: str = Field(description="`/v1/artifacts/...` or `/v1/media/{id}/content` download URL")
     shot_id: int | None = None
+    media_id: int | None = Field(default=None, description="The library item it is (library jobs)")
+    step: str | None = Field(default=None, description="The workflow step that made it (workflow runs)")
+    cached: bool | None = Field(default=None, description="Found in the edit cache instead of rendered")
+    details: dict[str, Any] | None = Field(
+        default=None, description="Lineage (source, recipe) and, for best frames, the exact position and score"
+    )
 
 
 class JobLog(BaseModel):
@@ -205,6 +211,10 @@ class JobItem(BaseModel):
     status: Literal["queued", "running", "succeeded", "failed", "skipped", "reused"]
     progress: float = Field(ge=0, le=1)
     error: str | None = Field(description="Why it failed, when `status` is `failed`")
+    cache: Literal["hit", "miss"] | None = Field(
+        default=None, description="Made before and reused (`hit`) or made by this job (`miss`), where items are cached"
+    )
+    task_id: str | None = Field(default=None, description="The item's task at an external provider, if it has one")
 
 
 class WebhookDelivery(BaseModel):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from media_pipeline.core import ffmpeg
+from media_pipeline.core import ffmpeg, segments
 from media_pipeline.core.audio import to_wav, wav_samples
 from media_pipeline.resources import ArtifactStore, FFmpegResource
 from media_pipeline.slideshows import mix, visuals
@@ -71,7 +71,7 @@ def baseline(folder: Path, out: Path, scenes: int, preset: str, work: Path) -> f
     """One ffmpeg command for the same video (the WAV decode of the inputs is not timed: the
     pipeline caches it too)."""
     plan = plan_frames([5.0] * scenes, [None] * scenes, TimingOptions(RATE, 2.5, 8.0, 0.5))
-    look = visuals.Look(WIDTH, HEIGHT, RATE, 18, preset)
+    look = segments.Look(WIDTH, HEIGHT, RATE, 18, preset)
     voices = []
     for number in range(scenes):
         wav = work / f"vo{number}.wav"
@@ -120,7 +120,7 @@ def baseline(folder: Path, out: Path, scenes: int, preset: str, work: Path) -> f
     chains.append(f"[music][key]sidechaincompress={mix.DUCK}[bed]")
     chains.append("[vmix][bed]amix=inputs=2:duration=first:normalize=0,loudnorm=I=-16:TP=-1.5,aresample=48000[a]")
     args += ["-filter_complex", ";".join(chains), "-map", f"[{current}]", "-map", "[a]"]
-    args += visuals.encoder_args(look, plan.total_frames)[:-3]  # without -an -f mp4
+    args += segments.encoder_args(look, plan.total_frames)[:-3]  # without -an -f mp4
     args += ["-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", "-f", "mp4"]
     ffmpeg.run(args, out, what="baseline", timeout=3600)
     return time.perf_counter() - started

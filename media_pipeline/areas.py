@@ -8,4 +8,6 @@ AREAS: tuple[str, ...] = (
     "editorial",
     "slideshows",
     "extraction",
+    "library",
+    "compositions",
 )

@@ -250,6 +250,13 @@ def run_up(sample: bool) -> int:
     except StateNotShared as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from media_pipeline.resources import ArtifactStore  # imports Dagster: not for the client commands
+
+    problem = ArtifactStore.from_settings(settings).check()
+    if problem:
+        # Every render would fail at its first upload: say so now, not in each run's log.
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     for name, port in (("Dagster UI", settings.ui_port), ("API", settings.api_port)):
         if not port_free(settings.host, port):
             print(
@@ -320,12 +327,20 @@ def print_banner(settings: Settings, token: str, logs: Path) -> None:
                 f"  API            http://{settings.host}:{settings.api_port}  (docs at /docs)",
                 f"  API token      {token}",
                 f"  watch folders  {watch}",
-                f"  artifacts      {settings.artifact_root}",
+                f"  artifacts      {settings.artifact_root}" + storage_note(settings),
                 f"  logs           {logs}",
             ]
         ),
         flush=True,
     )
+
+
+def storage_note(settings: Settings) -> str:
+    storage = settings.storage
+    if storage.backend == "local":
+        return ""
+    where = storage.s3_endpoint_url or "AWS S3"
+    return f"  (working copy; kept in s3://{storage.s3_bucket}/{storage.s3_prefix} at {where})"
 
 
 def drop_sample(settings: Settings) -> Path | None:

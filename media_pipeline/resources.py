@@ -1,17 +1,28 @@
 """External systems as Dagster resources: the domain database, the artifact store, ffmpeg."""
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import dagster as dg
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from media_pipeline import db
 from media_pipeline.core import ffmpeg as media_ffmpeg
+from media_pipeline.core.storage import (
+    ArtifactStorage,
+    LocalStorage,
+    S3Config,
+    S3Storage,
+    StoredObject,
+    confined_file,
+)
+from media_pipeline.settings import Settings
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,9 +45,36 @@ class PathOutsideRoot(ValueError):
 
 
 class ArtifactStore(dg.ConfigurableResource):
-    """Every produced file lives under `root`; paths handed out never escape it."""
+    """Every produced file: written under `root` (the working copy; paths handed out never escape
+    it), kept by the storage backend once published.
+
+    With `storage="local"` the root is the store. With `storage="s3"` each finished file is
+    uploaded by `publish` and read back by `localize` / `iter_bytes` on any machine; the root is
+    then a cache that may be emptied. Keys are paths relative to the root (`relative()`).
+    """
 
     root: str
+    storage: str = "local"  # local | s3
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = Field(default="", repr=False)  # never in a log line or an error
+    s3_prefix: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ArtifactStore":
+        s = settings.storage
+        return cls(
+            root=str(settings.artifact_root),
+            storage=s.backend,
+            s3_endpoint_url=s.s3_endpoint_url,
+            s3_bucket=s.s3_bucket,
+            s3_region=s.s3_region,
+            s3_access_key=s.s3_access_key,
+            s3_secret_key=s.s3_secret_key,
+            s3_prefix=s.s3_prefix,
+        )
 
     @property
     def root_path(self) -> Path:
@@ -53,6 +91,97 @@ class ArtifactStore(dg.ConfigurableResource):
 
     def cut_dir(self, partition_key: str) -> Path:
         return self.path(f"cuts/{partition_key}")
+
+    # -- the storage backend ------------------------------------------------------------------
+
+    @property
+    def backend(self) -> ArtifactStorage:
+        return _backend(
+            self.root_path,
+            self.storage,
+            S3Config(
+                bucket=self.s3_bucket,
+                endpoint_url=self.s3_endpoint_url,
+                region=self.s3_region,
+                access_key=self.s3_access_key,
+                secret_key=self.s3_secret_key,
+                prefix=self.s3_prefix,
+            )
+            if self.storage == "s3"
+            else None,
+        )
+
+    def key(self, path_or_key: str | Path) -> str:
+        """The store's key of a working-copy path (or a key, returned checked)."""
+        return self.relative(self.path(path_or_key))
+
+    def publish(self, *paths: str | Path) -> list[StoredObject]:
+        """Declare finished files of the working copy done: the backend keeps them from now on.
+
+        Call it once a file has its final name and content (after the atomic rename, at the end
+        of a materialization). Local: nothing moves. S3: each file is uploaded.
+        """
+        stored = []
+        for item in paths:
+            local = self.path(item)
+            stored.append(self.backend.put_file(self.relative(local), local))
+        return stored
+
+    def put_file(self, key: str, source: Path, content_type: str | None = None) -> StoredObject:
+        """Store the complete file `source` (from anywhere, e.g. an upload's temporary file) under
+        `key`, atomically; `source` is left alone. Local: copied into the root. S3: uploaded only
+        (the working copy fills on `localize`)."""
+        return self.backend.put_file(self.key(key), source, content_type)
+
+    def stat(self, key: str) -> StoredObject | None:
+        """What the store holds at `key` (size, mtime, etag, content type), or None."""
+        return self.backend.stat(key)
+
+    def exists(self, key: str) -> bool:
+        return self.backend.exists(key)
+
+    def iter_bytes(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The stored bytes of `key`, or a range of them, streamed from the backend."""
+        return self.backend.iter_bytes(key, start, length)
+
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """What the store holds under `prefix` (`slideshows/x/output/`), sorted by key."""
+        return self.backend.list_objects(prefix)
+
+    def localize(self, key: str | Path) -> Path:
+        """A local path holding the stored file `key`: the working copy when it is there, else
+        fetched from the backend into it. FileNotFoundError when neither has it."""
+        key = self.key(key)
+        local = confined_file(self.root_path, key)
+        if local is not None:
+            return local
+        return self.backend.get_file(key, self.path(key))
+
+    def open(self, key: str) -> BinaryIO:
+        """The stored file `key` opened for reading (seekable: fetched into the working copy)."""
+        return self.localize(key).open("rb")
+
+    def delete(self, key: str) -> None:
+        """Remove `key` from the store and from the working copy."""
+        self.backend.delete(key)
+        LocalStorage(self.root_path).delete(key)
+
+    def check(self) -> str | None:
+        """None when the store is usable, else a sentence (for health checks)."""
+        local = LocalStorage(self.root_path).check()
+        if local or self.storage == "local":
+            return local
+        return self.backend.check()
+
+
+@functools.lru_cache(maxsize=16)
+def _backend(root: Path, storage: str, s3: S3Config | None) -> ArtifactStorage:
+    # One backend (one boto3 client, thread-safe) per configuration and process.
+    if storage == "s3" and s3 is not None:
+        return S3Storage(s3)
+    if storage != "local":
+        raise ValueError(f"unknown artifact storage {storage!r}: use local or s3")
+    return LocalStorage(root)
 
 
 class FFmpegResource(dg.ConfigurableResource):

@@ -58,6 +58,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Frame rate for EDLs dropped into watch folders without a `watch.json` `rate`: 25, 23.976, 29.97, 30000/1001.",
     ),
     Setting("MEDIA_PIPELINE_API_TOKEN", "", "API token for `/v1` routes. Empty: `up` generates one and prints it."),
+    Setting(
+        "MEDIA_PIPELINE_METRICS_TOKEN",
+        "",
+        "Bearer token for `GET /metrics` (Prometheus). Empty: `/metrics` answers loopback clients only.",
+    ),
     Setting("MEDIA_PIPELINE_UI_PORT", "3000", "Dagster webserver port."),
     Setting("MEDIA_PIPELINE_API_PORT", "8000", "API port."),
     Setting("MEDIA_PIPELINE_HOST", "127.0.0.1", "Interface the webserver and API bind to."),
@@ -165,6 +170,42 @@ SETTINGS: tuple[Setting, ...] = (
         "{hostname}",
         "This machine's name in run tags; the run reaper judges only runs whose worker ran on its own host id.",
     ),
+    Setting("MEDIA_PIPELINE_LIBRARY_MAX_BYTES", str(2 * 1024**3), "Largest media library upload (bytes)."),
+    Setting("MEDIA_PIPELINE_LIBRARY_MAX_PIXELS", "50000000", "Largest picture (width x height) the library accepts."),
+    Setting("MEDIA_PIPELINE_LIBRARY_MAX_DURATION", "3600", "Longest video the library accepts, seconds."),
+    Setting(
+        "MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS",
+        "16000000",
+        "Image edits of pictures up to this size (width x height) answer inline; larger ones run as a job.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_RUNWAY_API_KEY", "", "Runway API key for the `runway` generator. Empty: it is unavailable."
+    ),
+    Setting("MEDIA_PIPELINE_RUNWAY_URL", "https://api.dev.runwayml.com", "Runway API base URL."),
+    Setting(
+        "MEDIA_PIPELINE_STABILITY_API_KEY", "", "Stability API key for the `stability` generator. Empty: unavailable."
+    ),
+    Setting("MEDIA_PIPELINE_STABILITY_URL", "https://api.stability.ai", "Stability API base URL."),
+    Setting(
+        "MEDIA_PIPELINE_GENERATOR_DOWNLOAD_HOSTS",
+        "",
+        "Comma-separated hosts (besides the provider's API host) generated clips may be downloaded from.",
+    ),
+    Setting(
+        "MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT", "60", "Seconds one request to a generator's provider may take."
+    ),
+    Setting("MEDIA_PIPELINE_GENERATOR_TIMEOUT", "1800", "Seconds one segment's generation may take, polling included."),
+    Setting(
+        "MEDIA_PIPELINE_STORAGE",
+        "local",
+        "Where finished artifacts are kept: `local` (the artifact root) or `s3` (a bucket; the root is then a cache).",
+    ),
+    Setting("MEDIA_PIPELINE_S3_ENDPOINT_URL", "", "S3 endpoint, e.g. `http://minio:9000`. Empty: AWS S3."),
+    Setting("MEDIA_PIPELINE_S3_BUCKET", "", "S3 bucket for artifacts (required with `MEDIA_PIPELINE_STORAGE=s3`)."),
+    Setting("MEDIA_PIPELINE_S3_REGION", "us-east-1", "S3 region."),
+    Setting("MEDIA_PIPELINE_S3_ACCESS_KEY", "", "S3 access key id. Empty: boto3's own lookup (env, profile, role)."),
+    Setting("MEDIA_PIPELINE_S3_SECRET_KEY", "", "S3 secret access key."),
+    Setting("MEDIA_PIPELINE_S3_PREFIX", "", "Key prefix inside the bucket (`media_pipeline/`). Empty: none."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -197,6 +238,19 @@ class SlideshowDefaults:
     resolution: str = "1920x1080"
     loudness: float = -16.0
     max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where finished artifacts are kept (see media_pipeline/core/storage.py)."""
+
+    backend: str = "local"  # local | s3
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +292,19 @@ class Settings:
     artifacts_shared: bool = False
     host_id: str = field(default_factory=socket.gethostname)
     chunk_segments: int | None = None
+    library_max_bytes: int = 2 * 1024**3
+    library_max_pixels: int = 50_000_000
+    library_max_duration: int = 3600
+    library_inline_pixels: int = 16_000_000
+    runway_api_key: str = ""
+    runway_url: str = "https://api.dev.runwayml.com"
+    stability_api_key: str = ""
+    stability_url: str = "https://api.stability.ai"
+    generator_download_hosts: tuple[str, ...] = ()
+    generator_request_timeout: float = 60.0
+    generator_timeout: float = 1800.0
+    storage: StorageSettings = field(default_factory=lambda: StorageSettings())
+    metrics_token: str = ""
 
     @property
     def dagster_home(self) -> Path:
@@ -301,6 +368,43 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         chunk_segments=_positive("MEDIA_PIPELINE_CHUNK_SEGMENTS", value)
         if (value := get("MEDIA_PIPELINE_CHUNK_SEGMENTS").strip())
         else None,
+        library_max_bytes=_positive("MEDIA_PIPELINE_LIBRARY_MAX_BYTES", get("MEDIA_PIPELINE_LIBRARY_MAX_BYTES")),
+        library_max_pixels=_positive("MEDIA_PIPELINE_LIBRARY_MAX_PIXELS", get("MEDIA_PIPELINE_LIBRARY_MAX_PIXELS")),
+        library_max_duration=_positive(
+            "MEDIA_PIPELINE_LIBRARY_MAX_DURATION", get("MEDIA_PIPELINE_LIBRARY_MAX_DURATION")
+        ),
+        library_inline_pixels=_positive(
+            "MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS", get("MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS")
+        ),
+        runway_api_key=get("MEDIA_PIPELINE_RUNWAY_API_KEY"),
+        runway_url=get("MEDIA_PIPELINE_RUNWAY_URL").rstrip("/"),
+        stability_api_key=get("MEDIA_PIPELINE_STABILITY_API_KEY"),
+        stability_url=get("MEDIA_PIPELINE_STABILITY_URL").rstrip("/"),
+        generator_download_hosts=tuple(
+            h.strip().lower() for h in get("MEDIA_PIPELINE_GENERATOR_DOWNLOAD_HOSTS").split(",") if h.strip()
+        ),
+        generator_request_timeout=float(get("MEDIA_PIPELINE_GENERATOR_REQUEST_TIMEOUT")),
+        generator_timeout=float(get("MEDIA_PIPELINE_GENERATOR_TIMEOUT")),
+        storage=_storage(get),
+        metrics_token=get("MEDIA_PIPELINE_METRICS_TOKEN"),
+    )
+
+
+def _storage(get: Callable[[str], str]) -> StorageSettings:
+    backend = get("MEDIA_PIPELINE_STORAGE").strip().lower()
+    if backend not in ("local", "s3"):
+        raise ValueError(f"MEDIA_PIPELINE_STORAGE must be local or s3, not {backend!r}")
+    bucket = get("MEDIA_PIPELINE_S3_BUCKET").strip()
+    if backend == "s3" and not bucket:
+        raise ValueError("MEDIA_PIPELINE_STORAGE=s3 needs a bucket: set MEDIA_PIPELINE_S3_BUCKET")
+    return StorageSettings(
+        backend=backend,
+        s3_endpoint_url=get("MEDIA_PIPELINE_S3_ENDPOINT_URL").strip().rstrip("/"),
+        s3_bucket=bucket,
+        s3_region=get("MEDIA_PIPELINE_S3_REGION").strip(),
+        s3_access_key=get("MEDIA_PIPELINE_S3_ACCESS_KEY"),
+        s3_secret_key=get("MEDIA_PIPELINE_S3_SECRET_KEY"),
+        s3_prefix=get("MEDIA_PIPELINE_S3_PREFIX").strip(),
     )
 
 
@@ -336,8 +440,7 @@ def shared_state_problems(settings: Settings) -> list[str]:
             "Dagster's storage is SQLite files only this machine can open: set MEDIA_PIPELINE_DAGSTER_POSTGRES_URL "
             "to a Postgres URL (postgresql+psycopg2://user:password@host:5432/db)"
         )
-    # getattr: MEDIA_PIPELINE_STORAGE (s3) arrives with the S3 artifact store.
-    if not settings.artifacts_shared and getattr(settings, "storage", "local") != "s3":
+    if not settings.artifacts_shared and settings.storage.backend != "s3":
         problems.append(
             f"the artifact store is a local folder ({settings.artifact_root}): mount a folder every machine sees at "
             "the same path there and set MEDIA_PIPELINE_ARTIFACTS_SHARED=true (or use MEDIA_PIPELINE_STORAGE=s3)"

@@ -53,6 +53,12 @@ INSTANCE_CONFIG = ROOT / "media_pipeline" / "dagster_home" / "dagster.postgres.y
 PYPROJECT = ROOT / "pyproject.toml"
 
 APP_SERVICES = ("code", "webserver", "daemon", "api", "worker")
+# Started only with `docker compose --profile metrics up`.
+METRICS_PROFILE = "metrics"
+METRICS_SERVICES = ("prometheus", "grafana")
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+GRAFANA = DEPLOY / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "media_pipeline.json"
 # Services whose processes load the Dagster instance from DAGSTER_HOME (the API reads runs from it).
 INSTANCE_SERVICES = APP_SERVICES
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
@@ -62,6 +68,23 @@ TEST_SECRETS = {
     "POSTGRES_PASSWORD": "test-pw-0123",
     "MEDIA_PIPELINE_API_TOKEN": "test-token-0123",
     "RABBITMQ_PASSWORD": "test-mq-0123",
+    "MEDIA_PIPELINE_METRICS_TOKEN": "test-metrics-token-0123",
+}
+# Secrets only the optional S3 storage uses: `${NAME:-}` (empty unless .env sets them, never a
+# literal), since `:?` would stop the default stack, which has no use for them. The `minio`
+# service, whose root credentials they are, refuses to start without them instead.
+OPTIONAL_SECRETS = {
+    "MEDIA_PIPELINE_S3_ACCESS_KEY": "MEDIA_PIPELINE_S3_ACCESS_KEY",
+    "MEDIA_PIPELINE_S3_SECRET_KEY": "MEDIA_PIPELINE_S3_SECRET_KEY",
+    "MINIO_ROOT_USER": "MEDIA_PIPELINE_S3_ACCESS_KEY",
+    "MINIO_ROOT_PASSWORD": "MEDIA_PIPELINE_S3_SECRET_KEY",
+}
+S3_SETTINGS = {
+    "MEDIA_PIPELINE_STORAGE": "s3",
+    "MEDIA_PIPELINE_S3_ENDPOINT_URL": "http://minio:9000",
+    "MEDIA_PIPELINE_S3_BUCKET": "media-pipeline",
+    "MEDIA_PIPELINE_S3_ACCESS_KEY": "test-access-0123",
+    "MEDIA_PIPELINE_S3_SECRET_KEY": "test-secret-0123",
 }
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME?message}`.
@@ -284,14 +307,21 @@ def raw() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def resolved(raw: dict[str, Any]) -> dict[str, Any]:
-    """docker-compose.yml interpolated as Compose would with only the two secrets set."""
+    """docker-compose.yml interpolated as Compose would with only the required secrets set."""
     resolved: dict[str, Any] = interpolate_tree(raw, TEST_SECRETS)
     return resolved
 
 
 @pytest.fixture(scope="module")
 def services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return resolved["services"]
+    """The services `docker compose up` starts: those without a profile."""
+    return {name: service for name, service in resolved["services"].items() if not service.get("profiles")}
+
+
+@pytest.fixture(scope="module")
+def optional_services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Services started only with `--profile ...` (MinIO for the S3 storage)."""
+    return {name: service for name, service in resolved["services"].items() if service.get("profiles")}
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
@@ -383,11 +413,15 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path, services: dict[s
     empty.write_text("")
     result = run_compose(["config", "--quiet"], TEST_SECRETS, empty)
     assert result.returncode == 0, result.stderr
+    # Without the profile, the metrics services are not part of the stack.
+    default = json.loads(run_compose(["config", "--format", "json"], TEST_SECRETS, empty).stdout)
+    assert set(default["services"]) == set(services)
     # Compose's own model of the file, to confirm the semantic checks below read it the same way.
-    model = json.loads(run_compose(["config", "--format", "json"], TEST_SECRETS, empty).stdout)
-    assert set(model["services"]) == set(services)
+    profile = ["--profile", METRICS_PROFILE, "config", "--format", "json"]
+    model = json.loads(run_compose(profile, TEST_SECRETS, empty).stdout)
+    assert set(model["services"]) == set(services) | set(METRICS_SERVICES)
     for name, service in services.items():
-        assert model["services"][name]["environment"] == environment(service), name
+        assert model["services"][name].get("environment", {}) == environment(service), name
         assert model["services"][name]["command"] == service.get("command"), name
 
 
@@ -398,6 +432,7 @@ def test_docker_compose_refuses_to_start_without_secrets(tmp_path: Path) -> None
     assert "POSTGRES_PASSWORD" in result.stderr
     assert "MEDIA_PIPELINE_API_TOKEN" in result.stderr
     assert "RABBITMQ_PASSWORD" in result.stderr
+    assert "MEDIA_PIPELINE_METRICS_TOKEN" in result.stderr
 
 
 # -- (2) what the file means ----------------------------------------------------------------------
@@ -409,8 +444,13 @@ def test_compose_interpolation_is_braced(raw: dict[str, Any]) -> None:
         assert not re.search(r"(?<!\$)\$(?![{$])", text.replace("$$", "")), text
 
 
-def test_services_are_postgres_and_the_app_services_of_one_image(services: dict[str, dict[str, Any]]) -> None:
+def test_services_are_postgres_and_the_app_services_of_one_image(
+    services: dict[str, dict[str, Any]], optional_services: dict[str, dict[str, Any]]
+) -> None:
     assert set(services) == {"postgres", "rabbitmq", *APP_SERVICES}
+    for name, service in optional_services.items():
+        expected = [METRICS_PROFILE] if name in METRICS_SERVICES else ["s3"]
+        assert service.get("profiles") == expected, f"{name}: profiles {service.get('profiles')}"
     assert services["postgres"]["image"] == "postgres:16"
     assert services["rabbitmq"]["image"].startswith("rabbitmq:")
     images = {services[name]["image"] for name in APP_SERVICES}
@@ -419,8 +459,8 @@ def test_services_are_postgres_and_the_app_services_of_one_image(services: dict[
     assert all(build == {"context": ".", "dockerfile": "Dockerfile"} for build in builds), builds
 
 
-def test_every_service_has_a_healthcheck_and_restart_policy(services: dict[str, dict[str, Any]]) -> None:
-    for name, service in services.items():
+def test_every_service_has_a_healthcheck_and_restart_policy(resolved: dict[str, Any]) -> None:
+    for name, service in resolved["services"].items():
         assert service.get("restart") == "unless-stopped", name
         check = service.get("healthcheck") or {}
         assert not check.get("disable"), name
@@ -471,7 +511,12 @@ def test_no_literal_secrets(raw: dict[str, Any]) -> None:
     environments += [(name, service.get("environment", {})) for name, service in raw["services"].items()]
     for where, env in environments:
         for name, value in env.items():
-            if SECRET_NAME.search(name):
+            if name.endswith("__FILE") and str(value).startswith("/run/secrets/"):
+                # Read from a Compose secret (see test_secret_files_come_from_the_environment).
+                continue
+            if name in OPTIONAL_SECRETS:
+                assert str(value) == f"${{{OPTIONAL_SECRETS[name]}:-}}", f"{where}.{name} = {value!r}"
+            elif SECRET_NAME.search(name):
                 # Required from .env: an unset secret stops Compose instead of running open.
                 assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", str(value)), f"{where}.{name} = {value!r}"
             text = str(value)
@@ -485,6 +530,7 @@ def test_env_example_holds_no_secrets_and_every_variable(raw: dict[str, Any]) ->
         if SECRET_NAME.search(name):
             assert value == "", f"{name} must be empty in the example (Compose then refuses to start)"
     used = {match["name"] for text in strings_in(raw) for match in INTERPOLATION.finditer(text)}
+    used |= {secret["environment"] for secret in raw.get("secrets", {}).values() if "environment" in secret}
     assert used == set(example), {"missing from .env.example": used - set(example), "unused": set(example) - used}
 
 
@@ -580,8 +626,10 @@ def test_settings_load_from_each_service_environment(services: dict[str, dict[st
     # The API's gateway calls the webserver at MEDIA_PIPELINE_HOST:MEDIA_PIPELINE_UI_PORT.
     assert api.host == "webserver"
     assert api.ui_port == int(option(services["webserver"]["command"], "-p", "--port"))
+    assert api.metrics_token == TEST_SECRETS["MEDIA_PIPELINE_METRICS_TOKEN"]
     for name in ("code", "webserver", "daemon"):
         assert "MEDIA_PIPELINE_API_TOKEN" not in environment(services[name]), f"{name} has no use for the token"
+        assert "MEDIA_PIPELINE_METRICS_TOKEN" not in environment(services[name]), f"{name} serves no /metrics"
 
 
 def test_artifact_root_is_one_named_volume_everywhere(
@@ -720,6 +768,136 @@ def test_instance_config_in_the_image_is_valid(tmp_path: Path) -> None:
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     # No run_launcher: the DefaultRunLauncher, whose runs execute inside the `code` container.
     assert "run_launcher" not in config
+
+
+# -- (2b) the metrics profile: Prometheus, Grafana and the dashboard ----------------------------
+
+
+def test_secret_files_come_from_the_environment(raw: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    secrets = raw.get("secrets", {})
+    example = read_env_file(ENV_EXAMPLE)
+    for name, secret in secrets.items():
+        # From a variable of .env (empty in the example): no secret file lives in the repo.
+        assert set(secret) == {"environment"} and secret["environment"] in example, name
+    for name, service in services.items():
+        mounted = set(service.get("secrets", []))
+        assert mounted <= set(secrets), f"{name} mounts an undeclared secret: {mounted - set(secrets)}"
+        for variable, value in environment(service).items():
+            if variable.endswith("__FILE"):
+                assert value.startswith("/run/secrets/") and value.rsplit("/", 1)[1] in mounted, (name, variable)
+    # Prometheus presents the very token the API checks.
+    assert secrets["metrics_token"]["environment"] == "MEDIA_PIPELINE_METRICS_TOKEN"
+    assert "MEDIA_PIPELINE_METRICS_TOKEN" in environment(services["api"])
+
+
+def bind_mount_source(service: Mapping[str, Any], target: str) -> Path:
+    found = [source for source, mounted_at, _ in mounts(service) if mounted_at == target]
+    assert found, f"nothing is mounted at {target}"
+    source = ROOT / found[0]
+    assert found[0].startswith("./") and source.exists(), f"{found[0]} is not a file of the repo"
+    return source
+
+
+def test_prometheus_scrapes_the_api_with_the_metrics_token(
+    services: dict[str, dict[str, Any]], optional_services: dict[str, dict[str, Any]]
+) -> None:
+    prometheus = optional_services["prometheus"]
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in prometheus["command"])
+    assert bind_mount_source(prometheus, flags["config.file"]) == PROMETHEUS_CONFIG
+    assert ("prometheus_data", flags["storage.tsdb.path"], "rw") in mounts(prometheus)
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics" and job.get("scheme", "http") == "http"
+    api_port = option(services["api"]["command"], "--port")
+    assert [target for group in job["static_configs"] for target in group["targets"]] == [f"api:{api_port}"]
+    credentials = job["authorization"]["credentials_file"]
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    assert credentials == "/run/secrets/metrics_token" and "metrics_token" in prometheus["secrets"]
+    # It listens on its default port, which the probe and the published port name.
+    assert "http://127.0.0.1:9090/-/ready" in prometheus["healthcheck"]["test"]
+    assert prometheus["ports"][0].endswith(":9090")
+    assert "api" in prometheus["depends_on"]
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(
+    optional_services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = optional_services["grafana"]
+    provisioning = bind_mount_source(grafana, "/etc/grafana/provisioning")
+    assert provisioning == GRAFANA / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "media_pipeline.yml").read_text())["providers"]
+    dashboards = bind_mount_source(grafana, provider["options"]["path"])
+    assert dashboards == DASHBOARD.parent
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/{DASHBOARD.name}"
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in [panel, *panel["targets"]]:
+            assert target["datasource"]["uid"] == source["uid"], panel["title"]
+    assert "http://127.0.0.1:3000/api/health" in grafana["healthcheck"]["test"]
+    assert grafana["ports"][0].endswith(":3000") and "prometheus" in grafana["depends_on"]
+
+
+def exported_samples(tmp_path: Path) -> dict[str, set[str]]:
+    """Every sample name GET /metrics answers with (a real app on a fresh database), with its labels."""
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from api.main import create_app
+
+    settings = load_settings({"MEDIA_PIPELINE_HOME": str(tmp_path), "MEDIA_PIPELINE_METRICS_TOKEN": "scrape"})
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/metrics", headers={"Authorization": "Bearer scrape"})
+    assert response.status_code == 200, response.text
+    samples: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, set()).update(sample.labels)
+    return samples
+
+
+PROMQL_SELECTOR = re.compile(r"\b(?P<name>media_pipeline_\w+)(?:\{(?P<matchers>[^}]*)\})?")
+PROMQL_BY = re.compile(r"\bby \((?P<labels>[^)]*)\)")
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
+    for variable in dashboard["templating"]["list"]:
+        queries.append((f"variable {variable['name']}", variable["query"]["query"]))
+    return queries
+
+
+def test_dashboard_queries_name_metrics_that_the_api_exports(tmp_path: Path) -> None:
+    samples = exported_samples(tmp_path)
+    for where, query in dashboard_queries():
+        selectors = list(PROMQL_SELECTOR.finditer(query))
+        assert selectors, f"{where}: {query} names no media_pipeline metric"
+        labels_there: set[str] = set()
+        for selector in selectors:
+            name = selector["name"]
+            assert name in samples, f"{where}: {name} is not exported by /metrics ({sorted(samples)})"
+            labels_there |= samples[name]
+            for matcher in filter(None, (selector["matchers"] or "").split(",")):
+                label = re.split(r"[=!~]", matcher.strip(), maxsplit=1)[0]
+                assert label in samples[name], f"{where}: {name} has no label {label}"
+        for grouping in PROMQL_BY.finditer(query):
+            for label in (part.strip() for part in grouping["labels"].split(",")):
+                assert label in labels_there, f"{where}: grouped by {label}, which {query} does not carry"
+
+
+def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
+    queries = [query for _, query in dashboard_queries()]
+    assert any("by (status)" in q and "media_pipeline_jobs{" in q for q in queries)
+    for histogram in ("media_pipeline_job_queue_wait_seconds_bucket", "media_pipeline_job_processing_seconds_bucket"):
+        for quantile in ("0.5", "0.95"):
+            assert any(q.startswith(f"histogram_quantile({quantile},") and histogram in q for q in queries), (
+                histogram,
+                quantile,
+            )
+    assert any("media_pipeline_upload_bytes_total" in q for q in queries)
 
 
 # -- (3) the Dockerfile ---------------------------------------------------------------------------
@@ -920,12 +1098,18 @@ def test_code_server_webserver_and_health_checks_as_configured(
         processes.append(code)
 
         def healthy(argv: list[str]) -> bool:
-            return subprocess.run(argv, env=env, capture_output=True, timeout=30).returncode == 0
+            # A check that cannot even start in time (dagster's import on a loaded machine) is a
+            # "not yet", as Compose's own timeout-and-retries would count it.
+            try:
+                return subprocess.run(argv, env=env, capture_output=True, timeout=120).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False
 
-        wait_until(lambda: healthy(code_check), 60, "the code server's health check", code)
+        # Ceilings for a busy machine: each is minutes of headroom over seconds when idle.
+        wait_until(lambda: healthy(code_check), 600, "the code server's health check", code)
         ui = subprocess.Popen(ui_argv, env=env, stdout=(logs / "ui.log").open("wb"), stderr=subprocess.STDOUT)
         processes.append(ui)
-        wait_until(lambda: healthy(ui_check), 60, "the webserver's health check", ui)
+        wait_until(lambda: healthy(ui_check), 600, "the webserver's health check", ui)
 
         # The webserver reached the code location through the workspace file.
         query = json.dumps(
@@ -939,7 +1123,7 @@ def test_code_server_webserver_and_health_checks_as_configured(
             data=query.encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=120) as response:
             entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
         assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
             ("media_pipeline", "RepositoryLocation")
@@ -952,11 +1136,11 @@ def test_code_server_webserver_and_health_checks_as_configured(
             "    instance.report_runless_asset_event(dg.AssetMaterialization('deploy_smoke'))\n"
             "    assert instance.get_latest_materialization_event(dg.AssetKey('deploy_smoke'))\n"
         )
-        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
 
         # No daemon runs here: its liveness check must say so, not pass vacuously.
-        result = subprocess.run(daemon_check, env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(daemon_check, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 1 and "not running" in result.stdout, result.stdout + result.stderr
     except (AssertionError, urllib.error.URLError):
         for log in sorted(logs.iterdir()):
@@ -971,3 +1155,39 @@ def test_code_server_webserver_and_health_checks_as_configured(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+# -- (4) the optional S3 storage (MinIO, `--profile s3`) -------------------------------------------
+
+
+def test_the_s3_profile_adds_minio_and_points_the_app_at_it(
+    tmp_path: Path, optional_services: dict[str, dict[str, Any]]
+) -> None:
+    assert set(optional_services) == {"minio", *METRICS_SERVICES}
+    env_file = tmp_path / "s3.env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in S3_SETTINGS.items()))
+    result = run_compose(["--profile", "s3", "config", "--format", "json"], TEST_SECRETS, env_file)
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)
+    assert set(model["services"]) == {"postgres", "rabbitmq", *APP_SERVICES, "minio"}
+    minio = model["services"]["minio"]
+    assert minio["environment"]["MINIO_ROOT_USER"] == S3_SETTINGS["MEDIA_PIPELINE_S3_ACCESS_KEY"]
+    assert minio["environment"]["MINIO_ROOT_PASSWORD"] == S3_SETTINGS["MEDIA_PIPELINE_S3_SECRET_KEY"]
+    assert "minio_data" in model["volumes"] and not minio.get("ports")
+    script = minio["command"][0]
+    # Never MinIO's default credentials: the container stops unless the keys and bucket are set.
+    assert "exit 1" in script and "MINIO_ROOT_PASSWORD} -lt 8" in script and "mc mb --ignore-existing" in script
+    for name in APP_SERVICES:
+        settings = load_settings({k: str(v) for k, v in model["services"][name]["environment"].items()})
+        storage = settings.storage
+        assert (storage.backend, storage.s3_endpoint_url, storage.s3_bucket) == (
+            "s3", "http://minio:9000", "media-pipeline"
+        ), name  # fmt: skip
+        assert storage.s3_secret_key == S3_SETTINGS["MEDIA_PIPELINE_S3_SECRET_KEY"], name
+    assert "minio server /data" in script
+
+
+def test_without_the_profile_the_app_keeps_local_storage(services: dict[str, dict[str, Any]]) -> None:
+    assert "minio" not in services
+    for name in APP_SERVICES:
+        assert load_settings(environment(services[name])).storage.backend == "local", name

@@ -223,6 +223,32 @@ def test_a_frame_offset_outside_the_shot_is_a_slate_saying_so(tmp_path, domain_u
     assert render.details["slate"]
 
 
+def test_a_thumbnail_past_the_medias_real_end_is_the_slate_with_the_reason_on_the_shot(
+    tmp_path, domain_url, artifact_root, instance
+):
+    from media_pipeline.editorial.assets.cuts import shot_thumbnails
+
+    movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=96, rate=Fraction(24))
+    key = publish(domain_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 40, 20)]))
+    resources = make_resources(domain_url, artifact_root)
+    ingest(instance, key, resources, run_config=THUMBS)
+    # The file now holds less than it did when probed (re-copied short, or a container whose
+    # header over-states its length): the middle frame, 50, is past its last picture.
+    make_indexed_movie(movie, frames=24, rate=Fraction(24))
+    run = {"ops": {"shot_thumbnails": {"config": {"frame": "middle", "width": 128}}}}
+    result = ingest(instance, key, resources, selection=[shot_thumbnails], run_config=run)
+    assert result.success  # not "1 thumbnail render(s) failed"
+    shot, render = shots_and_renders(domain_url)[-1]
+    assert render.details["slate"] and render.details["media_frame"] == 50
+    with Image.open(artifact_root / render.output_path) as image:
+        grey = image.convert("L")
+        assert 25 < sum(grey.getdata()) / (grey.width * grey.height) < 90  # the slate, not a frame
+    assert "thumbnail: media frame 50 requested; plate.mov holds only 24 picture(s)" in shot.notes
+    forced = {"ops": {"shot_thumbnails": {"config": {"frame": "middle", "width": 128, "force": True}}}}
+    ingest(instance, key, resources, selection=[shot_thumbnails], run_config=forced)
+    assert sum(note.startswith("thumbnail:") for note in shots_and_renders(domain_url)[-1][0].notes) == 1
+
+
 def test_an_invalid_frame_option_fails_the_run_with_a_sentence(tmp_path, domain_url, artifact_root, instance):
     movie = make_indexed_movie(tmp_path / "media" / "plate.mov", frames=100, rate=Fraction(24))
     key = publish(domain_url, artifact_root, write_cut(tmp_path / "e.otio", [clip("a", movie.as_uri(), 0, 5)]))

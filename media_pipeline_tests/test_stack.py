@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from media_pipeline import db
-from media_pipeline.db.models import CutVersion, Render
+from media_pipeline.db.models import CutVersion, Job, Render
 
 pytestmark = pytest.mark.stack
 
@@ -117,6 +117,41 @@ def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
     for asset in ("cut_timeline", "cut_shots", "shot_thumbnails", "contact_sheet"):
         event = instance.get_latest_materialization_event(dg.AssetKey(asset))
         assert event is not None and event.dagster_event.partition == "demo.sample_cut.v001"
+
+    # Materialize from the Dagster UI: the implicit asset job with an asset selection and the
+    # partition, as the button sends it to the webserver. The daemon's job tracker adopts it as
+    # a job of the kind whose assets it selects.
+    from dagster_graphql import DagsterGraphQLClient
+
+    from api.dagster_gateway import UI_PATH_PREFIX
+
+    graphql = DagsterGraphQLClient("127.0.0.1", port_number=ui_port, path_prefix=UI_PATH_PREFIX)
+    ui_run = graphql.submit_job_execution(
+        "__ASSET_JOB",
+        asset_selection=["cut_diff"],
+        tags={"dagster/partition": "demo.sample_cut.v001", "dagster/from_ui": "true"},
+    )
+    auth = {"Authorization": "Bearer stack-test-token"}
+
+    def ui_job() -> dict | None:
+        jobs = httpx.get(f"http://127.0.0.1:{api_port}/v1/jobs", params={"source": "ui"}, headers=auth, timeout=10)
+        found = [job for job in jobs.json()["items"] if job["run_id"] == ui_run and job["status"] == "succeeded"]
+        return found[0] if found else None
+
+    job = wait_for(ui_job, 240, "the UI's Materialize run to be a finished job", process)
+    assert (job["kind"], job["subject_type"]) == ("ingest_cut", "cut")
+
+    # /metrics on loopback without a token (none is set): the job table's counts, once the
+    # tracker has written the UI job's end (the API read it from Dagster already).
+    def succeeded_ingests() -> int:
+        with db.session_scope(url) as session:
+            return session.scalar(sa.select(sa.func.count()).where(Job.kind == "ingest_cut", Job.status == "succeeded"))
+
+    wait_for(lambda: succeeded_ingests() == 2, 60, "the tracker to finish the UI's job in the table", process)
+    scraped = httpx.get(f"http://127.0.0.1:{api_port}/metrics", timeout=30)
+    assert scraped.status_code == 200, scraped.text
+    assert 'media_pipeline_jobs{kind="ingest_cut",status="succeeded"} 2.0' in scraped.text
+    assert 'media_pipeline_job_processing_seconds_count{kind="ingest_cut",status="succeeded"} 2.0' in scraped.text
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=40) == 0

@@ -216,3 +216,36 @@ def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack,
     assert not ffmpegs_touching(artifacts)  # no queued segment started afterwards
     assert not (artifacts / "cuts" / body["cut"]["partition_key"] / "final_video.mp4").exists()
     assert partials(artifacts) == []
+
+
+def test_cancel_while_the_run_is_starting_stops_it_once_started(stack: Stack, tmp_path: Path) -> None:
+    """Dagster refuses to terminate a STARTING run; the cancel is kept and carried out once it starts."""
+    from media_pipeline_tests.test_cancel import ffmpegs_touching
+
+    plate = make_indexed_movie(
+        tmp_path / "media" / "A001C001.mov", frames=96, rate=Fraction(24), size=(640, 360),
+        start_timecode="01:00:00:00",
+    )  # fmt: skip
+    timeline = write_otio(tmp_path / "reel7.otio", [clip(f"sh{n:03d}", plate, n, 90) for n in range(4)])
+    body = upload(stack, timeline)
+    job, _ = follow(stack, body["job"]["id"], timeout=180)
+    assert job["status"] == "succeeded", f"{job}\n{stack.logs()}"
+    options = {"resolution": "1920x1080", "preset": "veryslow", "crf": 10, "audio": False}
+    response = stack.api.post(f"/v1/cuts/{body['cut']['id']}/final-video", json=options)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+
+    # The run is STARTING from its launch until its worker process is up: seconds, even idle.
+    deadline = time.monotonic() + 180
+    while True:
+        current = stack.api.get(f"/v1/jobs/{job_id}").json()
+        if current["stage"] == "starting":
+            break
+        assert current["stage"] == "queued" and time.monotonic() < deadline, f"never seen starting: {current}"
+        time.sleep(0.02)
+    cancelled = stack.api.post(f"/v1/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 202, cancelled.text  # not 502 "could not be terminated ... STARTING"
+    job, _ = follow(stack, job_id, timeout=180)
+    assert job["status"] == "cancelled", f"{job}\n{stack.logs()}"
+    assert not ffmpegs_touching(stack.home / "artifacts")
+    assert not (stack.home / "artifacts" / "cuts" / body["cut"]["partition_key"] / "final_video.mp4").exists()

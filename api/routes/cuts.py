@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from api import callbacks
 from api.dagster_gateway import DagsterGateway, GatewayError
-from api.deps import GatewayDep, SessionDep, SettingsDep
+from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
 from api.diff import diff_view
 from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, start_job, unavailable
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
@@ -50,6 +50,7 @@ from media_pipeline.editorial.publish import publish_cut
 from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob
 from media_pipeline.editorial.safe_read import TimelineLimits, read_untrusted
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError, readable_suffixes, user_rate
+from media_pipeline.resources import ArtifactStore
 
 router = APIRouter(prefix="/cuts", tags=["cuts"])
 
@@ -99,7 +100,8 @@ def require_ingested(cut: CutVersion) -> None:
         descriptions={
             422: "Invalid fields, or the file is not a readable timeline (`unreadable_timeline`, with the "
             "adapter's reason in `detail`).",
-            503: "Dagster is unreachable (`dagster_unavailable`); nothing was created.",
+            503: "Dagster or the artifact store is unreachable (`dagster_unavailable`, `storage_unavailable`); "
+            "nothing was created.",
         },
     ),
 )
@@ -107,6 +109,7 @@ def create_cut(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
+    artifacts: ArtifactsDep,
     gateway: GatewayDep,
     file: Annotated[UploadFile, File(description="The timeline file; its extension picks the reader")],
     project: FormText,
@@ -173,7 +176,7 @@ def create_cut(
             # requests, other API processes, the watch-folder sensor) get the next version.
             cut = publish_cut(
                 session,
-                settings.artifact_root,
+                artifacts,
                 project=project,
                 name=name,
                 source=local,
@@ -199,7 +202,7 @@ def create_cut(
     try:
         launch(session, gateway, job, cut.partition_key, run_config={})
     except GatewayError as exc:
-        _undo_publish(session, settings.artifact_root, job, cut)
+        _undo_publish(session, artifacts, job, cut)
         raise unavailable(exc) from exc
     return _created(session, settings.artifact_root, gateway, job, response)
 
@@ -216,14 +219,16 @@ def _created(
     return CutCreated(cut=cut_out(session, cut, artifact_root), job=view)
 
 
-def _undo_publish(session: Session, artifact_root: FilePath, job: JobRow, cut: CutVersion) -> None:
+def _undo_publish(session: Session, artifacts: ArtifactStore, job: JobRow, cut: CutVersion) -> None:
     # The run never started, so nothing else refers to the cut: remove it, its job and its
     # stored file, and the client's retry starts from a clean slate.
     session.rollback()
     session.execute(sa.delete(JobRow).where(JobRow.id == job.id))
     session.execute(sa.delete(CutVersion).where(CutVersion.id == cut.id))
     session.commit()
-    discard(artifact_root / "cuts" / cut.partition_key)
+    if cut.source_path and FilePath(cut.source_path).is_relative_to(artifacts.root_path):
+        artifacts.delete(artifacts.key(cut.source_path))
+    discard(artifacts.cut_dir(cut.partition_key))
 
 
 @router.get("", response_model=Page[Cut], summary="List cut versions, newest first")

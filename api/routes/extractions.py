@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import ValidationError
 
-from api.deps import GatewayDep, SessionDep, SettingsDep, require_token
+from api.deps import ArtifactsDep, GatewayDep, SessionDep, require_token
 from api.extraction_schemas import (
     Extraction,
     ExtractionAccepted,
@@ -66,13 +66,13 @@ def create_extraction(
     response: Response,
     session: SessionDep,
     gateway: GatewayDep,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ExtractionAccepted:
     batch, job = start_extraction(
-        session, gateway, response, settings.artifact_root, body, idempotency_key, "POST /v1/extractions"
+        session, gateway, response, artifacts, body, idempotency_key, "POST /v1/extractions"
     )
-    view = extraction_view(session, gateway, settings.artifact_root, job)
+    view = extraction_view(session, gateway, artifacts, job)
     response.headers["Location"] = f"/v1/extractions/{batch}"
     return ExtractionAccepted(extraction=view, job=view.job)
 
@@ -84,10 +84,10 @@ def create_extraction(
     responses=problem_responses(404, 503),
 )
 def get_extraction(
-    extraction_id: ExtractionId, session: SessionDep, gateway: GatewayDep, settings: SettingsDep
+    extraction_id: ExtractionId, session: SessionDep, gateway: GatewayDep, artifacts: ArtifactsDep
 ) -> Extraction:
-    job = job_of_batch(session, settings.artifact_root, extraction_id)
-    return extraction_view(session, gateway, settings.artifact_root, job)
+    job = job_of_batch(session, artifacts, extraction_id)
+    return extraction_view(session, gateway, artifacts, job)
 
 
 # -- the original API -------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def process(
     response: Response,
     session: SessionDep,
     gateway: GatewayDep,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ProcessAccepted:
     try:
@@ -131,7 +131,7 @@ def process(
         error = exc.errors()[0]
         location = ".".join(str(part) for part in error["loc"]) or "items"
         raise field_problem(location, error["msg"].removeprefix("Value error, ")) from None
-    _, job = start_extraction(session, gateway, response, settings.artifact_root, request, idempotency_key, "/process")
+    _, job = start_extraction(session, gateway, response, artifacts, request, idempotency_key, "/process")
     return ProcessAccepted(jobId=job.id)
 
 
@@ -145,12 +145,12 @@ def status(
     jobId: Annotated[uuid.UUID, Path(description="The `jobId` POST /process answered")],
     session: SessionDep,
     gateway: GatewayDep,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
 ) -> StatusOut:
     job = session.get(JobRow, str(jobId))
     if job is None or job.kind != KIND:
         raise not_found("job", jobId)
-    view = extraction_view(session, gateway, settings.artifact_root, job)
+    view = extraction_view(session, gateway, artifacts, job)
     items = []
     for item in view.items:
         platform, _, code = item.source.partition(":")

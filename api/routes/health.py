@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import sqlalchemy as sa
 from fastapi import APIRouter
 
 from api.dagster_gateway import GatewayError
-from api.deps import GatewayDep, SettingsDep
+from api.deps import ArtifactsDep, GatewayDep, SettingsDep
 from api.problems import ApiProblem, problem_responses
 from api.schemas import Check, Health, Readiness
 from media_pipeline import db
+from media_pipeline.resources import ArtifactStore
 
 router = APIRouter(tags=["health"])
 
@@ -31,10 +30,10 @@ def healthz() -> Health:
         500, 503, descriptions={503: "Something is not ready (`not_ready`); `checks` says what."}
     ),
 )
-def readyz(settings: SettingsDep, gateway: GatewayDep) -> Readiness:
+def readyz(settings: SettingsDep, artifacts: ArtifactsDep, gateway: GatewayDep) -> Readiness:
     checks = {
         "database": _database(settings.database_url),
-        "artifact_store": _artifact_store(settings.artifact_root),
+        "artifact_store": _artifact_store(artifacts),
         "dagster": _dagster(gateway),
     }
     failing = [name for name, check in checks.items() if not check.ok]
@@ -58,12 +57,10 @@ def _database(url: str) -> Check:
     return Check(ok=True)
 
 
-def _artifact_store(root: os.PathLike[str]) -> Check:
-    if not os.path.isdir(root):
-        return Check(ok=False, detail=f"the artifact root {os.fspath(root)} does not exist")
-    if not os.access(root, os.W_OK | os.X_OK):
-        return Check(ok=False, detail=f"the artifact root {os.fspath(root)} is not writable")
-    return Check(ok=True)
+def _artifact_store(artifacts: ArtifactStore) -> Check:
+    # The working folder, and with the s3 backend the bucket (reachable, existing, credentials).
+    problem = artifacts.check()
+    return Check(ok=problem is None, detail=problem)
 
 
 def _dagster(gateway: GatewayDep) -> Check:

@@ -188,7 +188,8 @@ def read_job(job_id: JobId, session: SessionDep, gateway: GatewayDep) -> Job:
     response_model=Job,
     summary="Cancel a queued or running job",
     description="Asks Dagster to terminate the run. The job reports `running` (stage `cancelling`) until the run "
-    "has stopped, then `cancelled`. Cancelling a cancelled job is a no-op; a finished one is a 409.",
+    "has stopped, then `cancelled`. A run still starting (which Dagster cannot terminate yet) is terminated as "
+    "soon as it has started. Cancelling a cancelled job is a no-op; a finished one is a 409.",
     responses=problem_responses(400, 404, 409, 502, 503),
 )
 def cancel_job(job_id: JobId, session: SessionDep, gateway: GatewayDep) -> Job:

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError
-from api.deps import GatewayDep, SessionDep, SettingsDep
+from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
 from api.job_service import KIND_TAG, add_job, commit_new, job_view, replay, request_hash, unavailable
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, problem_responses
@@ -33,8 +33,9 @@ from api.slideshow_schemas import (
 from api.uploads import copy_limited
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.platform.urls import artifact_url
+from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings
-from media_pipeline.slideshows.assets_store import AssetRefused, check_upload, store, write_scenes
+from media_pipeline.slideshows.assets_store import MANIFEST, AssetRefused, check_upload, store, write_scenes
 from media_pipeline.slideshows.config import SlideshowRenderConfig
 from media_pipeline.slideshows.job_kinds import SLIDESHOW_RENDER
 from media_pipeline.slideshows.partitions import new_render_key, slideshow_renders, split_render_key
@@ -58,8 +59,11 @@ def slideshow_dir(settings: Settings, slideshow_id: str) -> FilePath:
 # -- scenes -----------------------------------------------------------------------------------
 
 
-def put_scenes(slideshow_id: SlideshowId, body: SceneList, settings: SettingsDep) -> ScenesStored:
+def put_scenes(
+    slideshow_id: SlideshowId, body: SceneList, settings: SettingsDep, artifacts: ArtifactsDep
+) -> ScenesStored:
     path = write_scenes(slideshow_dir(settings, slideshow_id), body)
+    artifacts.publish(path)  # renders may run on another machine
     relative = path.relative_to(settings.artifact_root).as_posix()
     return ScenesStored(slideshow_id=slideshow_id, scenes=len(body.scenes), url=artifact_url(relative))
 
@@ -69,7 +73,7 @@ SCENES_DOC = dict(
     description="Validates the structure (422 with `errors[].field` paths such as `scenes.1.images`) and stores "
     "`scenes.json`, replacing the previous one. Whether the named files exist is checked when a render starts, "
     "so scenes may be put before their assets are uploaded.",
-    responses=problem_responses(400, 422),
+    responses=problem_responses(400, 422, 503),
 )
 router.put("/slideshows/{slideshow_id}/scenes", **SCENES_DOC)(put_scenes)  # type: ignore[arg-type]
 router.put("/projects/{slideshow_id}/scenes", **SCENES_DOC, include_in_schema=True)(put_scenes)  # type: ignore[arg-type]
@@ -81,6 +85,7 @@ router.put("/projects/{slideshow_id}/scenes", **SCENES_DOC, include_in_schema=Tr
 def upload_assets(
     slideshow_id: SlideshowId,
     settings: SettingsDep,
+    artifacts: ArtifactsDep,
     files: Annotated[list[UploadFile], File(description="One or more files (repeat the field)")],
     subdir: Subdir,
 ) -> AssetsStored:
@@ -98,6 +103,7 @@ def upload_assets(
                 raise ApiProblem(422, "unreadable_asset", f"{exc}; nothing from this request was stored") from exc
             checked.append((name, path))
         stored = store(folder, subdir, checked)
+    artifacts.publish(*(folder / s.subdir / s.name for s in stored), folder / MANIFEST)
     root = settings.artifact_root
     return AssetsStored(
         slideshow_id=slideshow_id,
@@ -132,7 +138,7 @@ ASSETS_DOC = dict(
     "second name is a hard link). Images and audio are probed first: an unreadable file, an image over the pixel "
     "limit (`MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS`) or a request over the size limit is refused with a sentence, "
     "and nothing from that request is stored.",
-    responses=problem_responses(400, 413, 422),
+    responses=problem_responses(400, 413, 422, 503),
 )
 router.post("/slideshows/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
 router.post("/projects/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
@@ -268,29 +274,30 @@ def create_render_legacy(
 # -- outputs ----------------------------------------------------------------------------------
 
 
-def _outputs(settings: Settings, slideshow_id: str) -> list[FilePath]:
-    folder = slideshow_dir(settings, slideshow_id) / "output"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def _read_record(artifacts: ArtifactStore, key: str) -> dict[str, Any] | None:
+    # From the store: the render that wrote it may have run on another machine.
+    try:
+        with artifacts.open(key) as handle:
+            return dict(json.load(handle))
+    except (OSError, ValueError):
+        return None  # not there (yet); a store that cannot be reached is a 503 (api/problems.py)
 
 
 @router.get(
     "/projects/{slideshow_id}/outputs",
     response_model=Outputs,
     summary="The files under the slideshow's output folder",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 503),
 )
-def list_outputs(slideshow_id: SlideshowId, settings: SettingsDep) -> Outputs:
-    if not slideshow_dir(settings, slideshow_id).is_dir():
+def list_outputs(slideshow_id: SlideshowId, artifacts: ArtifactsDep) -> Outputs:
+    folder = f"slideshows/{slideshow_id}/"
+    if not artifacts.exists(folder + "scenes.json") and not artifacts.list_objects(folder):
         raise ApiProblem(404, "not_found", f"there is no slideshow with id {slideshow_id}")
-    root = settings.artifact_root
+    prefix = folder + "output/"
+    outputs = [o for o in artifacts.list_objects(prefix) if "/" not in o.key.removeprefix(prefix)]
     return Outputs(
         slideshow_id=slideshow_id,
-        files=[
-            OutputFile(name=p.name, size=p.stat().st_size, url=artifact_url(p.relative_to(root).as_posix()))
-            for p in _outputs(settings, slideshow_id)
-        ],
+        files=[OutputFile(name=o.key.rsplit("/", 1)[-1], size=o.size, url=artifact_url(o.key)) for o in outputs],
     )
 
 
@@ -298,7 +305,7 @@ router.get(
     "/slideshows/{slideshow_id}/outputs",
     response_model=Outputs,
     summary="The files under output/",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 503),
 )(list_outputs)
 
 
@@ -306,20 +313,19 @@ router.get(
     "/projects/{slideshow_id}/outputs/video",
     response_class=StreamingResponse,
     summary="The last render's video (Range supported)",
-    responses=problem_responses(404, 416),
+    responses=problem_responses(404, 416, 503),
 )
 def last_video(
     slideshow_id: SlideshowId,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
     if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None,
 ) -> StreamingResponse:
-    latest = slideshow_dir(settings, slideshow_id) / "renders" / "latest.json"
-    if not latest.is_file():
+    latest = _read_record(artifacts, f"slideshows/{slideshow_id}/renders/latest.json")
+    if latest is None:
         raise ApiProblem(404, "not_found", f"slideshow {slideshow_id} has no finished render yet; POST a render first")
-    name = json.loads(latest.read_text())["video"]
-    relative = f"slideshows/{slideshow_id}/output/{name}"
-    return download(path=relative, settings=settings, range_header=range_header, if_range=if_range)
+    relative = f"slideshows/{slideshow_id}/output/{latest['video']}"
+    return download(path=relative, artifacts=artifacts, range_header=range_header, if_range=if_range)
 
 
 @router.get(
@@ -328,16 +334,16 @@ def last_video(
     description="The frame plan, the measured frames, durations, loudness and ducking depth, the checks, which "
     "scenes were reused from earlier renders and the warnings (as `renders/<render>.json`). 404 until the "
     "render has succeeded.",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 503),
 )
 def render_summary(
     slideshow_id: SlideshowId,
     render_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="The render's id")],
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
 ) -> dict[str, Any]:
-    record = slideshow_dir(settings, slideshow_id) / "renders" / f"{render_id}.json"
-    if not record.is_file():
+    record = _read_record(artifacts, f"slideshows/{slideshow_id}/renders/{render_id}.json")
+    if record is None:
         raise ApiProblem(
             404, "not_found", f"render {render_id} of slideshow {slideshow_id} has not finished (or does not exist)"
         )
-    return dict(json.loads(record.read_text()))
+    return record

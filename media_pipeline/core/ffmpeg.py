@@ -36,7 +36,16 @@ from typing import ParamSpec, TypeVar
 
 from media_pipeline.core.errors import Cancelled, FFmpegError, MediaError
 from media_pipeline.core.files import atomic_path
-from media_pipeline.core.probe import DECODERS, DEMUXERS, MediaInfo, is_url, local_file, max_pixels_limit, probe
+from media_pipeline.core.probe import (
+    DECODERS,
+    DEMUXERS,
+    MediaInfo,
+    count_pictures,
+    is_url,
+    local_file,
+    max_pixels_limit,
+    probe,
+)
 from media_pipeline.core.rates import NTSC_RATES, exact_rate, rate_arg
 
 __all__ = [
@@ -48,6 +57,8 @@ __all__ = [
     "MediaInfo",
     "Progress",
     "cancel_scope",
+    "count_pictures",
+    "drawtext_font",
     "exact_rate",
     "ffmpeg_exe",
     "filter_value",
@@ -366,6 +377,17 @@ def filter_value(text: str) -> str:
     for special in "\\'[],;":
         text = text.replace(special, "\\" + special)
     return text
+
+
+_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf")
+
+
+def drawtext_font() -> str:
+    """drawtext's font option: DejaVu Sans where installed, else fontconfig's `Sans`."""
+    for candidate in _FONTS:
+        if Path(candidate).is_file():
+            return f"fontfile={filter_value(candidate)}"
+    return "font=Sans"
 
 
 def analyse(args: Sequence[str], *, timeout: float = 600, what: str = "ffmpeg analysis") -> str:

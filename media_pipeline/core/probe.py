@@ -54,6 +54,7 @@ DEMUXERS: tuple[str, ...] = (
     "wav", "w64", "aiff", "flac", "mp3", "aac", "caf", "ac3", "eac3", "ogg",
     # stills and image sequences
     "image2", "png_pipe", "jpeg_pipe", "tiff_pipe", "exr_pipe", "dpx_pipe", "bmp_pipe", "webp_pipe", "j2k_pipe",
+    "gif",  # the library's GIF renditions are read back to be recorded
 )  # fmt: skip
 
 _PCM = ("s8", "u8", "s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be", "f64le", "f64be",
@@ -65,7 +66,7 @@ DECODERS: tuple[str, ...] = (
     "libdav1d", "rawvideo", "v210", "v410", "r210", "ffv1", "cfhd", "hap", "qtrle", "dvvideo", "huffyuv",
     "utvideo", "jpeg2000", "libopenjpeg",
     # stills
-    "png", "tiff", "exr", "dpx", "targa", "bmp", "webp", "libwebp",
+    "png", "tiff", "exr", "dpx", "targa", "bmp", "webp", "libwebp", "gif",
     # audio
     "aac", "aac_fixed", "mp3", "mp3float", "mp2", "mp2float", "flac", "alac", "ac3", "eac3", "opus", "libopus",
     "vorbis", "libvorbis", *(f"pcm_{name}" for name in _PCM),
@@ -224,6 +225,26 @@ _OPEN_OPTIONS = {
     "format_whitelist": ",".join(DEMUXERS),
     "codec_whitelist": ",".join(DECODERS),
 }
+
+
+def count_pictures(path: Path | str) -> int:
+    """Pictures the file's video stream really holds, by reading every packet (nothing decoded).
+
+    `probe` trusts a sample table where the container has one; this is the truth when that
+    table (or a duration) over-states the stream, at the cost of reading the whole file.
+    """
+    import av
+
+    local = local_file(path)
+    try:
+        container = av.open(str(local), options=_OPEN_OPTIONS, metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise _refusal(local, exc) from None
+    with container:
+        if not container.streams.video:
+            return 0
+        frames, _ = _count(container, container.streams.video[0], None)
+    return frames
 
 
 def _read(path: Path, container: av.container.InputContainer) -> MediaInfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 # Rates that editorial tools write as rounded decimals; containers with millisecond clocks
@@ -21,3 +22,10 @@ def exact_rate(rate: float | str | Fraction) -> Fraction:
 def rate_arg(rate: Fraction) -> str:
     """A rate as ffmpeg reads it exactly: "24000/1001"."""
     return f"{rate.numerator}/{rate.denominator}"
+
+
+def seconds_to_frames(seconds: float | Fraction, rate: Fraction) -> int:
+    """Whole frames for a duration in seconds: `floor(seconds * rate + 1/2)` (nearest frame,
+    halves up), with the seconds read exactly as written (2.5 is 5/2, not a float)."""
+    exact = Fraction(str(seconds)) if isinstance(seconds, float) else Fraction(seconds)
+    return math.floor(exact * rate + Fraction(1, 2))

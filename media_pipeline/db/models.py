@@ -164,6 +164,10 @@ class Job(Timestamped, Base):
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     error: Mapped[str | None] = mapped_column(sa.Text)
     outputs: Mapped[list[Any]] = mapped_column(default=list)
+    # From the run's record (the job tracker writes them): with created_at, the queue wait and
+    # processing time /metrics reports. Null until the run has started / ended.
+    started_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class WebhookDelivery(Base):
@@ -181,3 +185,110 @@ class WebhookDelivery(Base):
     delivered: Mapped[bool] = mapped_column(default=False)
     # When the next attempt is due; null when there is none (delivered, or out of attempts).
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), index=True)
+
+
+class MediaItem(Timestamped, Base):
+    """One piece of content in the media library: an upload or an edit's output, stored once by sha-256.
+
+    The stored bytes live in the artifact store under `storage_key` (content-addressed); what the
+    probe read from the content (not the file name) is recorded beside it.
+    """
+
+    __tablename__ = "mp_media"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    type: Mapped[str] = mapped_column(sa.String(10), index=True)  # image | video
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    container: Mapped[str] = mapped_column(sa.String(100))  # the demuxer that read it: png_pipe, mov,mp4,...
+    storage_key: Mapped[str] = mapped_column(sa.String(255))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    codec: Mapped[str | None] = mapped_column(sa.String(40))
+    rate: Mapped[str | None] = mapped_column(sa.String(32))  # exact rational, "30000/1001"
+    frame_count: Mapped[int | None]
+    duration: Mapped[str | None] = mapped_column(sa.String(40))  # exact rational seconds, "5/2"
+    has_audio: Mapped[bool] = mapped_column(default=False)
+
+
+class MediaDerivative(Base):
+    """An edit's output and where it came from: the cache of (source sha-256, canonical recipe).
+
+    `source_sha256` is the source item's sha-256, or for a concat the sha-256 of its inputs'
+    sha-256s in order; the same edit of the same content is rendered once.
+    """
+
+    __tablename__ = "mp_media_derivatives"
+    __table_args__ = (sa.UniqueConstraint("source_sha256", "recipe_sha256", name="uq_mp_media_derivatives_recipe"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mp_media.id", ondelete="SET NULL"), index=True)
+    media_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_media.id", ondelete="CASCADE"), index=True)
+    source_sha256: Mapped[str] = mapped_column(sa.String(64))
+    recipe: Mapped[dict[str, Any]] = mapped_column(default=dict)  # canonical: every default filled in
+    recipe_sha256: Mapped[str] = mapped_column(sa.String(64))
+    inputs: Mapped[list[Any]] = mapped_column(default=list)  # media ids read (a concat has several)
+    run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # null: rendered inline by the API
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class Workflow(Timestamped, Base):
+    """A saved, named chain of edits: steps that each read the input or another step's output."""
+
+    __tablename__ = "mp_workflows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the JSON as saved
+
+
+class WorkflowRun(Base):
+    """One execution of a workflow on one library item: a job whose outputs list every step."""
+
+    __tablename__ = "mp_workflow_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_workflows.id", ondelete="CASCADE"), index=True)
+    media_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_media.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+class Composition(Timestamped, Base):
+    """A generated video: ordered segments, each made by a clip generator (media_pipeline/compositions)."""
+
+    __tablename__ = "mp_compositions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    rate: Mapped[str] = mapped_column(sa.String(32))  # exact: "24", "30000/1001"
+    width: Mapped[int]
+    height: Mapped[int]
+    soundtrack: Mapped[str | None] = mapped_column(sa.String(64))  # a media item's id, once the library exists
+
+    segments: Mapped[list[CompositionSegment]] = relationship(
+        back_populates="composition",
+        order_by="CompositionSegment.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class CompositionSegment(Timestamped, Base):
+    __tablename__ = "mp_composition_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    composition_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_compositions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]  # 0-based order; rewritten whole by a reorder
+    generator: Mapped[str] = mapped_column(sa.String(100))
+    prompt: Mapped[str] = mapped_column(sa.Text, default="")
+    negative_prompt: Mapped[str] = mapped_column(sa.Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Drawn once when "random" was asked, so a re-render is reproducible.
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    frames: Mapped[int]  # at the composition's rate; `seconds` were converted once, when saved
+    seconds: Mapped[str | None] = mapped_column(sa.String(32))  # as the client wrote them, if it did
+    inputs: Mapped[list[Any]] = mapped_column(default=list)
+    transition: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"type": "cut"} | {"type": "crossfade", ...}
+
+    composition: Mapped[Composition] = relationship(back_populates="segments")

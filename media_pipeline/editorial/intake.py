@@ -9,10 +9,12 @@ limit or a share that stalls is refused with a sentence instead of hanging the s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from media_pipeline.core.files import atomic_path
@@ -53,8 +55,13 @@ def too_large(size: int, limit: int) -> Refused:
     )
 
 
-def copy_untrusted(path: Path, target: Path, *, max_bytes: int, seconds: float = READ_SECONDS) -> int:
-    """Copy the regular file at `path` to `target` (atomically); bytes copied. Refused otherwise."""
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[tuple[int, os.stat_result]]:
+    """A read descriptor on the regular file at `path` and its `fstat`; Refused otherwise.
+
+    Checked on the open descriptor, so a file swapped for a link, FIFO or device after the
+    folder scan is still refused; never follows a final link and never blocks on opening.
+    """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -66,6 +73,14 @@ def copy_untrusted(path: Path, target: Path, *, max_bytes: int, seconds: float =
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise not_regular(kind_of(info.st_mode))
+        yield fd, info
+    finally:
+        os.close(fd)
+
+
+def copy_untrusted(path: Path, target: Path, *, max_bytes: int, seconds: float = READ_SECONDS) -> int:
+    """Copy the regular file at `path` to `target` (atomically); bytes copied. Refused otherwise."""
+    with open_regular(path) as (fd, info):
         if info.st_size > max_bytes:
             raise too_large(info.st_size, max_bytes)
         deadline = time.monotonic() + seconds
@@ -76,31 +91,15 @@ def copy_untrusted(path: Path, target: Path, *, max_bytes: int, seconds: float =
                 if written > max_bytes:  # grew while we read it
                     raise too_large(written, max_bytes)
                 if time.monotonic() > deadline:
-                    raise Refused(
-                        f"reading it took over {seconds:g} s; copy it onto a local disk and drop it again"
-                    )
+                    raise Refused(f"reading it took over {seconds:g} s; copy it onto a local disk and drop it again")
                 out.write(block)
         return written
-    finally:
-        os.close(fd)
 
 
 def read_small(path: Path, *, max_bytes: int) -> bytes:
     """The whole content of a small regular file (a watch.json), with the same refusals."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise not_regular("symbolic link") from None
-        raise Refused(f"it could not be opened ({exc.strerror or 'error'}); check its permissions") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise not_regular(kind_of(info.st_mode))
+    with open_regular(path) as (fd, info):
         data = os.read(fd, max_bytes + 1)
         if len(data) > max_bytes:
             raise too_large(info.st_size, max_bytes)
         return data
-    finally:
-        os.close(fd)

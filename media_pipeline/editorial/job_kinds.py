@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from media_pipeline.db.models import CutStatus, CutVersion, Shot
@@ -114,86 +115,74 @@ INGEST_WEIGHTS = {
     "contact_sheet": 0.1,
 }
 
-ingest_cut = register(
-    JobKind(
-        name="ingest_cut",
-        area=AREA,
-        dagster_job="ingest_cut",
-        request_model=IngestRequest,
-        subject_type="cut",
-        progress_unit="shots",
-        partitions=cut_versions,
-        description="Read a published cut, extract its shots, diff it, render thumbnails and the contact sheet",
-        step_weights=INGEST_WEIGHTS,  # thumbnails dominate: they are where the time goes
-        subject_of_run=cut_of_run,
-        on_run_end=ingest_ended,
-        prepare=prepare_ingest,
+
+def editorial_kind(name: str, dagster_job: str, request_model: type[BaseModel], **fields: Any) -> JobKind:
+    """A job kind of this area: runs in a cut version's partition and is about that cut, unless
+    `fields` say otherwise (a subject, how to prepare it, its config step, ...)."""
+    defaults: dict[str, Any] = {
+        "subject_type": "cut",
+        "progress_unit": "shots",
+        "subject_of_run": cut_of_run,
+        "prepare": prepare_cut_render,
+    }
+    return register(
+        JobKind(
+            name=name,
+            area=AREA,
+            dagster_job=dagster_job,
+            request_model=request_model,
+            partitions=cut_versions,
+            **(defaults | fields),
+        )
     )
+
+
+ingest_cut = editorial_kind(
+    "ingest_cut",
+    "ingest_cut",
+    IngestRequest,
+    description="Read a published cut, extract its shots, diff it, render thumbnails and the contact sheet",
+    step_weights=INGEST_WEIGHTS,  # thumbnails dominate: they are where the time goes
+    on_run_end=ingest_ended,
+    prepare=prepare_ingest,
 )
-thumbnails = register(
-    JobKind(
-        name="thumbnails",
-        area=AREA,
-        dagster_job="render_thumbnails",
-        request_model=ThumbnailJob,
-        subject_type="cut",
-        progress_unit="shots",
-        partitions=cut_versions,
-        config_step="shot_thumbnails",
-        step_config=thumbnail_config,
-        description="Re-render the cut's thumbnails (all shots or some) and its contact sheet",
-        step_weights={"shot_thumbnails": 0.85, "contact_sheet": 0.15},
-        subject_of_run=cut_of_run,
-        prepare=prepare_cut_render,
-    )
+# A cut's thumbnails and one shot's are the same step, configured the same way.
+THUMBNAIL_STEP: dict[str, Any] = {"config_step": "shot_thumbnails", "step_config": thumbnail_config}
+
+thumbnails = editorial_kind(
+    "thumbnails",
+    "render_thumbnails",
+    ThumbnailJob,
+    **THUMBNAIL_STEP,
+    description="Re-render the cut's thumbnails (all shots or some) and its contact sheet",
+    step_weights={"shot_thumbnails": 0.85, "contact_sheet": 0.15},
 )
-shot_thumbnail = register(
-    JobKind(
-        name="shot_thumbnail",
-        area=AREA,
-        dagster_job="render_shot_thumbnail",
-        request_model=ThumbnailJob,
-        subject_type="shot",
-        progress_unit="shots",
-        partitions=cut_versions,
-        config_step="shot_thumbnails",
-        step_config=thumbnail_config,
-        description="Re-render one shot's thumbnail only (no contact sheet)",
-        step_weights={"shot_thumbnails": 1.0},
-        subject_of_run=shot_of_run,
-        prepare=prepare_shot_render,
-    )
+shot_thumbnail = editorial_kind(
+    "shot_thumbnail",
+    "render_shot_thumbnail",
+    ThumbnailJob,
+    subject_type="shot",
+    **THUMBNAIL_STEP,
+    description="Re-render one shot's thumbnail only (no contact sheet)",
+    step_weights={"shot_thumbnails": 1.0},
+    subject_of_run=shot_of_run,
+    prepare=prepare_shot_render,
 )
-final_video = register(
-    JobKind(
-        name="final_video",
-        area=AREA,
-        dagster_job="render_final_video",
-        request_model=FinalVideoRequest,
-        subject_type="cut",
-        progress_unit="frames",
-        partitions=cut_versions,
-        config_step="final_video",
-        step_config=final_video_config,
-        description="Conform the cut into one H.264 video",
-        step_weights={"final_video": 1.0},
-        subject_of_run=cut_of_run,
-        prepare=prepare_cut_render,
-    )
+final_video = editorial_kind(
+    "final_video",
+    "render_final_video",
+    FinalVideoRequest,
+    progress_unit="frames",
+    config_step="final_video",
+    step_config=final_video_config,
+    description="Conform the cut into one H.264 video",
+    step_weights={"final_video": 1.0},
 )
-proxies = register(
-    JobKind(
-        name="proxies",
-        area=AREA,
-        dagster_job="render_proxies",
-        request_model=ProxyConfig,
-        subject_type="cut",
-        progress_unit="shots",
-        partitions=cut_versions,
-        config_step="shot_proxies",
-        description="Review proxies with burn-ins and filmstrips for all of the cut's shots or some",
-        step_weights={"shot_proxies": 1.0},
-        subject_of_run=cut_of_run,
-        prepare=prepare_cut_render,
-    )
+proxies = editorial_kind(
+    "proxies",
+    "render_proxies",
+    ProxyConfig,
+    config_step="shot_proxies",
+    description="Review proxies with burn-ins and filmstrips for all of the cut's shots or some",
+    step_weights={"shot_proxies": 1.0},
 )

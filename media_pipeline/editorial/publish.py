@@ -17,6 +17,7 @@ from media_pipeline.core.timecode import rate_text
 from media_pipeline.db.models import CutVersion, Project, utcnow
 from media_pipeline.editorial.partitions import partition_key_for
 from media_pipeline.editorial.timeline import DEFAULT_EDL_RATE, EDL_ADAPTER, ReadOptions, adapter_for
+from media_pipeline.resources import ArtifactStore
 
 
 @dataclass
@@ -61,7 +62,7 @@ def lock_project(session: Session, name: str) -> Project:
 
 def publish_cut(
     session: Session,
-    artifact_root: Path,
+    artifacts: ArtifactStore | Path,
     *,
     project: str,
     name: str,
@@ -72,7 +73,9 @@ def publish_cut(
     origin_dir: str | None = None,
     dedupe: bool = False,
 ) -> Published:
-    """Store `source` under the artifact root and record a new version of cut `name`.
+    """Store `source` in the artifact store and record a new version of cut `name`.
+
+    `artifacts` may be a bare artifact root (the local store).
 
     With `dedupe`, a file whose content (sha-256) was already published in the project returns
     that earlier cut version instead of a new one.
@@ -100,9 +103,15 @@ def publish_cut(
     key = partition_key_for(project, name, version)
     while session.scalar(sa.select(CutVersion.id).where(CutVersion.partition_key == key)) is not None:
         key = f"{key}-{digest[:6]}"
-    stored = artifact_root / "cuts" / key / "source" / Path(filename).name
+    store = artifacts if isinstance(artifacts, ArtifactStore) else ArtifactStore(root=str(artifacts))
+    stored = store.cut_dir(key) / "source" / Path(filename).name
     with atomic_path(stored) as tmp:
         shutil.copyfile(source, tmp)
+    try:
+        store.publish(stored)  # the ingest may run on another machine
+    except Exception:
+        stored.unlink(missing_ok=True)  # the caller's session rolls back: no cut names it
+        raise
     options: dict[str, Any] = {**read_options.as_dict(), "media_roots": list(media_roots or [])}
     if origin_dir:
         options["origin_dir"] = origin_dir

@@ -275,7 +275,7 @@ def publish_dropped(
         with database.session() as session:
             published = publish_cut(
                 session,
-                artifacts.root_path,
+                artifacts,
                 project=str(settings["project"]),
                 name=path.stem,
                 source=snapshot,

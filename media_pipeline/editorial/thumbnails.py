@@ -146,20 +146,41 @@ def plan_thumbnail(shot: Shot, choice: FrameChoice, width: int) -> ThumbnailPlan
     return plan
 
 
-def render_thumbnail(plan: ThumbnailPlan, output: Path) -> None:
-    """Write the planned thumbnail (a frame or a slate) to `output`, atomically."""
+def render_thumbnail(plan: ThumbnailPlan, output: Path) -> str | None:
+    """Write the planned thumbnail (a frame or a slate) to `output`, atomically.
+
+    Returns why, when the frame turned out to be past the media's last picture and a slate was
+    written instead.
+    """
     if plan.slate:
         render_slate(plan.slate, output, plan.width, plan.aspect)
-        return
+        return None
     movie = plan.media_kind == "movie"  # sequences and stills: the input file is the one picture
+    source = Path(plan.input_path())
     try:
-        grab_frame(Path(plan.input_path()), plan.media_rate if movie else None, plan.media_frame if movie else None,
+        grab_frame(source, plan.media_rate if movie else None, plan.media_frame if movie else None,
                    output, plan.width)  # fmt: skip
-    except FileNotFoundError:
-        # ffmpeg exits cleanly with no frame when the seek lands past the last frame (the
-        # container's duration over-stated the picture's).
-        lines = ["FRAME OUTSIDE MEDIA", plan.name, f"media frame {plan.media_frame} is past the end of the file"]
-        render_slate(lines, output, plan.width, plan.aspect)
+    except (FileNotFoundError, ffmpeg.FFmpegError):
+        # ffmpeg finds no picture when the seek lands past the last one (a container or an
+        # earlier probe over-stated the length): the slate the plan promises, said so.
+        pictures = _pictures(source) if movie and plan.media_frame is not None else None
+        if pictures is None or plan.media_frame is None or plan.media_frame < pictures:
+            raise
+        plan.slate = [
+            "FRAME OUTSIDE MEDIA",
+            plan.name,
+            f"media frame {plan.media_frame} requested; {source.name} holds only {pictures} picture(s)",
+        ]
+        render_slate(plan.slate, output, plan.width, plan.aspect)
+        return plan.slate[-1]
+    return None
+
+
+def _pictures(source: Path) -> int | None:
+    try:
+        return ffmpeg.count_pictures(source)
+    except ffmpeg.MediaError:
+        return None  # unreadable: the render's own error says more
 
 
 def grab_frame(source: Path, rate: Fraction | None, frame: int | None, output: Path, width: int) -> None:

@@ -165,7 +165,10 @@ def extraction_frames(
     def finish(state: ItemState, status: str, error: str | None = None) -> None:
         state.status, state.error, state.finished_at = status, error, _now()
         item_dir = folder / "items" / state.key
-        write_json(item_dir / "manifest.json", item_manifest(state, batch, artifacts, item_dir))
+        manifest = item_manifest(state, batch, artifacts, item_dir)
+        write_json(item_dir / "manifest.json", manifest)
+        # The item's frames, then its manifest: a manifest in the store names only stored frames.
+        artifacts.publish(*(frame["path"] for frame in manifest["frames"]), item_dir / "manifest.json")
 
     def fail(state: ItemState, exc: BaseException, *, report: bool = True) -> None:
         sentence = _sentence(exc)
@@ -269,6 +272,7 @@ def extraction_frames(
     }
     manifest_path = folder / "manifest.json"
     write_json(manifest_path, manifest)
+    artifacts.publish(manifest_path)
     metadata: dict[str, Any] = {
         "items": len(manifests),
         "succeeded": len(succeeded),

@@ -57,8 +57,8 @@ def definitions(config: Settings) -> dg.Definitions:
                 lambda s: DatabaseResource(url=s.database_url), "The domain database (MEDIA_PIPELINE_DATABASE_URL)."
             ),
             "artifacts": from_settings(
-                lambda s: ArtifactStore(root=str(s.artifact_root)),
-                "Where every produced file is written (MEDIA_PIPELINE_ARTIFACT_ROOT).",
+                ArtifactStore.from_settings,
+                "Where produced files are written (MEDIA_PIPELINE_ARTIFACT_ROOT) and kept (MEDIA_PIPELINE_STORAGE).",
             ),
             "ffmpeg": FFmpegResource(concurrency=dg.EnvVar.int("MEDIA_PIPELINE_FFMPEG_CONCURRENCY")),
             "media_search": from_settings(

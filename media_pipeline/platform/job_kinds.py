@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,10 @@ from media_pipeline.areas import AREAS
 # Tags linking a run to its job, both ways (the job row records the run id).
 JOB_ID_TAG = "media_pipeline/job_id"
 KIND_TAG = "media_pipeline/kind"
+# A cancel asked for while the run was STARTING, which Dagster refuses to terminate: the
+# job_tracker sensor terminates the run once it has started (see job_tracker.cancel_started).
+CANCEL_TAG = "media_pipeline/cancel"
+CANCEL_REQUESTED = "requested"
 
 
 class UnknownJobKind(KeyError):
@@ -112,6 +117,8 @@ class JobKind:
     # request completed from the subject if need be (a shot's id in the shot selection). Unset:
     # any subject id is accepted and the run is unpartitioned.
     prepare: Callable[[Session, str, Any], Prepared] | None = None
+    # What a run of this kind made, as job outputs ({"kind", "url", ...}). Unset: its renders.
+    outputs_of_run: Callable[[Session, str], list[dict[str, Any]]] | None = None
 
     def prepared(self, session: Session, subject_id: str, request: BaseModel) -> Prepared:
         if self.prepare is not None:
@@ -192,11 +199,36 @@ def kind_of_run(job_name: str, tags: Mapping[str, str]) -> JobKind | None:
     return kinds[0] if kinds else None
 
 
+def kind_for_assets(
+    selected: AbstractSet[dg.AssetKey],
+    assets_of_job: Callable[[str], AbstractSet[dg.AssetKey]],
+    tags: Mapping[str, str],
+) -> JobKind | None:
+    """The kind a run of selected assets (the Dagster UI's Materialize) carries out: the one whose
+    Dagster job materializes exactly those assets, else the one with the fewest assets that
+    include them all (a partial ingest is still an ingest); None when no registered job does."""
+    if not selected:
+        return None
+    covering = []
+    for job_name in sorted(dagster_jobs()):
+        assets = assets_of_job(job_name)
+        if assets and set(selected) <= set(assets):
+            covering.append((len(assets) != len(selected), len(assets), job_name))
+    if not covering:
+        return None
+    return kind_of_run(min(covering)[2], tags)
+
+
 def dagster_jobs() -> set[str]:
     return {kind.dagster_job for kind in load().values()}
 
 
-def step_weights(job_name: str) -> Mapping[str, float]:
-    """How much each step of a Dagster job is worth (the same for every kind that runs it)."""
+def step_weights(job_name: str, kind: str | None = None) -> Mapping[str, float]:
+    """How much each step of a Dagster job is worth (the same for every kind that runs it).
+
+    `kind`: the job's kind, for a run whose Dagster job names no kind (the UI's Materialize runs
+    the implicit asset job, with the steps of the kind it was adopted as)."""
     kinds = for_dagster_job(job_name)
+    if not kinds and kind is not None and kind in load():
+        kinds = [load()[kind]]
     return kinds[0].step_weights if kinds else {}

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from media_pipeline.db.models import Render, RenderStatus
+from media_pipeline.platform.job_kinds import JobKind
 from media_pipeline.platform.urls import artifact_url
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -101,10 +102,13 @@ def clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def outputs_for(session: Session, run_id: str | None) -> list[dict[str, Any]]:
-    """What the run made that a client can download: its successful renders, in order."""
+def outputs_for(session: Session, run_id: str | None, kind: JobKind | None = None) -> list[dict[str, Any]]:
+    """What the run made that a client can download: what its kind says, else its successful
+    renders, in order."""
     if run_id is None:
         return []
+    if kind is not None and kind.outputs_of_run is not None:
+        return kind.outputs_of_run(session, run_id)
     renders = session.scalars(
         sa.select(Render)
         .where(Render.run_id == run_id, Render.status == RenderStatus.SUCCEEDED, Render.output_path.is_not(None))

@@ -7,8 +7,17 @@ Dagster job that a job kind names (see `job_kinds.py`):
   (a watch-folder sensor's, one launched in the Dagster UI, a re-execution or retry, which inherit
   their parent's tags) gets a job of its own, with `source` saying who started it, and the tag
   is added to the run, so the link goes both ways;
+- records when the run was created, started and finished (from its run record), which /metrics
+  turns into queue wait and processing time;
 - once the run has ended, writes the job's final state (status, the failure sentence, outputs)
-  and lets the kind react (an ingest that died fails its cut).
+  and lets the kind react (an ingest that died fails its cut);
+- terminates a run whose cancel was asked for while it was STARTING (tagged `CANCEL_TAG`; Dagster
+  refuses to terminate a run then) once it has started.
+
+The Dagster UI's Materialize button does not launch a registered job: it launches the implicit
+asset job (`__ASSET_JOB`) with an asset selection. Such a run is the registered kind whose job
+materializes those assets (see `job_kinds.kind_for_assets`), read from the code location's
+repository, which the daemon gives every sensor evaluation.
 
 Nothing else writes a job's state: the API reads unfinished jobs from Dagster, never caching what
 it read.
@@ -18,7 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -26,13 +36,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from media_pipeline.db.models import Job, JobSource
-from media_pipeline.platform.job_kinds import JOB_ID_TAG, KIND_TAG, JobKind, RunFacts, kind_of_run
+from media_pipeline.platform.job_kinds import (
+    CANCEL_REQUESTED,
+    CANCEL_TAG,
+    JOB_ID_TAG,
+    KIND_TAG,
+    JobKind,
+    RunFacts,
+    kind_for_assets,
+    kind_of_run,
+)
 from media_pipeline.platform.job_state import TERMINAL, failure_sentence, job_status, outputs_for
 from media_pipeline.resources import DatabaseResource
 
 INTERVAL_SECONDS = 5
 PAGE = 200
 PARTITION_TAG = "dagster/partition"
+# What the Dagster UI's Materialize button runs (`__ASSET_JOB`, or `__ASSET_JOB_<n>` when the
+# code location's assets have several partitionings).
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 # Events a failure sentence is made of (reading only these keeps a long run's log unread).
 FAILURE_EVENTS = {
     dg.DagsterEventType.STEP_FAILURE,
@@ -60,6 +82,52 @@ def facts(run: dg.DagsterRun, error: str | None = None) -> RunFacts:
         tags=dict(run.tags),
         error=error,
     )
+
+
+AssetsOfJob = Callable[[str], AbstractSet[dg.AssetKey]]
+
+
+def assets_of_jobs(repository: dg.RepositoryDefinition | None) -> AssetsOfJob | None:
+    """The assets each Dagster job of the code location materializes (None: no repository known)."""
+    if repository is None:
+        return None
+    known: dict[str, frozenset[dg.AssetKey]] = {}
+
+    def assets(job_name: str) -> frozenset[dg.AssetKey]:
+        if job_name not in known:
+            job = repository.get_job(job_name) if repository.has_job(job_name) else None
+            known[job_name] = frozenset(job.asset_layer.selected_asset_keys) if job is not None else frozenset()
+        return known[job_name]
+
+    return assets
+
+
+def kind_for(run: dg.DagsterRun, assets_of_job: AssetsOfJob | None) -> JobKind | None:
+    """The registered kind a run carries out: by its Dagster job, or, for a run of the implicit
+    asset job (the UI's Materialize), by the assets it selects."""
+    kind = kind_of_run(run.job_name, run.tags)
+    if kind is not None or not run.job_name.startswith(IMPLICIT_ASSET_JOB) or assets_of_job is None:
+        return kind
+    return kind_for_assets(run.asset_selection or frozenset(), assets_of_job, run.tags)
+
+
+def _utc(value: dt.datetime | float | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromtimestamp(value, dt.UTC)
+
+
+def record_times(job: Job, record: dg.RunRecord) -> None:
+    """When the run started and ended, as Dagster recorded them; a job adopted from a run just
+    now began when its run was created (not when the tracker first saw it)."""
+    if sa.inspect(job).pending:
+        job.created_at = _utc(record.create_timestamp) or job.created_at
+    if job.started_at is None and record.start_time is not None:
+        job.started_at = _utc(record.start_time)
+    if job.finished_at is None and record.end_time is not None and record.dagster_run.is_finished:
+        job.finished_at = _utc(record.end_time)
 
 
 def _params(kind: JobKind, run_config: Mapping[str, object]) -> dict[str, object]:
@@ -112,7 +180,7 @@ def finish(session: Session, instance: dg.DagsterInstance, job: Job, run: dg.Dag
     error = None
     if status == "failed":
         error = failure_sentence(list(instance.all_logs(run.run_id, of_type=FAILURE_EVENTS)), run.run_id)
-    job.status, job.error, job.outputs = status, error, outputs_for(session, run.run_id)
+    job.status, job.error, job.outputs = status, error, outputs_for(session, run.run_id, kind)
     if kind.on_run_end is not None:
         kind.on_run_end(session, facts(run, error))
 
@@ -122,21 +190,48 @@ class Tracked:
     cursor: float | None
     adopted: list[str] = field(default_factory=list)  # job ids
     finished: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)  # run ids terminated for a cancel asked while starting
 
 
-def track(instance: dg.DagsterInstance, database: DatabaseResource, after: float | None) -> Tracked:
-    """Link and finish the runs updated after `after` (Unix time; None: all); the new cursor."""
+def cancel_started(instance: dg.DagsterInstance) -> list[str]:
+    """Terminate the runs whose cancel was asked for while they were starting, now that they run.
+
+    Looked up by tag and status every time, not through the cursor: the tag and the start are
+    two updates of the same run that may land in either order.
+    """
+    filters = dg.RunsFilter(tags={CANCEL_TAG: CANCEL_REQUESTED}, statuses=[dg.DagsterRunStatus.STARTED])
+    cancelled = []
+    for record in instance.get_run_records(filters=filters, limit=PAGE):
+        run = record.dagster_run
+        sent = instance.run_coordinator.cancel_run(run.run_id)
+        outcome = "termination sent" if sent else "Dagster did not accept the termination"
+        instance.report_engine_event(f"Cancel asked for while the run was starting: {outcome}", run)
+        cancelled.append(run.run_id)
+    return cancelled
+
+
+def track(
+    instance: dg.DagsterInstance,
+    database: DatabaseResource,
+    after: float | None,
+    assets_of_job: AssetsOfJob | None = None,
+) -> Tracked:
+    """Link and finish the runs updated after `after` (Unix time; None: all); the new cursor.
+
+    `assets_of_job` (see `assets_of_jobs`) lets runs of the implicit asset job be adopted;
+    without it they are left alone."""
     filters = dg.RunsFilter(updated_after=dt.datetime.fromtimestamp(after, dt.UTC) if after is not None else None)
     records = instance.get_run_records(filters=filters, order_by="update_timestamp", ascending=True, limit=PAGE)
-    result = Tracked(after)
+    result = Tracked(after, cancelled=cancel_started(instance))
     for record in records:
         run = record.dagster_run
-        kind = kind_of_run(run.job_name, run.tags)
+        kind = kind_for(run, assets_of_job)
         if kind is not None:
             with database.session() as session:
                 linked = link(session, run, kind)
                 if linked.new_tags:
                     result.adopted.append(linked.job.id)
+                record_times(linked.job, record)
                 if run.is_finished and linked.job.status not in TERMINAL:
                     finish(session, instance, linked.job, run, kind)
                     result.finished.append(linked.job.id)
@@ -158,7 +253,11 @@ def track(instance: dg.DagsterInstance, database: DatabaseResource, after: float
     "each job's final state when its run ends.",
 )
 def job_tracker(context: dg.SensorEvaluationContext, database: DatabaseResource) -> dg.SkipReason:
-    tracked = track(context.instance, database, float(context.cursor) if context.cursor else None)
+    after = float(context.cursor) if context.cursor else None
+    tracked = track(context.instance, database, after, assets_of_jobs(context.repository_def))
     if tracked.cursor is not None:
         context.update_cursor(repr(tracked.cursor))
-    return dg.SkipReason(f"{len(tracked.adopted)} run(s) adopted as jobs, {len(tracked.finished)} job(s) finished")
+    return dg.SkipReason(
+        f"{len(tracked.adopted)} run(s) adopted as jobs, {len(tracked.finished)} job(s) finished, "
+        f"{len(tracked.cancelled)} run(s) cancelled once started"
+    )

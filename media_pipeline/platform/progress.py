@@ -54,6 +54,8 @@ class ProgressEvent:
     stage: str | None = None
     items: list[str] | None = None  # plan: every item's id, in order
     names: list[str] | None = None  # plan: their display names, same order
+    cache: Literal["hit", "miss"] | None = None  # an item made before (hit) or made now (miss)
+    task_id: str | None = None  # an item's task at an external provider
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -137,18 +139,31 @@ class ProgressReporter:
             self._queue(ProgressEvent(type="advance", step=self._step, unit=self._unit, done=self._done,
                                       total=self._total, item=item))  # fmt: skip
 
-    def item(self, item: str, status: ItemStatus, *, progress: float | None = None, error: str | None = None) -> None:
-        event = ProgressEvent(type="item", step=self._step, item=item, status=status, progress=progress, error=error)
+    def item(
+        self,
+        item: str,
+        status: ItemStatus,
+        *,
+        progress: float | None = None,
+        error: str | None = None,
+        cache: Literal["hit", "miss"] | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        event = ProgressEvent(
+            type="item", step=self._step, item=item, status=status, progress=progress, error=error,
+            cache=cache, task_id=task_id,
+        )  # fmt: skip
         self._send(event)
 
     def item_started(self, item: str) -> None:
         self.item(item, "running", progress=0.0)
 
-    def item_done(self, item: str, *, reused: bool = False, advance: int = 1) -> None:
-        self._finish_item(item, "reused" if reused else "succeeded", None, advance)
+    def item_done(self, item: str, *, reused: bool = False, advance: int = 1, **details: str | None) -> None:
+        """`details`: `cache` ("hit" | "miss"), `task_id`."""
+        self._finish_item(item, "reused" if reused else "succeeded", None, advance, **details)
 
-    def item_failed(self, item: str, error: str, *, advance: int = 1) -> None:
-        self._finish_item(item, "failed", error, advance)
+    def item_failed(self, item: str, error: str, *, advance: int = 1, **details: str | None) -> None:
+        self._finish_item(item, "failed", error, advance, **details)
 
     def log(self, level: Level, msg: str, *, item: str | None = None) -> None:
         self._send(ProgressEvent(type="log", step=self._step, level=level, msg=msg, item=item), urgent=True)
@@ -159,7 +174,9 @@ class ProgressReporter:
 
     # -- batching -----------------------------------------------------------------------------
 
-    def _finish_item(self, item: str, status: ItemStatus, error: str | None, advance: int) -> None:
+    def _finish_item(
+        self, item: str, status: ItemStatus, error: str | None, advance: int, **details: str | None
+    ) -> None:
         # One event both finishes the item and moves the step's count, so a reader never sees
         # an item done whose unit is not counted yet.
         with self._lock:
@@ -167,6 +184,7 @@ class ProgressReporter:
             self._queue(ProgressEvent(
                 type="item", step=self._step, item=item, status=status, error=error,
                 progress=None if status == "failed" else 1.0, unit=self._unit, done=self._done, total=self._total,
+                cache=details.get("cache"), task_id=details.get("task_id"),  # type: ignore[arg-type]
             ))  # fmt: skip
 
     def _send(self, event: ProgressEvent, *, urgent: bool = False) -> None:

@@ -60,10 +60,15 @@ class Item:
     status: str = "queued"
     progress: float = 0.0
     error: str | None = None
+    cache: str | None = None
+    task_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "step": self.step, "status": self.status,
-                "progress": self.progress, "error": self.error}  # fmt: skip
+        out = {"id": self.id, "name": self.name, "step": self.step, "status": self.status,
+               "progress": self.progress, "error": self.error}  # fmt: skip
+        # Only items that have them (cached or provider-made ones) carry these.
+        out.update({k: v for k, v in (("cache", self.cache), ("task_id", self.task_id)) if v is not None})
+        return out
 
 
 @dataclass
@@ -161,6 +166,8 @@ class RunProgress:
             if event.progress is not None:
                 item.progress = max(item.progress, min(1.0, event.progress))
             item.error = event.error if event.error is not None else item.error
+            item.cache = event.cache or item.cache
+            item.task_id = event.task_id or item.task_id
             changes.append(("item", item))
             if event.done is not None:
                 changes.append(("step", event.step))

@@ -1,5 +1,7 @@
 """The slideshow render as one asset per render partition; scenes are items inside the run."""
 
+import contextlib
+
 import dagster as dg
 
 from media_pipeline.core.ffmpeg import FFmpegError
@@ -9,6 +11,7 @@ from media_pipeline.resources import ArtifactStore, FFmpegResource
 from media_pipeline.slideshows.config import SlideshowRenderConfig
 from media_pipeline.slideshows.partitions import slideshow_renders, split_render_key
 from media_pipeline.slideshows.render import RenderError, RenderResult, render
+from media_pipeline.slideshows.spec import SceneList
 
 GROUP = "slideshows"
 CHECKS = {
@@ -65,6 +68,7 @@ def slideshow_video(
     slideshow_id, render_id = split_render_key(context.partition_key)
     folder = artifacts.path(f"slideshows/{slideshow_id}")
     spec = config.spec()
+    fetch_inputs(artifacts, f"slideshows/{slideshow_id}", spec.music)
     progress = ProgressReporter.for_context(context, unit="scenes")
     hooks = _Hooks(context, progress)
     try:
@@ -75,7 +79,24 @@ def slideshow_video(
         raise dg.Failure(description=f"the render failed: {exc.summary}; intermediates are kept under work/") from exc
     finally:
         progress.flush()  # the reporter batches: what is still waiting goes out now
+    records = folder / "renders"
+    artifacts.publish(result.video, *result.scene_files, records / f"{render_id}.json", records / "latest.json")
     return dg.MaterializeResult(metadata=_metadata(artifacts, result), check_results=_checks(result))
+
+
+def fetch_inputs(artifacts: ArtifactStore, prefix: str, music: str | None) -> None:
+    """The scenes and the files they name, from the store into this machine's working copy
+    (the API that stored them may be elsewhere). What the store lacks is left for VALIDATE to name."""
+    try:
+        scenes = SceneList.model_validate_json(artifacts.localize(f"{prefix}/scenes.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    names = [f"images/{name}" for scene in scenes.scenes for name in scene.images]
+    names += [f"voiceovers/{scene.voiceover}" for scene in scenes.scenes if scene.voiceover]
+    names += [f"music/{music}"] if music else []
+    for name in dict.fromkeys(names):
+        with contextlib.suppress(FileNotFoundError):
+            artifacts.localize(f"{prefix}/{name}")
 
 
 def _checks(result: RenderResult) -> list[dg.AssetCheckResult]:

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from media_pipeline.core.rates import seconds_to_frames
+
 SAMPLE_RATE = 48000
-
-
-def seconds_to_frames(seconds: float | Fraction, rate: Fraction) -> int:
-    exact = Fraction(str(seconds)) if isinstance(seconds, float) else Fraction(seconds)
-    return math.floor(exact * rate + Fraction(1, 2))
 
 
 def frame_to_sample(frame: int, rate: Fraction, sample_rate: int = SAMPLE_RATE) -> int:

@@ -30,18 +30,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from media_pipeline.core import ffmpeg
 from media_pipeline.core.audio import SAMPLE_RATE, measure_loudness, rms_db, to_wav, wav_samples
 from media_pipeline.core.files import atomic_path, sha256_file
+from media_pipeline.core.segments import Look, join
 from media_pipeline.slideshows import mix, tts
 from media_pipeline.slideshows.plan import FramePlan, PlanError, TimingOptions, plan_frames, timing_frames
 from media_pipeline.slideshows.spec import Scene, SceneList
-from media_pipeline.slideshows.visuals import (
-    Look,
-    SceneVisual,
-    Segment,
-    SegmentPlan,
-    encode_segment,
-    join,
-    plan_segments,
-)
+from media_pipeline.slideshows.visuals import SceneVisual, Segment, SegmentPlan, encode_segment, plan_segments
 
 LOUDNESS_TOLERANCE = 1.0  # LU either side of the target
 TRUE_PEAK_MAX = -1.0

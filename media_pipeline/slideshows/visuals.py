@@ -16,21 +16,12 @@ from pathlib import Path
 from typing import Literal
 
 from media_pipeline.core import ffmpeg
+from media_pipeline.core.segments import Look, encoder_args
 
 # Bump when the pictures a segment gets change for the same inputs (invalidates the cache).
 RENDER_VERSION = 1
 # Room to pan: images are fitted to the frame grown by this much on each side.
 PAN_MARGIN = Fraction(3, 100)
-_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf")
-
-
-@dataclass(frozen=True)
-class Look:
-    width: int
-    height: int
-    rate: Fraction
-    crf: int
-    preset: str
 
 
 @dataclass(frozen=True)
@@ -116,13 +107,6 @@ def plan_segments(visuals: list[SceneVisual], xfade: int) -> SegmentPlan:
     return SegmentPlan(final, scenes)
 
 
-def _font() -> str:
-    for candidate in _FONTS:
-        if Path(candidate).is_file():
-            return f"fontfile={ffmpeg.filter_value(candidate)}"
-    return "font=Sans"
-
-
 def _even(value: Fraction) -> int:
     return 2 * round(value / 2)
 
@@ -166,7 +150,7 @@ def _scene_chains(visual: SceneVisual, look: Look, first_input: int, label: str,
     if visual.caption_file is not None:
         size = max(10, height // 18)
         chain += (
-            f",drawtext={_font()}:textfile={ffmpeg.filter_value(str(visual.caption_file))}:expansion=none"
+            f",drawtext={ffmpeg.drawtext_font()}:textfile={ffmpeg.filter_value(str(visual.caption_file))}:expansion=none"
             f":fontsize={size}:fontcolor=white:box=1:boxcolor=black@0.5:boxborderw={size // 3}"
             f":x=(w-text_w)/2:y=h-text_h-h/12"
         )
@@ -179,22 +163,6 @@ def _inputs(visual: SceneVisual) -> list[str]:
     for image in visual.images:
         args += ["-i", str(image)]
     return args
-
-
-def timescale(rate: Fraction) -> int:
-    # A timescale the frame duration divides exactly, so joined segments keep exact timestamps.
-    return rate.numerator * max(1, -(-10000 // rate.numerator)) if rate.denominator == 1 else rate.numerator
-
-
-def encoder_args(look: Look, frames: int) -> list[str]:
-    return [
-        "-r", ffmpeg.rate_arg(look.rate), "-fps_mode", "cfr", "-frames:v", str(frames),
-        "-c:v", "libx264", "-preset", look.preset, "-crf", str(look.crf), "-pix_fmt", "yuv420p",
-        # The same GOP structure and colour tags in every segment, so they join by stream copy.
-        "-g", str(max(1, 2 * round(look.rate))), "-keyint_min", "1",
-        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-        "-video_track_timescale", str(timescale(look.rate)), "-an", "-f", "mp4",
-    ]  # fmt: skip
 
 
 def encode_segment(segment: Segment, look: Look, output: Path) -> None:
@@ -212,31 +180,3 @@ def encode_args(segment: Segment, look: Look) -> list[str]:
     else:
         chains.append("[a]null[v]")
     return [*args, "-filter_complex", ";".join(chains), "-map", "[v]", *encoder_args(look, segment.frames)]
-
-
-def concat_list(paths: list[Path], list_file: Path) -> None:
-    lines = []
-    for path in paths:
-        escaped = str(path).replace("'", "'\\''")  # the concat demuxer's quoting
-        lines.append(f"file '{escaped}'")
-    list_file.write_text("\n".join(lines) + "\n")
-
-
-def join(
-    segments: list[Path],
-    audio: Path,
-    output: Path,
-    *,
-    frames: int,
-    list_file: Path,
-    audio_samples: tuple[int, int] | None = None,
-) -> None:
-    """Segments joined by stream copy with `audio` (a WAV, or `audio_samples` of it) as AAC, +faststart."""
-    concat_list(segments, list_file)
-    args = ["-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(audio), "-map", "0:v", "-map", "1:a"]
-    if audio_samples is not None:
-        start, end = audio_samples
-        args += ["-af", f"atrim=start_sample={start}:end_sample={end},asetpts=PTS-STARTPTS"]
-    args += ["-c:v", "copy", "-frames:v", str(frames), "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
-    args += ["-movflags", "+faststart", "-f", "mp4"]
-    ffmpeg.run(args, output, what=f"joining {output.name}", timeout=3600)

@@ -57,6 +57,7 @@ def cut_diff(
     output = artifacts.cut_dir(key) / "cut_diff.json"
     with atomic_path(output) as tmp:
         tmp.write_text(json.dumps({"cut": key, "against": against, **diff.as_dict()}, indent=2))
+    artifacts.publish(output)
     context.log.info(
         f"{key} against {against or 'nothing (first version)'}: "
         + ", ".join(f"{count} {status}" for status, count in diff.summary().items() if count)

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +25,7 @@ from PIL import Image
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from media_pipeline.core.files import atomic_path
 from media_pipeline.core.timecode import rate_label
 from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render, RenderStatus, Shot
 from media_pipeline.editorial.ingest import store_shots, store_timeline
@@ -74,6 +75,18 @@ def load_cut(session: Session, partition_key: str) -> CutVersion:
             allow_retries=False,
         )
     return cut
+
+
+def add_shot_notes(database: DatabaseResource, notes: Iterable[tuple[int, str]]) -> None:
+    """Each (shot id, note) joins that shot's notes once, however often the shot is rendered."""
+    notes = list(notes)
+    if not notes:
+        return
+    with database.session() as session:
+        for shot_id, note in notes:
+            shot = session.get(Shot, shot_id)
+            if shot is not None and note not in (shot.notes or []):
+                shot.notes = [*(shot.notes or []), note]
 
 
 @contextmanager
@@ -144,10 +157,13 @@ def cut_timeline(
     output = artifacts.cut_dir(key) / "timeline.otio"
     with failing_cut(database, key), database.session() as session:
         cut = load_cut(session, key)
+        if Path(cut.source_path).is_relative_to(artifacts.root_path):
+            artifacts.localize(cut.source_path)  # published by the API, perhaps on another machine
         report = store_timeline(cut, output, TimelineLimits.from_settings(load_settings()))
         cut.rate = report.rate
         source = {"path": cut.source_path, "sha256": cut.source_sha256, "filename": cut.source_filename}
         drop_frame = bool(cut.options.get("drop_frame"))
+    artifacts.publish(output)
     for warning in report.warnings:
         context.log.warning(warning)
     return dg.MaterializeResult(
@@ -187,12 +203,14 @@ def cut_shots(
         resolver = MediaResolver(
             media_search.allowed_roots(), cut.options.get("media_roots", []), Path(origin) if origin else None
         )
-        report = store_shots(session, cut, cut_dir / "timeline.otio", resolver)
+        report = store_shots(session, cut, artifacts.localize(cut_dir / "timeline.otio"), resolver)
         rows = [shot_row(shot, cut) for shot in report.shots]
         missing = [f"{shot.name}: {(shot.notes or ['missing'])[-1]}" for shot in report.missing]
         generators = sum(1 for shot in report.shots if shot.media_status == MediaStatus.GENERATOR)
     shots_json = cut_dir / "shots.json"
-    shots_json.write_text(json.dumps(rows, indent=2))
+    with atomic_path(shots_json) as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    artifacts.publish(shots_json)
     for warning in report.shot_list.warnings:
         context.log.warning(warning)
     for line in missing:
@@ -294,13 +312,22 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-@dg.asset(
-    partitions_def=cut_versions,
-    group_name=GROUP,
-    deps=[cut_shots],
-    pool="ffmpeg",
-    op_tags=FFMPEG_STEP_TAGS,
-    kinds={"ffmpeg", "jpeg"},
+def ffmpeg_render(*, kind: str, description: str) -> Any:
+    """The decorator of an asset ffmpeg renders from a cut version's shots: partitioned like the
+    cut, after `cut_shots`, holding a slot of the `ffmpeg` pool (and, with Celery, on its queue)."""
+    return dg.asset(
+        partitions_def=cut_versions,
+        group_name=GROUP,
+        deps=[cut_shots],
+        pool="ffmpeg",
+        op_tags=FFMPEG_STEP_TAGS,
+        kinds={"ffmpeg", kind},
+        description=description,
+    )
+
+
+@ffmpeg_render(
+    kind="jpeg",
     description="A still of each shot (by default its middle frame), exactly the frame named, for review and "
     "shot lists. Re-render with another frame or width from the Launchpad; unchanged shots reuse earlier stills.",
 )
@@ -340,7 +367,8 @@ def shot_thumbnails(
             output = thumbnail_path(cut_dir, plan, cache_key)
             earlier = None if config.force else reusable_render(session, artifacts, "thumbnail", cache_key)
             if earlier is not None:
-                link_or_copy(artifacts.path(earlier.output_path or ""), output)
+                link_or_copy(artifacts.localize(earlier.output_path or ""), output)
+                artifacts.publish(output)
                 session.add(render_row(cut.id, plan, cache_key, artifacts.relative(output), run_id, earlier.id))
                 reused.append(plan)
                 results.append({**plan.metadata(), "reused": True, "path": artifacts.relative(output)})
@@ -354,17 +382,25 @@ def shot_thumbnails(
         progress.log("info", f"{len(shots)} shot(s): {len(reused)} reused, {len(todo)} to render")
         recorder = RenderRecorder(database, progress)
 
-        def render(item: tuple[ThumbnailPlan, str, Path]) -> None:
+        # Frames found past the media's real end: slates, and the shot says why.
+        past_the_end: list[tuple[int, str]] = []
+
+        def render(item: tuple[ThumbnailPlan, str, Path]) -> str | None:
             progress.item_started(str(item[0].shot_id))
-            render_thumbnail(item[0], item[2])
+            note = render_thumbnail(item[0], item[2])
+            artifacts.publish(item[2])
+            return note
 
         def finished(item: tuple[ThumbnailPlan, str, Path], outcome: object) -> None:
             plan, cache_key, output = item
+            if isinstance(outcome, str):
+                past_the_end.append((plan.shot_id, f"thumbnail: {outcome}"))
             row = render_row(cut_id, plan, cache_key, artifacts.relative(output), run_id, None)
             recorder.record(row, str(plan.shot_id), plan.name, outcome)
             results.append({**plan.metadata(), "reused": False, "path": artifacts.relative(output)})
 
         ffmpeg.map_parallel(render, todo, finished)
+        add_shot_notes(database, past_the_end)
         recorder.finish("thumbnail")
     results.sort(key=lambda row: row["index"])
     metadata: dict[str, Any] = {}
@@ -444,7 +480,7 @@ def reusable_render(session: Session, artifacts: ArtifactStore, kind: str, cache
         .limit(5)
     )
     for render in candidates:
-        if render.output_path and artifacts.path(render.output_path).is_file():
+        if render.output_path and artifacts.exists(render.output_path):
             return render
     return None
 
@@ -452,7 +488,7 @@ def reusable_render(session: Session, artifacts: ArtifactStore, kind: str, cache
 def render_row(
     cut_version_id: int, plan: ThumbnailPlan, cache_key: str, output: str, run_id: str, reused_from: int | None
 ) -> Render:
-    return shot_render(
+    return succeeded_render(
         cut_version_id,
         plan.shot_id,
         "thumbnail",
@@ -465,9 +501,9 @@ def render_row(
     )
 
 
-def shot_render(
+def succeeded_render(
     cut_version_id: int,
-    shot_id: int,
+    shot_id: int | None,
     kind: str,
     options: dict[str, Any],
     cache_key: str,
@@ -518,7 +554,7 @@ def contact_sheet(
         shots = list(session.scalars(sa.select(Shot).where(Shot.cut_version_id == cut.id).order_by(Shot.index)))
         cells = [
             SheetCell(
-                image=artifacts.path(latest[shot.id].output_path or ""),
+                image=artifacts.localize(latest[shot.id].output_path or ""),
                 caption=f"{shot.index + 1:03d}  {shot.name}",
                 detail=f"{source_timecode(shot, cut)}  {shot.source_duration}f @ "
                 f"{rate_label(Fraction(shot.source_rate))}",
@@ -532,10 +568,11 @@ def contact_sheet(
         raise dg.Failure(description=f"{key} has no thumbnails yet; materialize shot_thumbnails first")
     output = artifacts.cut_dir(key) / "contact_sheet.jpg"
     pages = render_contact_sheets(cells, output, title)
+    artifacts.publish(*(path for path, _ in pages))
     # A cut that had more shots before leaves no stale pages behind.
     page_number = len(pages) + 1
-    while sheet_page_path(output, page_number).exists():
-        sheet_page_path(output, page_number).unlink()
+    while (stale := sheet_page_path(output, page_number)).exists() or artifacts.exists(artifacts.relative(stale)):
+        artifacts.delete(artifacts.relative(stale))
         page_number += 1
     size = pages[0][1]
     with database.session() as session:

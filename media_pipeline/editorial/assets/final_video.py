@@ -17,8 +17,14 @@ from pydantic import Field
 
 from media_pipeline.core.ffmpeg import exact_rate, probe, rate_arg
 from media_pipeline.core.timecode import to_timecode
-from media_pipeline.db.models import Render, RenderStatus, Shot
-from media_pipeline.editorial.assets.cuts import GROUP, load_cut, preview_markdown
+from media_pipeline.db.models import Shot
+from media_pipeline.editorial.assets.cuts import (
+    GROUP,
+    add_shot_notes,
+    load_cut,
+    preview_markdown,
+    succeeded_render,
+)
 from media_pipeline.editorial.conform import (
     EncodeOptions,
     Segment,
@@ -158,7 +164,9 @@ def final_video_plan(
     for item_id, segment in zip(ids, plan.segments, strict=True):
         path = artifacts.relative(segment_path(artifacts, segment.cache_key(options)))
         files.append(path)
-        if not artifacts.path(path).exists() and all(path != other for _, _, other in todo):
+        # Encoded before on this machine, or by any machine into the store (S3).
+        cached = artifacts.path(path).exists() or artifacts.exists(path)
+        if not cached and all(path != other for _, _, other in todo):
             todo.append((item_id, segment, path))
     encoding = {item_id for item_id, _, _ in todo}
     with ProgressReporter.for_context(context, unit="frames", step=PROGRESS_STEP) as progress:
@@ -256,6 +264,10 @@ def final_video_chunk(
             metadata={"failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures))},
             allow_retries=False,
         )
+    # The join may run on another machine: with S3 storage it fetches what this chunk made from
+    # the bucket (local storage: a no-op, the artifact root is shared or the same machine).
+    made = [artifacts.path(path) for _, _, path in chunk.segments if path not in short]
+    artifacts.publish(*made, *(part for shortfall in short.values() for part in shortfall.parts))
     context.add_output_metadata({"segments": len(chunk.segments), "short": len(short), "host": host})
     return short
 
@@ -286,7 +298,7 @@ def final_video_join(
         with ProgressReporter.for_context(context, unit="frames", step=PROGRESS_STEP) as progress:
             for item_id, _, note in shortfalls:
                 progress.log("warning", note, item=item_id)
-    record_shortfalls(database, [(segment, note) for _, segment, note in shortfalls])
+    add_shot_notes(database, [(shot_id, note) for _, segment, note in shortfalls for shot_id in segment.shot_ids])
     padded = [note for _, _, note in shortfalls]
     audio_notes: list[str] = []
     output = cut_dir / "final_video.mp4"
@@ -294,15 +306,19 @@ def final_video_join(
     with tempfile.TemporaryDirectory(prefix="conform-") as tmp:
         audio_path = None
         if options.audio:
-            timeline = otio.adapters.read_from_file(str(cut_dir / "timeline.otio"), adapter_name="otio_json")
+            timeline_path = artifacts.localize(cut_dir / "timeline.otio")
+            timeline = otio.adapters.read_from_file(str(timeline_path), adapter_name="otio_json")
             origin = conform.origin
             resolver = MediaResolver(media_search.allowed_roots(), conform.roots, Path(origin) if origin else None)
             clips, audio_notes = timeline_audio(timeline, resolver)
             audio_path = Path(tmp) / "audio.wav"
             render_audio(clips, seconds, audio_path)
         # A short segment's place in the join: the frames it had, then its slate.
+        # Each fetched from the store when a chunk on another machine made it (S3).
         files = [
-            part for file in conform.files for part in (short[file].parts if file in short else [artifacts.path(file)])
+            artifacts.localize(part)
+            for file in conform.files
+            for part in (short[file].parts if file in short else [artifacts.path(file)])
         ]
         assemble(files, audio_path, output, options, conform.total_frames, conform.timecode)
     for note in audio_notes:
@@ -310,25 +326,14 @@ def final_video_join(
     info = probe(output)
     preview = cut_dir / "final_video_preview.jpg"
     grab_frame(output, info.rate, conform.total_frames // 2, preview, 480)
+    # The video and its still are published (the segments were, by the chunks that made them).
+    artifacts.publish(output, preview)
     reused = len(conform.files) - conform.encoded
     with database.session() as session:
-        session.add(
-            Render(
-                cut_version_id=conform.cut_id,
-                kind="final_video",
-                options=conform.config,
-                cache_key=f"final_video:{conform.key}",
-                output_path=artifacts.relative(output),
-                status=RenderStatus.SUCCEEDED,
-                run_id=context.run.run_id,
-                details={
-                    "frames": conform.total_frames,
-                    "segments": len(conform.files),
-                    "reused": reused,
-                    "padded": padded,
-                },
-            )
-        )
+        details = {"frames": conform.total_frames, "segments": len(conform.files), "reused": reused, "padded": padded}
+        row = succeeded_render(conform.cut_id, None, "final_video", conform.config, f"final_video:{conform.key}",
+                               artifacts.relative(output), context.run.run_id, None, details)  # fmt: skip
+        session.add(row)
     not_rendered = conform.not_rendered + padded + audio_notes
     context.add_output_metadata(
         {
@@ -347,18 +352,6 @@ def final_video_join(
             "preview": preview_markdown(preview),
         }
     )
-
-
-def record_shortfalls(database: DatabaseResource, shortfalls: list[tuple[Segment, str]]) -> None:
-    """Each shot a short segment shows says so in its notes (once, however often it is rendered)."""
-    if not shortfalls:
-        return
-    with database.session() as session:
-        for segment, note in shortfalls:
-            for shot_id in segment.shot_ids:
-                shot = session.get(Shot, shot_id)
-                if shot is not None and note not in (shot.notes or []):
-                    shot.notes = [*(shot.notes or []), note]
 
 
 def _plan_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -2,25 +2,23 @@
 
 import re
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dagster as dg
 from pydantic import ConfigDict, Field
 
 from media_pipeline.editorial.assets.cuts import (
-    GROUP,
     RenderRecorder,
     ShotSelection,
-    cut_shots,
+    ffmpeg_render,
     link_or_copy,
     load_cut,
     preview_markdown,
     reusable_render,
     select_shots,
-    shot_render,
+    succeeded_render,
 )
 from media_pipeline.editorial.assets.final_video import PRESETS
-from media_pipeline.editorial.partitions import cut_versions
 from media_pipeline.editorial.proxies import (
     BURN_INS,
     ProxyOptions,
@@ -30,7 +28,6 @@ from media_pipeline.editorial.proxies import (
     render_proxy,
 )
 from media_pipeline.editorial.timecodes import source_drop_frame
-from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
@@ -88,13 +85,8 @@ def _aspect(details: dict) -> Fraction:
     return Fraction(details["display_aspect"]) if details.get("display_aspect") else Fraction(16, 9)
 
 
-@dg.asset(
-    partitions_def=cut_versions,
-    group_name=GROUP,
-    deps=[cut_shots],
-    pool="ffmpeg",
-    op_tags=FFMPEG_STEP_TAGS,
-    kinds={"ffmpeg", "mp4"},
+@ffmpeg_render(
+    kind="mp4",
     description="A review proxy per shot (H.264, bt709, short GOP, +faststart, burn-ins, optional handles) "
     "and a filmstrip per shot; unchanged shots reuse earlier proxies.",
 )
@@ -125,10 +117,11 @@ def shot_proxies(
             output = folder / f"{plan.index:04d}_{stem}_{cache_key[:10]}.mp4"
             earlier = None if config.force else reusable_render(session, artifacts, "proxy", cache_key)
             if earlier is not None and earlier.output_path:
-                link_or_copy(artifacts.path(earlier.output_path), output)
-                link_or_copy(artifacts.path(earlier.output_path).with_suffix(".filmstrip.jpg"),
-                             output.with_suffix(".filmstrip.jpg"))  # fmt: skip
-                session.add(shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
+                earlier_strip = str(PurePosixPath(earlier.output_path).with_suffix(".filmstrip.jpg"))
+                link_or_copy(artifacts.localize(earlier.output_path), output)
+                link_or_copy(artifacts.localize(earlier_strip), output.with_suffix(".filmstrip.jpg"))
+                artifacts.publish(output, output.with_suffix(".filmstrip.jpg"))
+                session.add(succeeded_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
                                         artifacts.relative(output), run_id, earlier.id, _details(plan)))  # fmt: skip
                 reused.append(plan)
                 rows.append(_row(plan, "reused"))
@@ -147,10 +140,11 @@ def shot_proxies(
             progress.item_started(str(plan.shot_id))
             render_proxy(plan, options, output, aspect)
             render_filmstrip(output, plan.frames, options.filmstrip_frames, output.with_suffix(".filmstrip.jpg"))
+            artifacts.publish(output, output.with_suffix(".filmstrip.jpg"))
 
         def finished(item: tuple[ProxyPlan, str, Path, Fraction], outcome: object) -> None:
             plan, cache_key, output, _ = item
-            row = shot_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
+            row = succeeded_render(cut_id, plan.shot_id, "proxy", config.model_dump(), cache_key,
                               artifacts.relative(output), run_id, None, _details(plan))  # fmt: skip
             recorder.record(row, str(plan.shot_id), plan.name, outcome)
             if not isinstance(outcome, BaseException):

@@ -1,0 +1,1 @@
+"""Compositions: generated multi-segment videos (issue 17)."""
