@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from media_pipeline import api_client, db
-from media_pipeline.settings import Settings, SettingsError, load_settings
+from media_pipeline.settings import Settings, SettingsError, load_settings, shared_state_problems
 
 INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
 # Everything the services write (stored timelines, artifacts, logs, databases) is readable by
@@ -27,7 +27,7 @@ INSTANCE_TEMPLATES = Path(__file__).parent / "dagster_home"
 SERVICE_UMASK = 0o027
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="media-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the Dagster webserver, the Dagster daemon and the API")
@@ -36,13 +36,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--api-port", type=int, help="API port (default 8000)")
     up.add_argument("--no-sample", action="store_true", help="do not drop the generated sample cut on first start")
     commands.add_parser("migrate", help="apply domain database migrations and exit")
+    worker = commands.add_parser(
+        "worker", help="execute steps of runs sent to Celery (MEDIA_PIPELINE_EXECUTOR=celery), on this machine"
+    )
+    worker.add_argument(
+        "--queues", help="comma-separated queues to consume: dagster, ffmpeg, generators (default: all of them)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, help="steps executed at once, one process each (default: the CPU count)"
+    )
+    worker.add_argument("--name", help="this worker's Celery node name (default: media_pipeline-<pid>@<host id>)")
     api_client.add_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.command in ("publish", "jobs", "export"):
         return api_client.run(args)
 
     try:
+        if args.command == "worker":
+            return run_worker(args.queues, args.concurrency, args.name)
         if args.command == "migrate":
             db.migrate(load_settings().database_url)
             print("domain database is at the newest schema")
@@ -72,6 +88,7 @@ def prepare(env: dict[str, str]) -> Settings:
         env["MEDIA_PIPELINE_API_TOKEN"] = token_file.read_text().strip()
         settings = load_settings(env)
     env.update(settings.environment())
+    check_shared_state(settings)
     if settings.dagster_postgres_url:
         env["MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"] = dagster_postgres_url(settings.dagster_postgres_url)
     for folder in (settings.home, settings.artifact_root, settings.dagster_home, *settings.watch_dirs):
@@ -81,6 +98,62 @@ def prepare(env: dict[str, str]) -> Settings:
     db.migrate(settings.database_url)
     init_dagster_storage(settings.dagster_home, env)
     return settings
+
+
+class StateNotShared(ValueError):
+    """Celery mode with a database or artifact store only this machine sees."""
+
+
+def check_shared_state(settings: Settings) -> None:
+    if settings.executor != "celery":
+        return
+    problems = shared_state_problems(settings)
+    if problems:
+        raise StateNotShared(
+            "MEDIA_PIPELINE_EXECUTOR=celery runs steps on workers that may be on other machines, but "
+            + "; and ".join(problems)
+            + "."
+        )
+
+
+def run_worker(queues: str | None, concurrency: int | None, name: str | None) -> int:
+    """`media-pipeline worker`: Dagster's Celery worker (dagster-celery's step task) with this
+    project's code and settings, in this process."""
+    os.umask(SERVICE_UMASK)
+    settings = load_settings()
+    if settings.executor != "celery":
+        print(
+            f"error: MEDIA_PIPELINE_EXECUTOR is {settings.executor}: runs execute their steps themselves and send "
+            "none to workers; set MEDIA_PIPELINE_EXECUTOR=celery here and for the code server, daemon and webserver",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        check_shared_state(settings)
+    except StateNotShared as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from media_pipeline.platform.executors import QUEUES
+
+    chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else settings.worker_queues
+    unknown = [q for q in chosen if q not in QUEUES]
+    if unknown or not chosen:
+        print(f"error: --queues takes {', '.join(QUEUES)}, not {queues!r}", file=sys.stderr)
+        return 2
+    if concurrency is not None and concurrency < 1:
+        print(f"error: --concurrency must be at least 1, not {concurrency}", file=sys.stderr)
+        return 2
+    # Steps open the instance from the run's instance reference, which reads this variable.
+    os.environ["MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"] = dagster_postgres_url(settings.dagster_postgres_url)
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    from media_pipeline.platform.celery_worker import app, worker_argv
+
+    argv = worker_argv(
+        settings, chosen, concurrency or os.cpu_count() or 1, name or f"media_pipeline-{os.getpid()}@{settings.host_id}"
+    )
+    app.worker_main(argv)
+    return 0
 
 
 def init_dagster_storage(dagster_home: Path, env: dict[str, str]) -> None:
@@ -172,7 +245,11 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
 
 def run_up(env: dict[str, str], sample: bool) -> int:
     os.umask(SERVICE_UMASK)  # inherited by the webserver, the daemon, the API and every run
-    settings = prepare(env)
+    try:
+        settings = prepare(env)
+    except StateNotShared as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from media_pipeline.resources import ArtifactStore  # imports Dagster: not for the client commands
 
     problem = ArtifactStore.from_settings(settings).check()

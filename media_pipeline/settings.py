@@ -14,6 +14,7 @@ table is generated from the fields: `python -m media_pipeline.settings`, and a t
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -132,6 +133,19 @@ StorageBackend = Annotated[
     BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
 ]
 Stripped = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
+EXECUTORS = ("in_process", "multiprocess", "celery")
+Executor = Annotated[
+    Literal[EXECUTORS],  # type: ignore[valid-type]
+    Accepts("one of " + ", ".join(EXECUTORS)),
+    BeforeValidator(lambda v: v.strip().lower().replace("-", "_") if isinstance(v, str) else v),
+]
+QueueList = Annotated[
+    tuple[str, ...],
+    Accepts("at least one queue name, such as dagster,ffmpeg,generators"),
+    NoDecode,
+    BeforeValidator(lambda v: tuple(dict.fromkeys(_split_commas(v))) if isinstance(v, str) else v),
+    Field(min_length=1),
+]
 
 
 def _home_default(template: str, description: str) -> Any:
@@ -291,6 +305,50 @@ class Settings(BaseSettings):
         600, description="Seconds one extraction item may spend decoding before it fails."
     )
 
+    # -- executors and workers (Scaling out) ---------------------------------------------------
+    executor: Executor = Field(
+        "in_process",
+        description="How runs execute their steps: `in_process` (all in the run worker's process), `multiprocess` "
+        "(a process per step, on the run worker's machine) or `celery` (each step a Celery task for "
+        "`media-pipeline worker` processes on any machine; see *Scaling out*).",
+    )
+    celery_broker: str = Field(
+        "pyamqp://guest:guest@127.0.0.1:5672//",
+        description="Celery broker (`celery` mode): RabbitMQ `amqp://user:password@host:5672//` or Redis "
+        "`redis://host:6379/0`.",
+    )
+    celery_backend: str = Field(
+        "rpc://",
+        description="Celery result backend (`celery` mode): `rpc://` (results come back over the broker) or "
+        "`redis://host:6379/1`.",
+    )
+    celery_queue_prefix: Stripped = Field(
+        "",
+        description="Put before every queue name (`<prefix>ffmpeg`), so several deployments (or test runs) share "
+        "one broker.",
+    )
+    worker_queues: QueueList = Field(
+        ("dagster", "ffmpeg", "generators"),
+        description="Queues `media-pipeline worker` consumes without `--queues`.",
+    )
+    artifacts_shared: Flag = Field(
+        False,
+        description="`true`: the artifact root is a folder every machine mounts at the same path (NFS, SMB, a "
+        "cluster file system); `celery` mode refuses to start without it (or an S3 store).",
+    )
+    chunk_segments: Annotated[int | None, Accepts("empty or a positive whole number"), Field(ge=1)] = Field(
+        None,
+        description="Segments each chunk step of a final video encodes. Empty: all in one step with the "
+        "`in_process` executor (no slower than before), 4 with the others, so chunks spread over workers.",
+    )
+    host_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="This machine's name in the `media_pipeline/host` run tag; the run reaper judges only runs "
+        "orchestrated on its own host id.",
+        json_schema_extra={"shown": "the host name"},
+    )
+
     # -- media library ---------------------------------------------------------------------------
     library_max_bytes: PositiveInt = Field(
         2 * 1024**3,
@@ -440,13 +498,15 @@ class Settings(BaseSettings):
         """Every setting as the variable that sets it: for child processes that must see these values."""
         fields = type(self).model_fields
         return {
-            variable(name, field.validation_alias): _as_text(name, getattr(self, name))
+            # None (CHUNK_SEGMENTS unset) is an empty value, read back as unset; an empty DAGSTER_HOME
+            # would be Dagster's to misread, so that one is left out.
+            variable(name, field.validation_alias): "" if value is None else _as_text(name, value)
             for name, field in fields.items()
-            if getattr(self, name) is not None
+            if (value := getattr(self, name)) is not None or name != "dagster_home_var"
         }
 
 
-_COMMA_SEPARATED = {"cors_origins", "generator_download_hosts"}
+_COMMA_SEPARATED = {"cors_origins", "generator_download_hosts", "worker_queues"}
 
 
 def _as_text(name: str, value: object) -> str:
@@ -499,6 +559,29 @@ DEFAULTS: dict[str, str] = {
     for n, f in Settings.model_fields.items()
     if f.default_factory is None and f.default is not None and not f.validate_default
 }
+
+
+def shared_state_problems(settings: Settings) -> list[str]:
+    """Why these settings cannot run steps on several machines: each a sentence naming the
+    setting to change. Celery workers anywhere read and write the same databases and files, so
+    none of them may be local to one machine."""
+    problems = []
+    if settings.database_url.startswith("sqlite"):
+        problems.append(
+            "the domain database is a SQLite file only this machine can open: set MEDIA_PIPELINE_DATABASE_URL "
+            "to a Postgres URL (postgresql+psycopg://user:password@host:5432/db)"
+        )
+    if not settings.dagster_postgres_url:
+        problems.append(
+            "Dagster's storage is SQLite files only this machine can open: set MEDIA_PIPELINE_DAGSTER_POSTGRES_URL "
+            "to a Postgres URL (postgresql+psycopg2://user:password@host:5432/db)"
+        )
+    if not settings.artifacts_shared and settings.storage.backend != "s3":
+        problems.append(
+            f"the artifact store is a local folder ({settings.artifact_root}): mount a folder every machine sees at "
+            "the same path there and set MEDIA_PIPELINE_ARTIFACTS_SHARED=true (or use MEDIA_PIPELINE_STORAGE=s3)"
+        )
+    return problems
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -52,7 +52,7 @@ ENTRYPOINT = DEPLOY / "docker-entrypoint.py"
 INSTANCE_CONFIG = ROOT / "media_pipeline" / "dagster_home" / "dagster.postgres.yaml"
 PYPROJECT = ROOT / "pyproject.toml"
 
-APP_SERVICES = ("code", "webserver", "daemon", "api")
+APP_SERVICES = ("code", "webserver", "daemon", "api", "worker")
 # Started only with `docker compose --profile metrics up`.
 METRICS_PROFILE = "metrics"
 METRICS_SERVICES = ("prometheus", "grafana")
@@ -67,6 +67,7 @@ SETTING_DEFAULTS = DEFAULTS
 TEST_SECRETS = {
     "POSTGRES_PASSWORD": "test-pw-0123",
     "MEDIA_PIPELINE_API_TOKEN": "test-token-0123",
+    "RABBITMQ_PASSWORD": "test-mq-0123",
     "MEDIA_PIPELINE_METRICS_TOKEN": "test-metrics-token-0123",
 }
 # Secrets only the optional S3 storage uses: `${NAME:-}` (empty unless .env sets them, never a
@@ -420,6 +421,7 @@ def test_docker_compose_refuses_to_start_without_secrets(tmp_path: Path) -> None
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr
     assert "MEDIA_PIPELINE_API_TOKEN" in result.stderr
+    assert "RABBITMQ_PASSWORD" in result.stderr
     assert "MEDIA_PIPELINE_METRICS_TOKEN" in result.stderr
 
 
@@ -435,11 +437,12 @@ def test_compose_interpolation_is_braced(raw: dict[str, Any]) -> None:
 def test_services_are_postgres_and_the_app_services_of_one_image(
     services: dict[str, dict[str, Any]], optional_services: dict[str, dict[str, Any]]
 ) -> None:
-    assert set(services) == {"postgres", *APP_SERVICES}
+    assert set(services) == {"postgres", "rabbitmq", *APP_SERVICES}
     for name, service in optional_services.items():
         expected = [METRICS_PROFILE] if name in METRICS_SERVICES else ["s3"]
         assert service.get("profiles") == expected, f"{name}: profiles {service.get('profiles')}"
     assert services["postgres"]["image"] == "postgres:16"
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:")
     images = {services[name]["image"] for name in APP_SERVICES}
     builds = [services[name].get("build") for name in APP_SERVICES]
     assert len(images) == 1, images
@@ -466,6 +469,9 @@ def test_depends_on_names_services_and_waits_for_health(services: dict[str, dict
     assert "code" in services["webserver"]["depends_on"]
     assert "code" in services["daemon"]["depends_on"]
     assert "webserver" in services["api"]["depends_on"]
+    # Runs in `code` send their steps to the broker; workers take them from it.
+    for name in ("code", "worker"):
+        assert "rabbitmq" in services[name]["depends_on"], name
 
     # Compose refuses cycles; check here too so the message names them.
     order: list[str] = []
@@ -625,19 +631,21 @@ def test_artifact_root_is_one_named_volume_everywhere(
         assert found, f"{name} does not mount the artifact root {root}"
         ((source, mode),) = found
         assert source == "artifacts" and "artifacts" in resolved["volumes"], f"{name}: {source}"
-        if name in ("code", "api"):
+        if name in ("code", "api", "worker"):
             assert mode == "rw", f"{name} writes artifacts"
 
 
 def test_watch_folders_and_media_are_mounted_where_sensors_and_runs_execute(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    # Sensors are evaluated, and runs executed, by the code server: `code` needs the files.
-    code = services["code"]
-    settings = load_settings(environment(code))
-    targets = {target for _, target, _ in mounts(code)}
-    for folder in (*settings.watch_dirs, *settings.media_roots, settings.artifact_root):
-        assert str(folder) in targets, f"code does not mount {folder}"
+    # Sensors are evaluated, and runs orchestrated, by the code server; their steps execute on
+    # the workers: both need the files.
+    for name in ("code", "worker"):
+        service = services[name]
+        settings = load_settings(environment(service))
+        targets = {target for _, target, _ in mounts(service)}
+        for folder in (*settings.watch_dirs, *settings.media_roots, settings.artifact_root):
+            assert str(folder) in targets, f"{name} does not mount {folder}"
 
 
 def test_dagster_storage_is_shared_by_the_dagster_services(
@@ -645,7 +653,7 @@ def test_dagster_storage_is_shared_by_the_dagster_services(
 ) -> None:
     # Runs in `code` write compute logs under $DAGSTER_HOME/storage; the webserver shows them.
     storage = str(PurePosixPath(image_env()["DAGSTER_HOME"]) / "storage")
-    for name in ("code", "webserver", "daemon"):
+    for name in ("code", "webserver", "daemon", "worker"):
         assert ("dagster_storage", storage, "rw") in mounts(services[name]), name
     assert "dagster_storage" in resolved["volumes"]
 
@@ -666,6 +674,11 @@ def test_commands_parse_with_the_installed_clis(services: dict[str, dict[str, An
         if argv[0] == "python":
             assert argv[1] == "-c", where
             compile(argv[2], where, "exec")
+            continue
+        if argv[0] == "media-pipeline":  # this project's own command: argparse, not click
+            from media_pipeline.cli import build_parser
+
+            build_parser().parse_args(argv[1:])  # exits (fails the test) on an unknown option
             continue
         # Click checks that path options exist: read the image's paths as the repo files copied there.
         parse_cli([image_to_repo_path(arg) for arg in argv])
@@ -1157,7 +1170,7 @@ def test_the_s3_profile_adds_minio_and_points_the_app_at_it(
     result = run_compose(["--profile", "s3", "config", "--format", "json"], TEST_SECRETS, env_file)
     assert result.returncode == 0, result.stderr
     model = json.loads(result.stdout)
-    assert set(model["services"]) == {"postgres", *APP_SERVICES, "minio"}
+    assert set(model["services"]) == {"postgres", "rabbitmq", *APP_SERVICES, "minio"}
     minio = model["services"]["minio"]
     assert minio["environment"]["MINIO_ROOT_USER"] == S3_SETTINGS["MEDIA_PIPELINE_S3_ACCESS_KEY"]
     assert minio["environment"]["MINIO_ROOT_PASSWORD"] == S3_SETTINGS["MEDIA_PIPELINE_S3_SECRET_KEY"]

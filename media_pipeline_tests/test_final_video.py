@@ -6,6 +6,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import dagster as dg
 import opentimelineio as otio
 import pytest
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from media_pipeline.core import ffmpeg
 from media_pipeline.db.models import Shot
 from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline
 from media_pipeline.editorial.assets.final_video import final_video
+from media_pipeline.platform.run_progress import RunProgress
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import decode_frames, ingest, make_resources, publish
 
@@ -237,6 +239,46 @@ def test_audio_tracks_are_conformed_at_their_record_positions(tmp_path, domain_u
     assert loudness(0.1, 0.9) < 50  # silence before the clip
     assert loudness(1.1, 1.9) > 3000  # the tone at its record position
     assert loudness(2.2, 2.9) < 50  # silence after
+
+
+def test_chunk_steps_give_the_same_file_as_one_step(tmp_path, domain_url, artifact_root, instance, monkeypatch):
+    # Cached segments are content-addressed: a second artifact root makes the chunked run encode
+    # everything again instead of reusing the first run's files.
+    chunked_root = tmp_path / "chunked" / "artifacts"
+    source = build(tmp_path, Fraction(24), "01:00:00:00")
+    run = {"ops": {"final_video": {"config": CONFIG}}}
+    selection = [cut_timeline, cut_shots, final_video]
+    one_key = publish(domain_url, artifact_root, source, name="one")
+    one = ingest(instance, one_key, make_resources(domain_url, artifact_root), selection=selection, run_config=run)
+    monkeypatch.setenv("MEDIA_PIPELINE_CHUNK_SEGMENTS", "2")
+    key = publish(domain_url, chunked_root, source, name="chunked")
+    chunked = ingest(instance, key, make_resources(domain_url, chunked_root), selection=selection, run_config=run)
+    steps = {event.step_key for event in chunked.all_events if event.is_step_success}
+    segments = one.asset_materializations_for_node("final_video")[0].metadata["segments_encoded"].value
+    assert segments >= 6
+    chunks = {step for step in steps if step.startswith("final_video.final_video_chunk[")}
+    assert len(chunks) == (segments + 1) // 2  # the encodes were spread over chunk steps
+    assert one.asset_materializations_for_node("final_video")[0].metadata["chunks"].value == 1
+    # The job's progress adds the chunks' frames up, against the plan's total, item by item.
+    fold = RunProgress({"final_video": 1.0})
+    seen = []
+    for entry in instance.all_logs(chunked.run_id):
+        if entry.dagster_event is None or entry.dagster_event.event_type != dg.DagsterEventType.RUN_SUCCESS:
+            fold.apply(entry)
+            seen.append(fold.progress(dg.DagsterRunStatus.STARTED))
+            if fold.started and "final_video" in fold.started:
+                assert fold.stage(dg.DagsterRunStatus.STARTED) == "final_video"
+    assert fold.done_of("final_video") == fold.total["final_video"] > 0
+    # Outputs handed between the steps are loaded from server paths: never in the job's log.
+    server_paths = (str(tmp_path), instance.root_directory)
+    assert fold.logs and not any(path in line.msg for line in fold.logs for path in server_paths)
+    assert any(0 < value < 0.99 for value in seen) and seen[-1] == 0.99
+    assert {item.status for item in fold.items.values()} == {"succeeded"} and len(fold.items) == segments
+    a = decode_frames(artifact_root / "cuts" / one_key / "final_video.mp4")
+    b = decode_frames(chunked_root / "cuts" / key / "final_video.mp4")
+    assert len(a) == len(b) == EXPECTED_TOTAL
+    assert [read_index(x) for x in a[:17]] == [read_index(x) for x in b[:17]]
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))  # the same pixels
 
 
 def outside_cut(tmp_path: Path, shots: int, frames: int) -> Path:

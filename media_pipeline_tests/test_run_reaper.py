@@ -16,6 +16,7 @@ from dagster._core.events import DagsterEvent, EngineEventData
 from dagster._core.test_utils import create_run_for_test
 
 from media_pipeline.platform import run_reaper
+from media_pipeline.platform.executors import HOST_TAG
 from media_pipeline.platform.run_reaper import dead_worker_message, reap, run_worker, run_worker_reaper
 from media_pipeline_tests.waiting import wait_until
 
@@ -23,10 +24,18 @@ STARTED = dg.DagsterRunStatus.STARTED
 LINUX_PROC = Path("/proc/self/stat").exists()
 
 
-def started_run(instance: dg.DagsterInstance, pid: int | None, logged_at: float | None = None) -> str:
+def started_run(
+    instance: dg.DagsterInstance, pid: int | None, logged_at: float | None = None, host: str | None = None
+) -> str:
     """A run in STARTED status, as a code server's run worker leaves it: the worker's pid event
-    (the message and metadata Dagster writes), then RUN_START."""
-    run = create_run_for_test(instance, job_name="render_final_video", status=dg.DagsterRunStatus.STARTING)
+    (the message and metadata Dagster writes), then RUN_START; `host`: the host tag its executor
+    wrote."""
+    run = create_run_for_test(
+        instance,
+        job_name="render_final_video",
+        status=dg.DagsterRunStatus.STARTING,
+        tags={HOST_TAG: host} if host else None,
+    )
     if pid is not None:
         instance.report_dagster_event(
             DagsterEvent(
@@ -99,6 +108,26 @@ def test_a_run_whose_worker_is_gone_is_failed_with_a_sentence(instance: dg.Dagst
     assert data.error.message == sentence
     assert data.failure_reason.value == "UNEXPECTED_TERMINATION"
     assert reap(instance, grace=0) == []  # not failed twice
+
+
+def test_only_the_host_that_orchestrates_a_run_judges_its_worker(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDIA_PIPELINE_HOST_ID", "render-01")
+    long_ago = time.time() - 600
+    # The same dead pid everywhere: on render-02 it may well be a healthy worker.
+    pid = dead_pid()
+    elsewhere = started_run(instance, pid, logged_at=long_ago, host="render-02")
+    here = started_run(instance, pid, logged_at=long_ago, host="render-01")
+    untagged = started_run(instance, pid, logged_at=long_ago)
+    # Untagged and young: its executor (which writes the tag) may still be loading elsewhere.
+    loading = started_run(instance, pid, logged_at=time.time() - run_reaper.UNTAGGED_GRACE_SECONDS / 2)
+    assert sorted(reap(instance, grace=0)) == sorted([(here, pid), (untagged, pid)])
+    for run_id in (elsewhere, loading):
+        assert instance.get_run_by_id(run_id).status == STARTED  # type: ignore[union-attr]
+    # render-02's reaper (the simulated second host) judges its own run, and only that one.
+    assert reap(instance, grace=0, host_id="render-02") == [(elsewhere, pid)]
+    assert instance.get_run_by_id(loading).status == STARTED  # type: ignore[union-attr]
 
 
 def test_a_run_that_just_started_is_left_alone(instance: dg.DagsterInstance) -> None:

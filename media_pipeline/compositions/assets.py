@@ -14,6 +14,7 @@ from media_pipeline.compositions.generators import registry
 from media_pipeline.compositions.partitions import composition_renders, split_render_key
 from media_pipeline.compositions.render import Plan, RenderError
 from media_pipeline.core.ffmpeg import FFmpegError
+from media_pipeline.platform.executors import FFMPEG_QUEUE, FFMPEG_STEP_TAGS, GENERATORS_QUEUE, QUEUE_TAG
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, FFmpegResource, MediaSearchResource
 from media_pipeline.settings import load_settings
@@ -106,6 +107,8 @@ def clips_asset(pool: str) -> dg.AssetsDefinition:
         group_name=GROUP,
         deps=[composition_plan],
         pool=pool,
+        # Celery: ffmpeg clips on the encoders' queue, provider calls on the generators' one.
+        op_tags={QUEUE_TAG: FFMPEG_QUEUE if pool == "ffmpeg" else GENERATORS_QUEUE},
         kinds={"video"},
         description=f"GENERATE the plan's missing clips of the generators in the `{pool}` pool, concurrently; "
         "each is stored in the generation cache at once.",
@@ -151,6 +154,7 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
         group_name=GROUP,
         deps=clip_assets,
         pool="ffmpeg",
+        op_tags=FFMPEG_STEP_TAGS,
         kinds={"ffmpeg", "mp4"},
         check_specs=[
             dg.AssetCheckSpec(

@@ -28,6 +28,7 @@ from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
 from media_pipeline.extraction.resources import ExtractionSources
 from media_pipeline.extraction.selection import planned_frames
 from media_pipeline.extraction.sources import FetchedSource, SourceRefused, describe, fetch
+from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, FFmpegResource
 
@@ -126,6 +127,7 @@ def preview_strip(paths: list[Path], height: int = 120) -> dg.MetadataValue:
     partitions_def=extraction_batches,
     group_name="extraction",
     pool="ffmpeg",
+    op_tags=FFMPEG_STEP_TAGS,
     kinds={"pyav", "jpeg"},
     check_specs=[dg.AssetCheckSpec(CHECK, asset="extraction_frames")],
     description="Exact frames and crops from every video of a batch, with a manifest per item and per batch.",

@@ -25,6 +25,7 @@ from media_pipeline.library.recipes import OpRefused, recipe_sha256
 from media_pipeline.library.requests import BestFramesJob, ConcatJob, EditJob, LibraryJob, WorkflowJob
 from media_pipeline.library.store import LibraryStore
 from media_pipeline.library.workflows import INPUT, WorkflowDefinition, check_graph, order
+from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.resources import ArtifactStore, DatabaseResource
 from media_pipeline.settings import load_settings
 
@@ -154,6 +155,7 @@ def execute(
 @dg.asset(
     group_name="library",
     pool="ffmpeg",
+    op_tags=FFMPEG_STEP_TAGS,
     kinds={"ffmpeg", "pillow"},
     check_specs=[dg.AssetCheckSpec(CHECK, asset=ASSET)],
     description="Derivatives of library items (edits, concats, workflow steps, best frames), each stored once "

@@ -28,10 +28,27 @@ def from_settings(build: Callable[[Settings], object], description: str) -> dg.R
     )
 
 
+def step_outputs_io_manager() -> dg.IOManagerDefinition:
+    """Step outputs (the chunks of a fanned-out step, say) pickled under the artifact root.
+
+    Dagster's default keeps them under the instance's storage folder on the run worker's
+    machine; with Celery the step that reads an output may run on another machine, which sees
+    the (shared) artifact root but not that folder. No config fields, like every resource here.
+    """
+    from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+
+    return dg.IOManagerDefinition(
+        resource_fn=lambda _: PickledObjectFilesystemIOManager(base_dir=str(load_settings().artifact_root / "steps")),
+        config_schema={},
+        description="Step outputs under <artifact root>/steps, where every Celery worker finds them.",
+    )
+
+
 def definitions(config: Settings) -> dg.Definitions:
     # Resources read their settings at run time (from_settings); the media core's pixel limit is
     # process-wide, set as the code location loads (run workers load it too).
     set_max_pixels(config.max_pixels)
+    distributed = {"io_manager": step_outputs_io_manager()} if config.executor == "celery" else {}
     return dg.Definitions(
         jobs=[health_check],
         sensors=[job_tracker, run_worker_reaper, webhook_deliveries],
@@ -51,5 +68,6 @@ def definitions(config: Settings) -> dg.Definitions:
                 lambda s: MediaSearchResource(media_roots=os.pathsep.join(str(root) for root in s.media_roots)),
                 "The folders media may be read from (MEDIA_PIPELINE_MEDIA_ROOTS and the watch folders).",
             ),
+            **distributed,
         },
     )

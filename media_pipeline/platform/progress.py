@@ -100,8 +100,14 @@ class ProgressReporter:
         self._last_flush = clock()
 
     @classmethod
-    def for_context(cls, context: dg.AssetExecutionContext | dg.OpExecutionContext, unit: str) -> ProgressReporter:
-        step = context.op_handle.name if hasattr(context, "op_handle") else context.op.name
+    def for_context(
+        cls, context: dg.AssetExecutionContext | dg.OpExecutionContext, unit: str, *, step: str | None = None
+    ) -> ProgressReporter:
+        """`step`: the name progress is reported under, by default the op's. Work fanned out
+        over mapped steps reports as one: the planning step plans `name`, each chunk advances
+        `name[chunk]` (see RunProgress.done_of)."""
+        if step is None:
+            step = context.op_handle.name if hasattr(context, "op_handle") else context.op.name
         return cls(context.log.info, step, unit)
 
     def __enter__(self) -> ProgressReporter:

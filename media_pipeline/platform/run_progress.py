@@ -111,6 +111,10 @@ class RunProgress:
             structured = decode(entry.user_message)
             if structured:
                 return [change for item in structured for change in self._apply_progress(item)]
+            if entry.level == logging.DEBUG:
+                # Dagster's own chatter ("Loading file from: <server path>", from the IO manager
+                # that hands outputs from step to step): neither for users nor for their eyes.
+                return []
             return self._log(entry, entry.user_message)
         changes: list[Change] = []
         kind = event.event_type
@@ -118,8 +122,12 @@ class RunProgress:
             self.run_status = _RUN_STATUS_OF_EVENT[kind]
         step = event.step_key
         if step is not None:
-            if kind == dg.DagsterEventType.STEP_START and step not in self.started:
-                self.started.append(step)
+            if kind == dg.DagsterEventType.STEP_START:
+                # A step of a graph-backed asset ("final_video.encode_chunk[3]") starts its
+                # asset's work too, which is what weights and progress plans name.
+                for started in dict.fromkeys((step.split(".", 1)[0], step)):
+                    if started not in self.started:
+                        self.started.append(started)
             elif kind == dg.DagsterEventType.STEP_SUCCESS:
                 self.succeeded.add(step)
             elif kind == dg.DagsterEventType.STEP_FAILURE:
@@ -194,9 +202,14 @@ class RunProgress:
         done = sum(self.weights.get(step, 0.0) for step in self.succeeded)
         for step, total in self.total.items():
             if step in self.started and step not in self.succeeded and total:
-                done += self.weights.get(step, 0.0) * min(self.done.get(step, 0), total) / total
+                done += self.weights.get(step, 0.0) * min(self.done_of(step), total) / total
         self.best = max(self.best, round(min(done / total_weight, 0.99), 3))
         return self.best
+
+    def done_of(self, step: str) -> int:
+        """Units finished of `step`'s plan: its own count, plus those of its chunks (`step[k]`),
+        each of which counts only its own units."""
+        return self.done.get(step, 0) + sum(n for name, n in self.done.items() if name.startswith(step + "["))
 
     def stage(self, run_status: dg.DagsterRunStatus | None = None) -> str:
         status = run_status or self.run_status
@@ -208,14 +221,15 @@ class RunProgress:
             return "done"
         if status == RunStatus.CANCELING:
             return "cancelling"
+        # A step of a graph-backed asset is shown as its asset: "final_video", not its chunks.
         failed = [step for step in self.started if step in self.failed]
         if failed:
-            return failed[0]
+            return failed[0].split(".", 1)[0]
         running = [step for step in self.started if step not in self.succeeded]
         if running:
-            return self.stages.get(running[-1], running[-1])
+            return self.stages.get(running[-1], running[-1].split(".", 1)[0])
         if self.started:
-            return self.started[-1]
+            return self.started[-1].split(".", 1)[0]
         if status == RunStatus.FAILURE:
             return "failed"
         if status == RunStatus.CANCELED:

@@ -10,15 +10,20 @@ MEDIA_PIPELINE_MAX_CONCURRENT_RUNS slots, so the queue stalls once enough runs d
 This sensor finds such runs by the pid their worker logged ("Started process for run (pid: N)"),
 fails them with a sentence saying what to do, and gives back the pool slots their steps held.
 
-Single host: sensors are evaluated inside the code location server, which is also the process
-that starts run workers under the DefaultRunLauncher, so a worker's pid is a pid of this host
-(and of this container: one `code` container evaluates the sensors and runs the workers). The
-pid event carries no host name, so a run launched elsewhere against the same instance (say a
-`dagster dev` on a laptop pointed at the production database) would look dead here; the reaper
-therefore does nothing unless this instance's run launcher is the DefaultRunLauncher, and
-deployments whose runs execute on other machines must use a launcher that checks worker health
-instead. A pid reused by an unrelated process (a new container numbers its pids from 1 again)
-is told apart by the process's start time, which must precede the pid event.
+Hosts: a run worker is a process of the machine whose code server started it (sensors are
+evaluated in that code server too), and its pid means something only there. Every run's
+executor tags it with the host id of the process orchestrating it (`media_pipeline/host`, from
+MEDIA_PIPELINE_HOST_ID; media_pipeline/platform/executors.py) as soon as it starts, and the reaper
+judges only runs tagged with its own host id: a second machine (another code server pointed at
+the same instance, a `dagster dev` on a laptop) never fails a healthy run. A run without the tag
+(started before tags were written, or whose worker died while loading the code, before its
+executor started) is judged as this host's once its pid event is UNTAGGED_GRACE_SECONDS old,
+which is longer than any worker takes to start its executor. Steps executed by Celery workers are
+not judged here: their tasks are acknowledged late, so a worker that dies gives its step back
+to the queue for another worker. The reaper does nothing unless this instance's run launcher is
+the DefaultRunLauncher; launchers that run workers elsewhere bring their own health checks. A pid
+reused by an unrelated process (a new container numbers its pids from 1 again) is told apart by
+the process's start time, which must precede the pid event.
 """
 
 from __future__ import annotations
@@ -36,10 +41,16 @@ import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._utils.error import SerializableErrorInfo
 
+from media_pipeline.platform.executors import HOST_TAG
+from media_pipeline.settings import load_settings
+
 INTERVAL_SECONDS = 15
 # A worker is judged only once its pid event is this old: nothing is decided about a run
 # in the middle of starting.
 START_GRACE_SECONDS = 5.0
+# A run carries its host tag once its executor starts, seconds after the pid event; one still
+# without it this long after is this host's (see the module's docstring).
+UNTAGGED_GRACE_SECONDS = 30.0
 # The code server that started a worker checks its children every 0.5 s and fails a run whose
 # worker died, naming the exit signal. Wait this long before acting, so it goes first whenever
 # it is still alive, and a run is never failed twice.
@@ -110,13 +121,23 @@ def worker_alive(worker: Worker) -> bool:
     return started <= worker.logged_at + CLOCK_TOLERANCE_SECONDS
 
 
-def reap(instance: dg.DagsterInstance, *, grace: float = CODE_SERVER_GRACE_SECONDS) -> list[tuple[str, int]]:
-    """Fail every STARTED run whose worker is gone; (run id, pid) of each run failed."""
+def reap(
+    instance: dg.DagsterInstance, *, grace: float = CODE_SERVER_GRACE_SECONDS, host_id: str | None = None
+) -> list[tuple[str, int]]:
+    """Fail every STARTED run of this host (`host_id`, default MEDIA_PIPELINE_HOST_ID) whose worker
+    is gone; (run id, pid) of each run failed."""
+    host_id = host_id or load_settings().host_id
     suspects: list[tuple[str, Worker]] = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
         run_id = record.dagster_run.run_id
+        owner = record.dagster_run.tags.get(HOST_TAG)
+        if owner is not None and owner != host_id:
+            continue  # its pid is a pid of another machine: that machine's reaper judges it
         worker = run_worker(instance, run_id)
-        if worker is None or time.time() - worker.logged_at < START_GRACE_SECONDS or worker_alive(worker):
+        if worker is None:
+            continue
+        age = time.time() - worker.logged_at
+        if age < (START_GRACE_SECONDS if owner else UNTAGGED_GRACE_SECONDS) or worker_alive(worker):
             continue
         suspects.append((run_id, worker))
     if suspects and grace > 0:
@@ -147,8 +168,9 @@ def reap(instance: dg.DagsterInstance, *, grace: float = CODE_SERVER_GRACE_SECON
     name="run_worker_reaper",
     minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Fails started runs whose worker process no longer exists on this host (killed, out of memory, "
-    "or lost with a restarted code server), so they do not stay Started and hold a run slot forever.",
+    description="Fails started runs of this host (tag media_pipeline/host = MEDIA_PIPELINE_HOST_ID) whose worker "
+    "process no longer exists (killed, out of memory, or lost with a restarted code server), so they do not stay "
+    "Started and hold a run slot forever. Runs orchestrated on other hosts are left to those hosts.",
 )
 def run_worker_reaper(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     if not isinstance(context.instance.run_launcher, dg.DefaultRunLauncher):

@@ -5,6 +5,7 @@ import contextlib
 import dagster as dg
 
 from media_pipeline.core.ffmpeg import FFmpegError
+from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, FFmpegResource
 from media_pipeline.slideshows.config import SlideshowRenderConfig
@@ -50,6 +51,7 @@ class _Hooks:
     partitions_def=slideshow_renders,
     group_name=GROUP,
     pool="ffmpeg",
+    op_tags=FFMPEG_STEP_TAGS,
     kinds={"ffmpeg", "mp4"},
     check_specs=[
         dg.AssetCheckSpec(name, asset="slideshow_video", description=d, blocking=True) for name, d in CHECKS.items()

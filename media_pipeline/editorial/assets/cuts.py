@@ -44,6 +44,7 @@ from media_pipeline.editorial.thumbnails import (
 )
 from media_pipeline.editorial.timecodes import record_timecode, source_timecode
 from media_pipeline.editorial.timeline import TimelineError
+from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource, MediaSearchResource
 from media_pipeline.settings import load_settings
@@ -313,12 +314,13 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def ffmpeg_render(*, kind: str, description: str) -> Any:
     """The decorator of an asset ffmpeg renders from a cut version's shots: partitioned like the
-    cut, after `cut_shots`, holding a slot of the `ffmpeg` pool."""
+    cut, after `cut_shots`, holding a slot of the `ffmpeg` pool (and, with Celery, on its queue)."""
     return dg.asset(
         partitions_def=cut_versions,
         group_name=GROUP,
         deps=[cut_shots],
         pool="ffmpeg",
+        op_tags=FFMPEG_STEP_TAGS,
         kinds={"ffmpeg", kind},
         description=description,
     )
