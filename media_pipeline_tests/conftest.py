@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -49,6 +50,18 @@ def throwaway_postgres(prefix: str) -> Iterator[str]:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+
+
+@pytest.fixture(autouse=True)
+def _sigterm_not_ignored() -> None:
+    """Undo an inherited or library-set SIGTERM "ignore" before each test.
+
+    Children inherit an ignored signal across exec: with SIGTERM ignored in the test process,
+    Dagster's compute-log watcher processes (and any ffmpeg a test cancels) outlive their
+    terminate, and each in-process step then waits out a 30 s cleanup timeout.
+    """
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
