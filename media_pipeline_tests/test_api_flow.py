@@ -382,7 +382,9 @@ def test_final_video_renders_the_cut_and_serves_it_in_ranges(
         assert progress == sorted(progress) and progress[-1] == 1.0, progress
         assert job["stage"] == "done" and job["error"] is None
         url = f"/v1/artifacts/cuts/{cut['partition_key']}/final_video.mp4"
-        assert job["outputs"] == [{"kind": "final_video", "url": url, "shot_id": None}]
+        # The library's output fields (media_id, step, cached, details) are empty for a final video.
+        none = {"shot_id": None, "media_id": None, "step": None, "cached": None, "details": None}
+        assert job["outputs"] == [{"kind": "final_video", "url": url, **none}]
 
         # Players fetch video in byte ranges: two of them make up the whole file.
         head = client.get(url, headers={**AUTH, "Range": "bytes=0-1023"})

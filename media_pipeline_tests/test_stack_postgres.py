@@ -380,7 +380,8 @@ def assert_nothing_half_written(stack: Stack, partition_key: str) -> None:
     """No final_video.mp4, and every visible segment a whole one: an interrupted encode leaves
     at most hidden .partial files."""
     cut_dir = stack.home / "artifacts" / "cuts" / partition_key
-    leftovers = [p.name for p in cut_dir.iterdir() if "final_video" in p.name]
+    # final_video_parts/ is the join's working folder (slates for short segments), never served.
+    leftovers = [p.name for p in cut_dir.iterdir() if "final_video" in p.name and p.name != "final_video_parts"]
     assert all(name.startswith(".") and ".partial" in name for name in leftovers), leftovers
     for segment in (stack.home / "artifacts" / "segments").rglob("*"):
         if segment.is_file() and not segment.name.startswith("."):
