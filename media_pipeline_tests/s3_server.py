@@ -21,6 +21,7 @@ import pytest
 from botocore.config import Config
 
 from media_pipeline.resources import ArtifactStore
+from media_pipeline_tests.up_process import free_port
 
 # Star-imported by the test modules: pytest finds fixtures in a module's namespace.
 __all__ = ["s3_bucket", "s3_endpoint", "s3_endpoint_with_auth"]
@@ -38,12 +39,6 @@ def s3_client(endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = SEC
         aws_secret_access_key=secret_key,
         config=Config(s3={"addressing_style": "path"}),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:

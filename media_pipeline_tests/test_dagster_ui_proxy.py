@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.dagster_ui import COOKIE, session_value
 from api.main import create_app
 from media_pipeline.settings import load_settings
-from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.up_process import free_port
 from media_pipeline_tests.waiting import wait_until
 
 

@@ -19,7 +19,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tomllib
@@ -37,6 +36,7 @@ import yaml
 
 from media_pipeline import db
 from media_pipeline.settings import DEFAULTS, VARIABLES, load_settings
+from media_pipeline_tests.up_process import free_port
 from media_pipeline_tests.waiting import DAGSTER_TIMEOUTS, running, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,12 +259,6 @@ def canonical(name: str) -> str:
 def declared_dependencies() -> set[str]:
     dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
     return {canonical(re.split(r"[\[<>=!~ ;]", dep, maxsplit=1)[0]) for dep in dependencies}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def option(argv: list[str], *names: str) -> str:

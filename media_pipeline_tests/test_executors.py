@@ -13,6 +13,7 @@ import pytest
 
 from media_pipeline import cli
 from media_pipeline.platform.executors import FFMPEG_QUEUE, HOST_TAG, executor_for, queue_for
+from media_pipeline.platform.job_kinds import CANCEL_REQUESTED, CANCEL_TAG
 from media_pipeline.settings import load_settings, shared_state_problems
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,23 @@ def test_the_run_records_its_host_and_steps_run_where_the_mode_says(mode: str, t
         assert instance.get_run_by_id(result.run_id).tags[HOST_TAG] == "render-07"  # type: ignore[union-attr]
         step_pid = result.output_for_node("hello")
         assert (step_pid == os.getpid()) == (mode == "in_process")  # multiprocess: a process of its own
+
+
+@pytest.mark.parametrize("mode", ["in_process", "multiprocess"])
+def test_a_cancel_asked_while_starting_cancels_the_run_before_its_first_step(mode: str, tmp_path: Path) -> None:
+    """The API tags a STARTING run it may not terminate; the executor carries the cancel out."""
+    job = {"in_process": in_process_job, "multiprocess": multiprocess_job}[mode]
+    with (
+        dg.instance_for_test(temp_dir=str(tmp_path)) as instance,
+        dg.execute_job(
+            dg.reconstructable(job), instance=instance, tags={CANCEL_TAG: CANCEL_REQUESTED}, raise_on_error=False
+        ) as result,
+    ):
+        assert not result.success
+        assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED  # type: ignore[union-attr]
+        events = instance.all_logs(result.run_id)
+        assert not [e for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"]
+        assert any("Cancel asked for while the run was starting" in (e.message or "") for e in events)
 
 
 def test_every_area_job_takes_the_executor_from_the_settings() -> None:

@@ -18,7 +18,7 @@ import pytest
 from media_pipeline.editorial.safe_read import TimelineLimits, read_untrusted
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError
 from media_pipeline_tests.conftest import CORPUS
-from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.up_process import free_port
 from media_pipeline_tests.waiting import service_environment, wait_until
 
 TOKEN = "hostile-test-token"

@@ -24,7 +24,7 @@ from api.main import create_app
 from media_pipeline.settings import Settings, load_settings
 from media_pipeline_tests.slideshow_media import COLOURS, make_image, make_tone, video_frames
 from media_pipeline_tests.test_api_support import assert_problem
-from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.up_process import free_port
 from media_pipeline_tests.waiting import wait_until
 
 TOKEN = "slideshow-api-token-7d1e"

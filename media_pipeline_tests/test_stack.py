@@ -3,11 +3,9 @@ by the sensor through the run queue, and a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -17,15 +15,10 @@ import sqlalchemy as sa
 
 from media_pipeline import db
 from media_pipeline.db.models import CutVersion, Job, Render
+from media_pipeline_tests.up_process import free_port, stop_up, up_command, wait_for_up
 from media_pipeline_tests.waiting import running, service_environment, wait_until
 
 pytestmark = pytest.mark.stack
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -39,48 +32,22 @@ def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
             "MEDIA_PIPELINE_API_TOKEN": "stack-test-token",
         }
     )
-    command = [
-        str(Path(sys.executable).parent / "media-pipeline"),
-        "up",
-        "--home",
-        str(home),
-        "--ui-port",
-        str(ui_port),
-        "--api-port",
-        str(api_port),
-    ]
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        up_command(home, ui_port, api_port, sample=True),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield process, home, ui_port, api_port
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_up(process)
 
 
 def test_up_ingests_a_dropped_timeline_and_stops_cleanly(stack):
     process, home, ui_port, api_port = stack
-
-    def reachable(url: str) -> bool:
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(
-        lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"),
-        timeout=300,
-        what="the webserver",
-        alive=running(process, "media-pipeline up"),
-    )
-    wait_until(
-        lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"),
-        timeout=300,
-        what="the API",
-        alive=running(process, "media-pipeline up"),
-    )
+    wait_for_up(ui_port, api_port, running(process, "media-pipeline up"))
     sample = home / "watch" / "demo" / "sample_cut.otio"
     assert sample.exists()
     # The same content dropped again under another name must not become a second cut version.

@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from media_pipeline.db.models import CutVersion, Project, Render, Shot
 from media_pipeline.platform.run_reaper import PID_EVENT, dead_worker_message
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline_tests.conftest import throwaway_postgres
-from media_pipeline_tests.test_stack import free_port
+from media_pipeline_tests.up_process import free_port, up_command, wait_for_up
 from media_pipeline_tests.waiting import service_environment, wait_until
 
 pytestmark = pytest.mark.stack
@@ -42,13 +41,6 @@ RATE = 24
 PARTITION = "dagster/partition"
 MAX_RUNS = 2
 T = TypeVar("T")
-
-
-def reachable(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @dataclass
@@ -65,20 +57,13 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> None:
-        command = [str(Path(sys.executable).parent / "media-pipeline"), "up", "--home", str(self.home)]
-        command += ["--ui-port", str(self.ui_port), "--api-port", str(self.api_port), "--no-sample"]
+        command = up_command(self.home, self.ui_port, self.api_port)
         self.home.mkdir(parents=True, exist_ok=True)
         with (self.home / "up.log").open("ab") as log:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_until(
-            lambda: reachable(f"http://127.0.0.1:{self.ui_port}/dagster/server_info"),
-            timeout=300,
-            what="the webserver",
-            alive=self.alive,
-        )
-        wait_until(lambda: reachable(f"{self.api}/healthz"), timeout=300, what="the API", alive=self.alive)
+        wait_for_up(self.ui_port, self.api_port, self.alive)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -7,11 +7,8 @@ Screenshots of each page go to `.test-artifacts/screenshots/` at the repository 
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -22,9 +19,9 @@ import pytest
 from media_pipeline.samples import make_indexed_movie
 from media_pipeline_tests.conftest import CORPUS, REPO
 from media_pipeline_tests.test_api_support import clip, write_otio
-from media_pipeline_tests.test_stack import free_port
-from media_pipeline_tests.test_stack_api import TOKEN, Stack, reachable
-from media_pipeline_tests.waiting import running, service_environment, wait_until
+from media_pipeline_tests.test_stack_api import TOKEN, Stack
+from media_pipeline_tests.up_process import free_port, stop_up, up_command, wait_for_up
+from media_pipeline_tests.waiting import running, service_environment
 
 pytestmark = pytest.mark.stack
 
@@ -42,39 +39,26 @@ PAGE_CEILING_MS = 60_000
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("web") / "home"
     ui_port, api_port = free_port(), free_port()
-    env = service_environment({
-        "MEDIA_PIPELINE_API_TOKEN": TOKEN,
-        # The tests generate plates under pytest's temp folder: media may be read from there.
-        "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path_factory.getbasetemp()),
-    })
-    command = [str(Path(sys.executable).parent / "media-pipeline"), "up", "--home", str(home)]
-    command += ["--ui-port", str(ui_port), "--api-port", str(api_port), "--no-sample"]
+    env = service_environment(
+        {
+            "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+            # The tests generate plates under pytest's temp folder: media may be read from there.
+            "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path_factory.getbasetemp()),
+        }
+    )
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        up_command(home, ui_port, api_port),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
-        wait_until(
-            lambda: reachable(f"http://127.0.0.1:{ui_port}/dagster/server_info"),
-            timeout=300,
-            what="the webserver",
-            alive=running(process, "media-pipeline up"),
-        )
-        wait_until(
-            lambda: reachable(f"http://127.0.0.1:{api_port}/healthz"),
-            timeout=300,
-            what="the API",
-            alive=running(process, "media-pipeline up"),
-        )
+        wait_for_up(ui_port, api_port, running(process, "media-pipeline up"))
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as api:
             yield Stack(process, home, api)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_up(process)
 
 
 @pytest.fixture(scope="module")

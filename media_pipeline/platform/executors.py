@@ -10,7 +10,9 @@
   stays where the code server started it and only orchestrates.
 
 Each executor tags the run with the host id of the process that orchestrates it
-(`media_pipeline/host`), so the run reaper on another machine leaves it alone.
+(`media_pipeline/host`), so the run reaper on another machine leaves it alone, and carries out a
+cancel that was asked for while the run was STARTING (Dagster cannot terminate a run then, so the
+API tags it): the run is cancelled before its first step, whatever the job_tracker sensor's pace.
 
 The executors take their configuration from the settings, not from run config: run config comes
 from anyone who can reach the Dagster UI, and must not point steps at another broker.
@@ -22,10 +24,12 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.execution.retries import RetryMode, get_retries_config
 from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.executor.multiprocess import MultiprocessExecutor
 
+from media_pipeline.platform.job_kinds import CANCEL_REQUESTED, CANCEL_TAG
 from media_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,12 +51,24 @@ _CONFIG = {"retries": get_retries_config()}
 
 
 class _RecordsHost:
-    """Tags the run with the host id of the process orchestrating it, as its execution starts."""
+    """Tags the run with the host id of the process orchestrating it as its execution starts, and
+    cancels it there if a cancel was asked for while it was starting."""
 
     host_id: str
 
+    def begin(self, plan_context: PlanOrchestrationContext) -> None:
+        instance = plan_context.instance
+        instance.add_run_tags(plan_context.run_id, {HOST_TAG: self.host_id})
+        # Read back, not from plan_context: the tag is added after the launch. The run is STARTED
+        # by now, so a cancel asked for from here on terminates it the ordinary way.
+        run = instance.get_run_by_id(plan_context.run_id)
+        if run is not None and run.tags.get(CANCEL_TAG) == CANCEL_REQUESTED:
+            instance.report_run_canceling(run, message="Cancel asked for while the run was starting")
+            # Dagster's run loop turns this into the run's CANCELED event; no step has started.
+            raise DagsterExecutionInterruptedError("cancelled before its first step")
+
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[Any]:
-        plan_context.instance.add_run_tags(plan_context.run_id, {HOST_TAG: self.host_id})
+        self.begin(plan_context)
         return super().execute(plan_context, execution_plan)  # type: ignore[misc]
 
 
@@ -134,7 +150,7 @@ def _celery_executor(settings: Settings) -> dg.ExecutorDefinition:
 
     class HostCeleryExecutor(_RecordsHost, CeleryExecutor):
         def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[Any]:
-            plan_context.instance.add_run_tags(plan_context.run_id, {HOST_TAG: self.host_id})
+            self.begin(plan_context)
             return core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
 
     def create(init: dg.InitExecutorContext) -> HostCeleryExecutor:

@@ -29,8 +29,9 @@ from media_pipeline.areas import AREAS
 # Tags linking a run to its job, both ways (the job row records the run id).
 JOB_ID_TAG = "media_pipeline/job_id"
 KIND_TAG = "media_pipeline/kind"
-# A cancel asked for while the run was STARTING, which Dagster refuses to terminate: the
-# job_tracker sensor terminates the run once it has started (see job_tracker.cancel_started).
+# A cancel asked for while the run was STARTING, which Dagster refuses to terminate: the run's
+# executor cancels it before its first step (executors._RecordsHost); the job_tracker sensor
+# terminates one that started before the tag landed (job_tracker.cancel_started).
 CANCEL_TAG = "media_pipeline/cancel"
 CANCEL_REQUESTED = "requested"
 
