@@ -8,11 +8,11 @@ import logging
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import sqlalchemy as sa
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
@@ -226,12 +226,22 @@ async def json_object(request: Request) -> dict[str, Any] | None:
     return body
 
 
+M = TypeVar("M", bound=BaseModel)
+
 # The op names pydantic puts in an error's location (the discriminated union's tag): not fields.
 _TAGS = {"crop", "resize", "opacity", "color", "text", "format", "trim"}
 
 
-def recipe_problem(exc: ValidationError, default: str) -> ApiProblem:
-    """A 422 naming the first offending field of a recipe or workflow (`ops.0.width`)."""
+def validated(model: type[M], body: dict[str, Any], default: str) -> M:
+    """`body` as a recipe or workflow `model`; else a 422 naming its first offending field
+    (`ops.0.width`; `default` when the error has no field of its own)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise _recipe_problem(exc, default) from None
+
+
+def _recipe_problem(exc: ValidationError, default: str) -> ApiProblem:
     error = exc.errors()[0]
     location = ".".join(str(part) for part in error["loc"] if part not in _TAGS) or default
     message = error["msg"].removeprefix("Value error, ")

@@ -274,8 +274,9 @@ def run_up(env: dict[str, str], sample: bool) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    # Put back on return: `up` is also called in-process (tests), where the caller's handlers
+    # must outlive it.
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         for name, command in service_commands(settings).items():
             log = (logs / f"{name}.log").open("ab")
@@ -300,6 +301,8 @@ def run_up(env: dict[str, str], sample: bool) -> int:
         return 0
     finally:
         shutdown(processes)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def shutdown(processes: dict[str, subprocess.Popen[bytes]], grace: float = 15) -> None:

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 
 from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep, require_token
 from api.job_service import as_utc, start_job
@@ -19,10 +18,10 @@ from api.library import (
     limits_for,
     media_view,
     receive,
-    recipe_problem,
     report_inline,
     store_for,
     upload_view,
+    validated,
 )
 from api.library_schemas import (
     BestFramesRequest,
@@ -306,10 +305,7 @@ def _recipe_from(body: dict[str, Any] | None, request: Request) -> Recipe:
                 "ops", 'send {"ops": [...]} or a single edit as query parameters (?op=resize&width=640)'
             )
         body = {"ops": [dict(request.query_params)]}
-    try:
-        return Recipe.model_validate(body)
-    except ValidationError as exc:
-        raise recipe_problem(exc, "ops") from None
+    return validated(Recipe, body, "ops")
 
 
 @router.post(

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 
 from api.deps import GatewayDep, SessionDep
 from api.job_service import as_utc, job_view, start_job
-from api.library import json_object, recipe_problem
+from api.library import json_object, validated
 from api.library_schemas import WorkflowOut, WorkflowRunOut, WorkflowRunRequest, body_ref
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey
@@ -61,10 +60,7 @@ async def create_workflow(request: Request, response: Response, session: Session
 
 
 def _save(body: dict[str, Any], response: Response, session: Any) -> WorkflowOut:
-    try:
-        WorkflowDefinition.model_validate(body)
-    except ValidationError as exc:
-        raise recipe_problem(exc, "steps") from None
+    validated(WorkflowDefinition, body, "steps")
     workflow = Workflow(name=body["name"], definition=body)
     session.add(workflow)
     session.commit()
