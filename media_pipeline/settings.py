@@ -35,8 +35,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from media_pipeline.core.ffmpeg import X264_PRESETS, X264Preset
 from media_pipeline.core.timecode import RateError, parse_rate
-from media_pipeline.slideshows.spec import PRESETS
 
 ENV_PREFIX = "MEDIA_PIPELINE_"
 
@@ -123,7 +123,7 @@ DatabaseUrl = Annotated[
 PostgresUrl = Annotated[
     str, Accepts("empty or a Postgres URL such as postgresql://user@host:5432/db"), AfterValidator(_postgres_url)
 ]
-Preset = Annotated[Literal[PRESETS], Accepts("an x264 preset: " + ", ".join(PRESETS))]  # type: ignore[valid-type]
+Preset = Annotated[X264Preset, Accepts("an x264 preset: " + ", ".join(X264_PRESETS))]
 Resolution = Annotated[str, Accepts("WIDTHxHEIGHT such as 1920x1080"), Field(pattern=r"^\d{2,5}x\d{2,5}$")]
 Loudness = Annotated[float, Accepts("LUFS between -70 and -5"), Field(ge=-70, le=-5)]
 Crf = Annotated[int, Accepts("an H.264 CRF from 0 to 51"), Field(ge=0, le=51)]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar, get_args
 
 from media_pipeline.core.errors import Cancelled, FFmpegError, MediaError
 from media_pipeline.core.files import atomic_path
@@ -72,6 +72,10 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# libx264's presets, fastest first: every area's encode options take one of these.
+X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
 
 
 @dataclass(frozen=True)

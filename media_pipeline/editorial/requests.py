@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 from pydantic_core import PydanticCustomError
 
+from media_pipeline.core.ffmpeg import X264Preset
+
 FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
 
 
@@ -70,8 +72,8 @@ class FinalVideoRequest(BaseModel):
         examples=["1920x1080", "1280x720", "3840x2160"],
     )
     crf: int = Field(default=18, ge=0, le=51, description="x264 constant rate factor; lower is better and larger")
-    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = (
-        Field(default="medium", description="x264 preset: faster encodes are larger at the same quality")
+    preset: X264Preset = Field(
+        default="medium", description="x264 preset: faster encodes are larger at the same quality"
     )
     audio: bool = Field(default=True, description="Include the cut's audio")
 
@@ -90,8 +92,6 @@ class FinalVideoRequest(BaseModel):
 
     def size(self) -> tuple[int, int]:
         return parse_resolution(self.resolution)
-
-
 
 
 class ThumbnailJob(ThumbnailRequest):

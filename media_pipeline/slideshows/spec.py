@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from media_pipeline.core.ffmpeg import exact_rate
+from media_pipeline.core.ffmpeg import X264Preset, exact_rate
 
 # A file name inside one of the slideshow's asset folders: no folders, no hidden files.
 AssetName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_][A-Za-z0-9 ._()+-]*$")]
@@ -66,9 +66,6 @@ def parse_rate(value: Any) -> Fraction:
     return exact_rate(rate)
 
 
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
-
 class RenderOptions(_Model):
     """Every option; `None` means the server's default (MEDIA_PIPELINE_SLIDESHOW_*)."""
 
@@ -77,7 +74,7 @@ class RenderOptions(_Model):
     max_shot: float | None = Field(default=None, gt=0, le=MAX_SECONDS, description="Longest scene, seconds")
     xfade: float | None = Field(default=None, ge=0, le=60, description="Overlap of consecutive scenes, seconds")
     crf: int | None = Field(default=None, ge=0, le=51)
-    preset: Literal[PRESETS] | None = None  # type: ignore[valid-type]
+    preset: X264Preset | None = None
     resolution: str | None = Field(default=None, pattern=r"^\d{2,4}x\d{2,4}$", description="WIDTHxHEIGHT, even")
     tts: Tts | None = None
     voice_dir: Literal["voiceovers"] = "voiceovers"

@@ -15,7 +15,7 @@ import opentimelineio as otio
 import sqlalchemy as sa
 from pydantic import Field
 
-from media_pipeline.core.ffmpeg import exact_rate, probe, rate_arg
+from media_pipeline.core.ffmpeg import X264_PRESETS, exact_rate, probe, rate_arg
 from media_pipeline.core.timecode import to_timecode
 from media_pipeline.db.models import Shot
 from media_pipeline.editorial.assets.cuts import (
@@ -48,7 +48,6 @@ from media_pipeline.settings import Settings, load_settings
 PROGRESS_STEP = "final_video"
 # Segments per chunk step when the executor spreads steps (MEDIA_PIPELINE_CHUNK_SEGMENTS unset).
 CHUNK_SEGMENTS = 4
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 class FinalVideoConfig(dg.Config):
@@ -65,8 +64,8 @@ class FinalVideoConfig(dg.Config):
             problems.append(f"resolution must be even and between 16x16 and 7680x4320, not {self.width}x{self.height}")
         if not 0 <= self.crf <= 51:
             problems.append(f"crf must be between 0 and 51, not {self.crf}")
-        if self.preset not in PRESETS:
-            problems.append(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        if self.preset not in X264_PRESETS:
+            problems.append(f"preset must be one of {', '.join(X264_PRESETS)}, not {self.preset!r}")
         try:
             fps = exact_rate(self.fps) if self.fps else timeline_rate
         except (ValueError, ZeroDivisionError):

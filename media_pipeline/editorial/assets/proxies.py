@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 from pydantic import ConfigDict, Field
 
+from media_pipeline.core.ffmpeg import X264_PRESETS
 from media_pipeline.editorial.assets.cuts import (
     RenderRecorder,
     ShotSelection,
@@ -18,7 +19,6 @@ from media_pipeline.editorial.assets.cuts import (
     select_shots,
     succeeded_render,
 )
-from media_pipeline.editorial.assets.final_video import PRESETS
 from media_pipeline.editorial.proxies import (
     BURN_INS,
     ProxyOptions,
@@ -65,8 +65,8 @@ class ProxyConfig(ShotSelection):
             problems.append(("gop", f"gop must be 1 or more, not {self.gop}"))
         if not 0 <= self.crf <= 51:
             problems.append(("crf", f"crf must be between 0 and 51, not {self.crf}"))
-        if self.preset not in PRESETS:
-            problems.append(("preset", f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}"))
+        if self.preset not in X264_PRESETS:
+            problems.append(("preset", f"preset must be one of {', '.join(X264_PRESETS)}, not {self.preset!r}"))
         if not 1 <= self.filmstrip_frames <= 64:
             problems.append(
                 ("filmstrip_frames", f"filmstrip_frames must be between 1 and 64, not {self.filmstrip_frames}")
