@@ -169,11 +169,13 @@ def start_job(
         prepared = job_kind.prepared(session, str(subject_id), request)
     except SubjectError as exc:
         raise subject_problem(exc) from exc
+    # What the client asked, not the prepared request: that may hold what is new each time
+    # (a new render partition's key), and a replay must match its first request.
     digest = request_hash(
         {
             "kind": job_kind.name,
             "subject": [job_kind.subject_type, str(subject_id)],
-            "body": prepared.request.model_dump(mode="json"),
+            "body": request.model_dump(mode="json"),
             "callback_url": callback_url,
         }
     )

@@ -194,3 +194,17 @@ def test_a_generator_without_its_key_fails_validate_with_a_sentence(
     job = client.get(f"/v1/jobs/{job['id']}", headers=AUTH).json()
     assert job["status"] == "failed"
     assert "needs MEDIA_PIPELINE_RUNWAY_API_KEY, which is not set" in job["error"], job["error"]
+
+
+def test_the_same_idempotency_key_replays_the_render_it_started(client: TestClient) -> None:
+    composition = create(client)
+    url, headers = f"/v1/compositions/{composition['id']}/renders", {**AUTH, "Idempotency-Key": "promo-cut-1"}
+    first = client.post(url, headers=headers)
+    assert first.status_code == 202, first.text
+    again = client.post(url, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["job"]["id"] == first.json()["job"]["id"]
+    assert again.json()["render"] == first.json()["render"]
+    other = client.post(url, json={"force_segments": [composition["segments"][0]["id"]]}, headers=headers)
+    assert_problem(other, 409, "idempotency_conflict")
