@@ -19,7 +19,7 @@ from PIL import Image
 
 from media_pipeline.db.models import CutVersion, Render, Shot
 from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline, shot_thumbnails
-from media_pipeline.editorial.timeline import ReadOptions, TimelineError, read_timeline
+from media_pipeline.editorial.timeline import ReadOptions, read_timeline
 from media_pipeline.resources import DatabaseResource
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import CORPUS, ingest, make_resources, publish
@@ -127,10 +127,75 @@ def test_fcpx_xml_ingests_with_exact_frames_and_its_start_timecode(tmp_path, dom
     assert [thumbnail_index(artifact_root, thumbnails[index]) for index in (0, 1)] == [34, 48]
 
 
-def test_fcpx_xml_at_an_ntsc_rate_is_refused_rather_than_read_wrong(tmp_path, plate_25):
-    path = fcpxml(tmp_path / "reel1.fcpxml", plate_25, frame_duration="1001/24000s")
-    with pytest.raises(TimelineError, match=r"runs at 23\.976 fps.*export the project from Final Cut Pro as an EDL"):
-        read_timeline(path)
+def fcp_time(frames: int, frame_duration: Fraction) -> str:
+    """`frames` frames as FCP X writes a time: exact seconds, `num/dens` or `Ns`."""
+    value = frames * frame_duration
+    return f"{value.numerator}s" if value.denominator == 1 else f"{value.numerator}/{value.denominator}s"
+
+
+def ntsc_fcpxml(path: Path, media: Path, rate: Fraction, start: int, tc_format: str) -> Path:
+    """A project at `rate` whose sequence and media both start at frame `start` (their timecode);
+    sh010 uses media frames 34..43, sh020 frames 48..53, one after the other on the record side."""
+    d = 1 / rate
+    t = lambda frames: fcp_time(frames, d)  # noqa: E731
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.9">
+  <resources>
+    <format id="r1" name="FFVideoFormat1080p2398" frameDuration="{d.numerator}/{d.denominator}s" width="1920"
+      height="1080"/>
+    <asset id="r2" name="A001C003" start="{t(start)}" duration="{t(120)}" hasVideo="1" format="r1"
+      videoSources="1" src="{media.as_uri()}"/>
+  </resources>
+  <library>
+    <event name="dailies">
+      <project name="reel1">
+        <sequence duration="{t(16)}" format="r1" tcStart="{t(start)}" tcFormat="{tc_format}" audioLayout="stereo"
+          audioRate="48k">
+          <spine>
+            <asset-clip name="sh010" ref="r2" offset="{t(start)}" start="{t(start + 34)}" duration="{t(10)}"
+              format="r1" tcFormat="{tc_format}"/>
+            <asset-clip name="sh020" ref="r2" offset="{t(start + 10)}" start="{t(start + 48)}" duration="{t(6)}"
+              format="r1" tcFormat="{tc_format}"/>
+          </spine>
+        </sequence>
+      </project>
+    </event>
+  </library>
+</fcpxml>
+""")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rate", "timecode", "start", "tc_format", "drop_frame"),
+    [
+        (Fraction(24000, 1001), "01:00:00:00", 86400, "NDF", False),  # 23.976 counts 24 a second
+        (Fraction(30000, 1001), "01:00:00;00", 107892, "DF", True),  # drop-frame: 108 numbers skipped an hour
+        (Fraction(60000, 1001), "00:59:59:00", 215940, "NDF", False),  # 3599 s of 60 numbered frames
+    ],
+)
+def test_fcpx_xml_at_ntsc_rates_reads_exact_frames(
+    tmp_path, domain_url, artifact_root, instance, rate, timecode, start, tc_format, drop_frame
+):  # fmt: skip
+    plate = make_indexed_movie(tmp_path / "media" / "A001C003.mov", frames=120, rate=rate, start_timecode=timecode)
+    path = ntsc_fcpxml(tmp_path / "reel1.fcpxml", plate, rate, start, tc_format)
+    timeline = read_timeline(path).timeline
+    clip = next(iter(timeline.find_clips()))
+    assert clip.source_range.start_time.to_frames() == start + 34  # not 23 or 29 a second, nor truncated
+    key = publish(domain_url, artifact_root, path)
+    ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS,
+           selection=[cut_timeline, cut_shots, shot_thumbnails])  # fmt: skip
+    cut, shots, thumbnails = ingested(domain_url, key)
+    assert Fraction(cut.rate) == rate and cut.options["global_start_frame"] == start
+    assert cut.options["drop_frame"] is drop_frame
+    assert [(s.name, s.record_start, s.record_duration, s.source_start, s.source_duration) for s in shots] == [
+        ("sh010", 0, 10, start + 34, 10),
+        ("sh020", 10, 6, start + 48, 6),
+    ]
+    assert [Fraction(s.source_rate) for s in shots] == [rate, rate]
+    assert [s.media_frame for s in shots] == [34, 48]
+    assert [thumbnail_index(artifact_root, thumbnails[index]) for index in (0, 1)] == [34, 48]
 
 
 def test_aaf_ingests_and_links_its_media(tmp_path, domain_url, artifact_root, instance, plate_25):

@@ -17,6 +17,7 @@ import opentimelineio as otio
 from media_pipeline.core.ffmpeg import exact_rate
 from media_pipeline.core.redact import without_paths
 from media_pipeline.core.timecode import DROP_FRAME_RATES, RateError, parse_rate, rate_label, rate_text
+from media_pipeline.editorial.fcpx import read_fcpx
 
 EDL_ADAPTER = "cmx_3600"
 MAX_RATE = 1000  # frames per second: above any camera's; larger values are typos or hostile
@@ -114,15 +115,18 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
                 text, adapter_name=adapter, rate=float(rate), ignore_timecode_mismatch=options.ignore_timecode_mismatch
             )
         else:
-            if adapter == FCPX_ADAPTER:
-                _check_fcpx_rates(path)
             if options.rate:
                 warnings.append(
                     f"rate {rate_label(options.rate)} was ignored: {path.suffix} files carry their own frame rate"
                 )
-            result = _read_otioz(path) if adapter == OTIOZ_ADAPTER else otio.adapters.read_from_file(
-                str(path), adapter_name=adapter
-            )
+            if adapter == OTIOZ_ADAPTER:
+                result = _read_otioz(path)
+            elif adapter == FCPX_ADAPTER:
+                _fcpx_root(path)  # a malformed file is named as such, not as the reader's crash
+                result = read_fcpx(path.read_text(encoding="utf-8"))
+                drop_frame = _fcpx_drop_frame(path)
+            else:
+                result = otio.adapters.read_from_file(str(path), adapter_name=adapter)
     except TimelineError:
         raise
     except Exception as exc:  # adapters raise anything from ValueError to AttributeError
@@ -134,6 +138,7 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
         _edl_record_start(timeline)
     if adapter == FCPX_ADAPTER:
         _fcpx_record_start(path, timeline)
+        drop_frame = drop_frame and timeline_rate(timeline) in DROP_FRAME_RATES
     if adapter == FCP7_ADAPTER:
         warnings += _apply_fcp_enabled(timeline)
     timeline.metadata[METADATA_KEY] = {**timeline.metadata.get(METADATA_KEY, {}), "drop_frame": drop_frame}
@@ -229,20 +234,11 @@ def _fcpx_root(path: Path) -> ElementTree.Element:
         raise TimelineError(f"{path.name} is not well-formed XML ({exc}); export it again from Final Cut Pro") from None
 
 
-def _check_fcpx_rates(path: Path) -> None:
-    """The FCP X XML reader (otio-fcpx-xml-adapter 1.0) keeps only whole frame rates: 23.976 becomes
-    23 fps and every frame number drifts. Refuse such files rather than ingest wrong frames."""
-    for element in _fcpx_root(path).iter("format"):
-        duration = element.get("frameDuration")
-        if not duration:
-            continue
-        rate = 1 / Fraction(duration.removesuffix("s"))
-        if rate.denominator != 1:
-            raise TimelineError(
-                f"{path.name} runs at {rate_label(rate)} fps, which the installed FCP X XML reader cannot count "
-                "exactly (it reads only whole frame rates such as 24, 25 or 30); export the project from Final Cut "
-                "Pro as an EDL (publish it with its rate) or as FCP 7 XML instead"
-            )
+def _fcpx_drop_frame(path: Path) -> bool:
+    """Whether the project's timecode is drop-frame (`tcFormat="DF"`, as Final Cut Pro writes 29.97
+    and 59.94 projects by default); its times are seconds, so only the timecode shown depends on it."""
+    sequence = next(_fcpx_root(path).iter("sequence"), None)
+    return sequence is not None and sequence.get("tcFormat") == "DF"
 
 
 def _fcpx_record_start(path: Path, timeline: otio.schema.Timeline) -> None:
