@@ -20,7 +20,7 @@ from fastapi import Response
 from sqlalchemy.orm import Session
 
 from api import runs
-from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError
+from api.dagster_gateway import DagsterGateway, GatewayError
 from api.extraction_schemas import (
     Extraction,
     ExtractionFrame,
@@ -29,12 +29,12 @@ from api.extraction_schemas import (
     ExtractionLog,
 )
 from api.job_service import (
-    KIND_TAG,
     add_job,
     as_utc,
     commit_new,
     replay,
     request_hash,
+    run_tags,
     unavailable,
     unavailable_for_read,
 )
@@ -98,7 +98,7 @@ def start_extraction(
     artifacts.publish(folder / "request.json", folder / "job.json")
     try:
         gateway.add_partition(extraction_batches.name, batch)
-        tags = {JOB_ID_TAG: job.id, KIND_TAG: KIND}
+        tags = run_tags(job, KIND)
         job.run_id = gateway.submit(FRAME_EXTRACTION.dagster_job, batch, FRAME_EXTRACTION.config_for(request), tags)
         session.commit()
     except GatewayError as exc:

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import callbacks, job_progress, runs
+from api import callbacks, job_progress, requester, runs
 from api.dagster_gateway import DagsterGateway, GatewayError, RunInfo
 from api.problems import ApiProblem
 from api.schemas import Job as JobOut
@@ -126,6 +126,11 @@ def commit_new(session: Session, key: str | None, digest: str) -> Job | None:
 # -- launching --------------------------------------------------------------------------------
 
 
+def run_tags(job: Job, kind: str) -> dict[str, str]:
+    """The tags of a job's run: its job and kind, and who and what asked for it."""
+    return {**requester.run_tags(), JOB_ID_TAG: job.id, KIND_TAG: kind}
+
+
 def launch(
     session: Session,
     gateway: DagsterGateway,
@@ -143,7 +148,7 @@ def launch(
     kind = job_kinds.get(job.kind)
     if kind.partitions is not None and partition_key is not None:
         gateway.add_partition(kind.partitions.name, partition_key)
-    job.run_id = gateway.submit(kind.dagster_job, partition_key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: kind.name})
+    job.run_id = gateway.submit(kind.dagster_job, partition_key, run_config, run_tags(job, kind.name))
     session.commit()
 
 

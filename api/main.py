@@ -16,12 +16,23 @@ from api.dagster_gateway import DagsterGateway, GraphQLGateway
 from api.library_schemas import with_body_models
 from api.middleware import AuthGuardMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers, rewrite_problem_media_types
+from api.requester import REQUESTED_BY_HEADER, RequesterMiddleware
 from api.routes import api_router
 from api.web import router as web
 from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings, load_settings
 
 logger = logging.getLogger("api")
+# What a browser on another origin may send (MEDIA_PIPELINE_CORS_ORIGINS).
+CORS_HEADERS = (
+    "Authorization",
+    "X-API-Key",
+    "Content-Type",
+    "Idempotency-Key",
+    "Range",
+    "If-Range",
+    REQUESTED_BY_HEADER,
+)
 
 DESCRIPTION = """
 Publish timelines as cut versions, read their shots, see what changed between versions (the
@@ -88,12 +99,13 @@ def create_app(settings: Settings | None = None, gateway: DagsterGateway | None 
         },
     )
     app.add_middleware(AuthGuardMiddleware, token=settings.api_token)
+    app.add_middleware(RequesterMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "Range", "If-Range"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=list(CORS_HEADERS),
             expose_headers=["Location", "Content-Range", "Accept-Ranges", "Idempotent-Replayed"],
         )
     app.include_router(api_router)

@@ -280,6 +280,9 @@ def test_cors_allows_configured_origins_only(client: TestClient) -> None:
     assert allowed.headers["access-control-allow-origin"] == "http://editor.example"
     refused = client.options("/v1/cuts", headers={"Origin": "http://evil.example", **preflight})
     assert "access-control-allow-origin" not in refused.headers
+    put = {"Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization,x-requested-by"}
+    allowed = client.options("/v1/slideshows/trip/scenes", headers={"Origin": "http://editor.example", **put})
+    assert allowed.status_code == 200, allowed.text  # slideshows and compositions are written with PUT
     simple = client.get("/v1/cuts", headers={"Origin": "http://editor.example", **AUTH})
     assert simple.headers["access-control-allow-origin"] == "http://editor.example"
 

@@ -183,6 +183,21 @@ def test_thumbnail_routes_launch_render_thumbnails(client: TestClient, plate: Pa
     assert [j["kind"] for j in only["items"]] == ["thumbnails"]
 
 
+def test_runs_say_who_and_what_asked_for_them(
+    client: TestClient, instance: dg.DagsterInstance, plate: Path, tmp_path: Path
+) -> None:
+    """Not "Manually launched" in the Dagster UI: its `user` tag names the requester."""
+    cut = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
+    asked = {**AUTH, "X-Requested-By": "ana@studio.example\x07"}  # control characters are dropped
+    job = client.post(f"/v1/cuts/{cut['id']}/thumbnails", json={"width": 64}, headers=asked).json()
+    tags = instance.get_run_by_id(job["run_id"]).tags  # type: ignore[union-attr]
+    assert tags["user"] == "ana@studio.example"
+    assert tags["media_pipeline/request"] == f"POST /v1/cuts/{cut['id']}/thumbnails"
+    assert tags["media_pipeline/job_id"] == job["id"]
+    anonymous = client.post(f"/v1/cuts/{cut['id']}/thumbnails", json={"width": 80}, headers=AUTH).json()
+    assert instance.get_run_by_id(anonymous["run_id"]).tags["user"] == "API client testclient"  # type: ignore[union-attr]
+
+
 def test_idempotency_key_same_body_same_job_different_body_conflict(
     client: TestClient, plate: Path, tmp_path: Path
 ) -> None:

@@ -13,9 +13,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from api.dagster_gateway import JOB_ID_TAG, DagsterGateway, GatewayError
+from api.dagster_gateway import DagsterGateway, GatewayError
 from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
-from api.job_service import KIND_TAG, add_job, commit_new, job_view, replay, request_hash, unavailable
+from api.job_service import add_job, commit_new, job_view, replay, request_hash, run_tags, unavailable
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, problem_responses
 from api.routes.artifacts import download
@@ -202,7 +202,7 @@ def start_render(
     try:
         gateway.add_partition(slideshow_renders.name, key)
         run_config = SLIDESHOW_RENDER.config_for(config)
-        job.run_id = gateway.submit(SLIDESHOW_RENDER.dagster_job, key, run_config, {JOB_ID_TAG: job.id, KIND_TAG: KIND})
+        job.run_id = gateway.submit(SLIDESHOW_RENDER.dagster_job, key, run_config, run_tags(job, KIND))
         session.commit()
     except GatewayError as exc:
         session.rollback()
