@@ -255,6 +255,12 @@ def test_timecodes(movies):
     assert core_frames.timecode_seconds("00:00:01:00", rate) == Fraction(30) / rate
     with pytest.raises(ValueError, match="frames go up to 24"):
         core_frames.timecode_seconds("00:00:01:25", Fraction(25))
+    # Drop-frame, as written with `;`: a minute's first two numbers do not exist, so 00:01:00;02
+    # is frame 1800 (a non-drop count would say 1802, two frames late).
+    assert core_frames.timecode_seconds("00:01:00;02", rate) == Fraction(1800) / rate
+    assert core_frames.timecode_seconds("00:10:00;00", rate) == Fraction(17982) / rate
+    assert core_frames.timecode(Fraction(1800) / rate, rate, drop_frame=True) == "00:01:00;02"
+    assert core_frames.timecode_seconds("00:01:00;02", Fraction(25)) == Fraction(1502, 25)  # no drop-frame at 25
 
 
 def test_decoding_stops_after_the_last_frame_asked_for(movies, tmp_path):

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from media_pipeline.core.ffmpeg import MediaError, exact_rate
+from media_pipeline.core.timecode import from_timecode, to_timecode
 
 
 class DecodeTimeout(MediaError):
@@ -132,22 +133,12 @@ def decode(path: Path, *, deadline: float | None = None) -> Iterator[tuple[Strea
             raise MediaError(f"{path.name} has a video stream but no decodable frame (corrupt or truncated)")
 
 
-def timecode(seconds: Fraction, rate: Fraction) -> str:
-    """Non-drop-frame HH:MM:SS:FF of the frame nearest `seconds` at the nominal `rate`."""
-    count = math.floor(seconds * rate + Fraction(1, 2))
-    fps = math.ceil(rate)
-    frames = count % fps
-    total_seconds = count // fps
-    return f"{total_seconds // 3600:02d}:{total_seconds // 60 % 60:02d}:{total_seconds % 60:02d}:{frames:02d}"
+def timecode(seconds: Fraction, rate: Fraction, drop_frame: bool = False) -> str:
+    """HH:MM:SS:FF of the frame nearest `seconds` at `rate` (drop-frame, `;`, if asked at 29.97/59.94)."""
+    return to_timecode(math.floor(seconds * rate + Fraction(1, 2)), rate, drop_frame)
 
 
 def timecode_seconds(text: str, rate: Fraction) -> Fraction:
-    """The instant a non-drop-frame timecode names at the nominal `rate` (frame count / rate)."""
-    parts = text.replace(";", ":").split(":")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"{text!r} is not a timecode; write HH:MM:SS:FF")
-    hours, minutes, secs, frames = (int(p) for p in parts)
-    fps = math.ceil(rate)
-    if minutes > 59 or secs > 59 or frames >= fps:
-        raise ValueError(f"{text!r} is not a valid timecode at {rate} fps (frames go up to {fps - 1})")
-    return Fraction(((hours * 60 + minutes) * 60 + secs) * fps + frames) / rate
+    """The instant a timecode names: its frame number / `rate`. Written with `;` at 29.97 or 59.94,
+    it is drop-frame (`00:01:00;02` is frame 1800, not 1802)."""
+    return Fraction(from_timecode(text, rate)) / rate

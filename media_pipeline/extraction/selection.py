@@ -5,8 +5,9 @@ first frame (the first frame is at 0). A timestamp `t` names the frame being dis
 instant: the last frame whose position is <= t, with `t` taken to the nearest tick of the stream's
 time base (the precision the file stores positions in). A timestamp at or past the end of the last
 frame (its position plus its duration) names no frame. A timecode HH:MM:SS:FF is the instant
-(frame count at the nominal rate) / rate, non-drop-frame. `interval` with `every_seconds: s` takes
-the frames named by 0, s, 2s, ... (one image when several instants fall on the same frame);
+(frame count at the nominal rate) / rate; written HH:MM:SS;FF at 29.97 or 59.94 it is drop-frame.
+`interval` with `every_seconds: s` takes the frames named by 0, s, 2s, ... (one image when several
+instants fall on the same frame);
 `every_frames: n` takes indices 0, n, 2n, ...
 """
 

@@ -187,7 +187,7 @@ def instant_seconds(value: Instant) -> Fraction | None:
 
 
 def frame_at(value: Instant, rate: Fraction) -> int:
-    """The frame a timecode names (non-drop count at the nominal rate), or the frame displayed at
+    """The frame a timecode names (drop-frame when written with `;` at 29.97/59.94), or the frame displayed at
     `value` seconds: floor(seconds x rate), exact rationals throughout."""
     seconds = instant_seconds(value)
     if seconds is None:
