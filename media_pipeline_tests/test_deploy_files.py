@@ -1007,8 +1007,12 @@ def test_entrypoint_writes_the_run_limit_then_runs_the_command(tmp_path: Path) -
     assert run_entrypoint(tmp_path, None, ["true"]).returncode == 0
     assert (tmp_path / "dagster.yaml").read_bytes() == INSTANCE_CONFIG.read_bytes()
 
-    bad = run_entrypoint(tmp_path, "0", ["true"])
-    assert bad.returncode != 0 and "at least 1" in bad.stderr
+    # Read by the settings model, as by every service: 0 is the smallest limit, 1 (as `up` has it).
+    assert run_entrypoint(tmp_path, "0", ["true"]).returncode == 0
+    assert dagster_instance_config(str(tmp_path))[0]["concurrency"]["runs"]["max_concurrent_runs"] == 1
+    bad = run_entrypoint(tmp_path, "many", ["true"])
+    assert bad.returncode != 0 and "MEDIA_PIPELINE_MAX_CONCURRENT_RUNS" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_entrypoint_runs_the_command_with_a_private_umask(tmp_path: Path) -> None:
