@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Response
 from sqlalchemy.orm import Session
 
@@ -32,17 +31,16 @@ from api.job_service import (
     add_job,
     as_utc,
     commit_new,
+    launch_or_undo,
     replay,
     request_hash,
-    run_tags,
-    unavailable,
     unavailable_for_read,
 )
 from api.problems import not_found
 from media_pipeline.db.models import Job
 from media_pipeline.extraction.extract import write_json
 from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
-from media_pipeline.extraction.partitions import extraction_batches, new_batch_id
+from media_pipeline.extraction.partitions import new_batch_id
 from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
 from media_pipeline.extraction.sources import describe
 from media_pipeline.platform.progress import decode
@@ -96,19 +94,13 @@ def start_extraction(
     write_json(folder / "request.json", body)
     write_json(folder / "job.json", {"job_id": job.id, "created_at": as_utc(job.created_at).isoformat()})
     artifacts.publish(folder / "request.json", folder / "job.json")
-    try:
-        gateway.add_partition(extraction_batches.name, batch)
-        tags = run_tags(job, KIND)
-        job.run_id = gateway.submit(FRAME_EXTRACTION.dagster_job, batch, FRAME_EXTRACTION.config_for(request), tags)
-        session.commit()
-    except GatewayError as exc:
-        session.rollback()
-        session.execute(sa.delete(Job).where(Job.id == job.id))
-        session.commit()
+
+    def undo() -> None:
         for name in ("request.json", "job.json"):
             artifacts.delete(f"extractions/{batch}/{name}")
         shutil.rmtree(folder, ignore_errors=True)
-        raise unavailable(exc) from exc
+
+    launch_or_undo(session, gateway, job, batch, FRAME_EXTRACTION.config_for(request), undo)
     return batch, job
 
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +152,28 @@ def launch(
     session.commit()
 
 
+def launch_or_undo(
+    session: Session,
+    gateway: DagsterGateway,
+    job: Job,
+    partition_key: str | None,
+    run_config: Mapping[str, Any],
+    undo: Callable[[], None] | None = None,
+) -> None:
+    """`launch`; if Dagster cannot take the run, remove the job (and whatever `undo` removes:
+    what the request created besides it) and raise the 503 or 502 saying so, so that the client's
+    retry starts from a clean slate."""
+    try:
+        launch(session, gateway, job, partition_key, run_config)
+    except GatewayError as exc:
+        session.rollback()
+        session.execute(sa.delete(Job).where(Job.id == job.id))
+        session.commit()
+        if undo is not None:
+            undo()
+        raise unavailable(exc) from exc
+
+
 def start_job(
     session: Session,
     gateway: DagsterGateway,
@@ -200,13 +222,7 @@ def start_job(
         response.headers["Idempotent-Replayed"] = "true"
         response.headers["Location"] = f"/v1/jobs/{earlier.id}"
         return job_view(session, gateway, earlier)
-    try:
-        launch(session, gateway, job, prepared.partition_key, job_kind.config_for(prepared.request))
-    except GatewayError as exc:
-        session.rollback()
-        session.execute(sa.delete(Job).where(Job.id == job.id))
-        session.commit()
-        raise unavailable(exc) from exc
+    launch_or_undo(session, gateway, job, prepared.partition_key, job_kind.config_for(prepared.request))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_view(session, gateway, job)
 

@@ -245,6 +245,22 @@ def test_dagster_unreachable_is_503_and_leaves_nothing_behind(
     assert list((api_settings.artifact_root / "cuts").iterdir()) == []
 
 
+def test_every_area_s_launch_with_dagster_unreachable_leaves_no_job_behind(
+    api_settings: Settings, instance: dg.DagsterInstance, plate: Path
+) -> None:
+    down = GraphQLGateway("127.0.0.1", closed_port(), instance=instance)
+    extraction = {"items": [{"source": plate.as_uri()}], "frames": {"mode": "frames", "frames": [1]}}
+    with TestClient(create_app(api_settings, gateway=down)) as client:
+        assert_problem(client.post("/v1/extractions", json=extraction, headers=AUTH), 503, "dagster_unavailable")
+        scenes = client.put("/v1/slideshows/trip/scenes", json={"scenes": [{"images": ["a.png"]}]}, headers=AUTH)
+        assert scenes.status_code == 200, scenes.text
+        assert_problem(client.post("/v1/slideshows/trip/renders", headers=AUTH), 503, "dagster_unavailable")
+    with db.session_scope(api_settings.database_url) as session:
+        assert session.scalar(sa.select(sa.func.count(Job.id))) == 0
+    batches = api_settings.artifact_root / "extractions"
+    assert not batches.exists() or not any(batches.rglob("*.json"))  # its request and job files went too
+
+
 def test_readyz_when_everything_is_up(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200

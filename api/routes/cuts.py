@@ -13,10 +13,10 @@ from pydantic import StringConstraints
 from sqlalchemy.orm import Session, selectinload
 
 from api import callbacks
-from api.dagster_gateway import DagsterGateway, GatewayError
+from api.dagster_gateway import DagsterGateway
 from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
 from api.diff import diff_view
-from api.job_service import add_job, commit_new, job_view, launch, replay, request_hash, start_job, unavailable
+from api.job_service import add_job, commit_new, job_view, launch_or_undo, replay, request_hash, start_job
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
 from api.problems import ApiProblem, field_problem, not_found, problem_responses
@@ -199,11 +199,7 @@ def create_cut(
     if earlier is not None:
         response.headers["Idempotent-Replayed"] = "true"
         return _created(session, settings.artifact_root, gateway, earlier, response)
-    try:
-        launch(session, gateway, job, cut.partition_key, run_config={})
-    except GatewayError as exc:
-        _undo_publish(session, artifacts, job, cut)
-        raise unavailable(exc) from exc
+    launch_or_undo(session, gateway, job, cut.partition_key, {}, lambda: _undo_publish(session, artifacts, cut))
     return _created(session, settings.artifact_root, gateway, job, response)
 
 
@@ -219,11 +215,8 @@ def _created(
     return CutCreated(cut=cut_out(session, cut, artifact_root), job=view)
 
 
-def _undo_publish(session: Session, artifacts: ArtifactStore, job: JobRow, cut: CutVersion) -> None:
-    # The run never started, so nothing else refers to the cut: remove it, its job and its
-    # stored file, and the client's retry starts from a clean slate.
-    session.rollback()
-    session.execute(sa.delete(JobRow).where(JobRow.id == job.id))
+def _undo_publish(session: Session, artifacts: ArtifactStore, cut: CutVersion) -> None:
+    # The run never started, so nothing else refers to the cut: remove it and its stored file.
     session.execute(sa.delete(CutVersion).where(CutVersion.id == cut.id))
     session.commit()
     if cut.source_path and FilePath(cut.source_path).is_relative_to(artifacts.root_path):

@@ -13,9 +13,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from api.dagster_gateway import DagsterGateway, GatewayError
+from api.dagster_gateway import DagsterGateway
 from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep
-from api.job_service import add_job, commit_new, job_view, replay, request_hash, run_tags, unavailable
+from api.job_service import add_job, commit_new, job_view, launch_or_undo, replay, request_hash
 from api.params import IdempotencyKey
 from api.problems import ApiProblem, field_problem, problem_responses
 from api.routes.artifacts import download
@@ -31,14 +31,13 @@ from api.slideshow_schemas import (
     StoredFile,
 )
 from api.uploads import copy_limited
-from media_pipeline.db.models import Job as JobRow
 from media_pipeline.platform.urls import artifact_url
 from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings
 from media_pipeline.slideshows.assets_store import MANIFEST, AssetRefused, check_upload, store, write_scenes
 from media_pipeline.slideshows.config import SlideshowRenderConfig
 from media_pipeline.slideshows.job_kinds import SLIDESHOW_RENDER
-from media_pipeline.slideshows.partitions import new_render_key, slideshow_renders, split_render_key
+from media_pipeline.slideshows.partitions import new_render_key, split_render_key
 from media_pipeline.slideshows.spec import SLIDESHOW_ID, AssetName, RenderRequest, SceneList
 
 router = APIRouter(tags=["slideshows"])
@@ -199,16 +198,7 @@ def start_render(
         response.headers["Idempotent-Replayed"] = "true"
         response.headers["Location"] = f"/v1/jobs/{earlier.id}"
         return job_view(session, gateway, earlier), str(earlier.params["partition_key"])
-    try:
-        gateway.add_partition(slideshow_renders.name, key)
-        run_config = SLIDESHOW_RENDER.config_for(config)
-        job.run_id = gateway.submit(SLIDESHOW_RENDER.dagster_job, key, run_config, run_tags(job, KIND))
-        session.commit()
-    except GatewayError as exc:
-        session.rollback()
-        session.query(JobRow).filter(JobRow.id == job.id).delete()
-        session.commit()
-        raise unavailable(exc) from exc
+    launch_or_undo(session, gateway, job, key, SLIDESHOW_RENDER.config_for(config))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_view(session, gateway, job), key
 
