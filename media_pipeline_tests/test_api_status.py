@@ -285,11 +285,16 @@ def test_progress_reported_while_running_never_goes_back(
     api_settings: Settings, instance: dg.DagsterInstance, plate: Path, tmp_path: Path
 ) -> None:
     gateway = InProcessGateway(instance, background=True)
-    timeline = write_otio(tmp_path / "many.otio", [clip(f"sh{n:03d}", plate, n % 60, 24) for n in range(40)])
+    # Enough shots that the thumbnails step outlasts several reads even when each read is slowed
+    # down by a loaded machine (the run shares this process with the API).
+    timeline = write_otio(tmp_path / "many.otio", [clip(f"sh{n:03d}", plate, n % 60, 24) for n in range(120)])
     seen: list[tuple[str, float, str]] = []
-    with TestClient(create_app(api_settings, gateway=gateway)) as client:
-        job_id = upload(client, timeline).json()["job"]["id"]
-        deadline = time.monotonic() + 90
+    roomy = api_settings.model_copy(update={"max_upload_bytes": 1_000_000})  # 120 clips: over the tests' 64 KB limit
+    with TestClient(create_app(roomy, gateway=gateway)) as client:
+        uploaded = upload(client, timeline)
+        assert uploaded.status_code == 202, uploaded.text
+        job_id = uploaded.json()["job"]["id"]
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             job = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
             seen.append((job["status"], job["progress"], job["stage"]))

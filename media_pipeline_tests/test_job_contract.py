@@ -98,7 +98,7 @@ def test_an_interrupted_ingest_leaves_its_cut_failed_with_the_reason(
         job_id, cut_id = created["job"]["id"], created["cut"]["id"]
         wait_for_job(client, job_id, lambda job: job["status"] == "running")
         assert client.post(f"/v1/jobs/{job_id}/cancel", headers=AUTH).status_code == 202
-        wait_for_job(client, job_id, lambda job: job["status"] == "cancelled", timeout=90)
+        wait_for_job(client, job_id, lambda job: job["status"] == "cancelled", timeout=300)
         gateway.join()
         track_jobs(instance, api_settings.database_url)
         cut = client.get(f"/v1/cuts/{cut_id}", headers=AUTH).json()

@@ -147,6 +147,11 @@ def reap(
         run = instance.get_run_by_id(run_id)
         if run is None or run.status != dg.DagsterRunStatus.STARTED:
             continue  # finished meanwhile, or failed by its code server
+        # A dead step never gives back its pool slot (the `ffmpeg` pool allows 2 steps at once):
+        # two runs lost like this would block every render for good. Before the failure is
+        # reported, so that a run seen failed holds no slot.
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
         message = dead_worker_message(worker.pid)
         instance.report_run_failed(
             run,
@@ -156,10 +161,6 @@ def reap(
                 failure_reason=RunFailureReason.UNEXPECTED_TERMINATION,
             ),
         )
-        # A dead step never gives back its pool slot (the `ffmpeg` pool allows 2 steps at once):
-        # two runs lost like this would block every render for good.
-        if instance.event_log_storage.supports_global_concurrency_limits:
-            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
         reaped.append((run_id, worker.pid))
     return reaped
 
