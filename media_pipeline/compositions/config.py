@@ -20,7 +20,7 @@ class SegmentConfig(dg.Config):
     params_json: str = Field(default="{}", description="The generator's params, as JSON")
     seed: int = 0
     frames: int = 1
-    inputs: list[str] = Field(default_factory=list)
+    inputs: list[int] = Field(default_factory=list, description="Media library ids")
     transition: str = Field(default="cut", description="cut or crossfade")
     transition_frames: int = 0
 

@@ -5,7 +5,8 @@
     compositions/<id>/output/<render>.mp4    the video; latest.json names the newest
 
 PLAN (VALIDATE included: every problem a client can fix, as sentences, before any work): each
-segment's cache key, and whether it is cached, to generate (missing or forced) or, against the
+segment's inputs (media library items, looked up by the caller) checked for its generator, its
+cache key, and whether it is cached, to generate (missing or forced) or, against the
 previous render, removed. GENERATE: the missing clips, concurrently, one step per provider pool.
 COMPOSE: every clip conformed to the composition's rate, size, pixel format and exact frame count
 (fps, scale and crop to cover, padded with its last frame when the clip is short, trimmed when
@@ -23,23 +24,25 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from media_pipeline.compositions import inputs as segment_inputs
 from media_pipeline.compositions.cache import GenerationCache, key_of
 from media_pipeline.compositions.generators.base import (
     FINISHED,
     GenerationRequest,
     Generator,
     GeneratorError,
+    InputMedia,
     TaskState,
 )
 from media_pipeline.core import ffmpeg
-from media_pipeline.core.files import atomic_path, sha256_file
+from media_pipeline.core.files import atomic_path
 from media_pipeline.core.probe import probe
 from media_pipeline.core.segments import Look, count_frames, encoder_args, join
 from media_pipeline.core.timecode import parse_rate, rate_text
@@ -71,7 +74,7 @@ class SegmentSpec:
     params: dict[str, Any]
     seed: int
     frames: int
-    inputs: tuple[str, ...] = ()
+    inputs: tuple[int, ...] = ()  # media library ids
     transition: dict[str, Any] = field(default_factory=lambda: {"type": "cut"})
 
     @property
@@ -107,7 +110,7 @@ class PlannedSegment:
     frames: int
     head: int  # frames crossfaded with the previous segment
     tail: int  # frames crossfaded with the next
-    inputs: list[str]  # resolved paths
+    inputs: list[str]  # the input media's storage keys (localized by the generation step)
     ask_seconds: str
     ask_size: list[int]
     request: dict[str, Any]  # prompt, negative prompt, params, seed
@@ -157,32 +160,20 @@ def cache_for(artifact_root: Path) -> GenerationCache:
 # -- PLAN -------------------------------------------------------------------------------------
 
 
-def _input_file(text: str, media_roots: Iterable[Path]) -> Path | str:
-    """The input's real path inside a media root, or a sentence saying why not."""
-    roots = [Path(os.path.realpath(r)) for r in media_roots]
-    candidates = [Path(text)] if text.startswith("/") else [root / text for root in roots]
-    for candidate in candidates:
-        real = Path(os.path.realpath(candidate))  # links followed before the check, not after
-        if any(real.is_relative_to(root) for root in roots) and real.is_file():
-            return real
-    # The same sentence whether the file exists or not: a client cannot probe the filesystem.
-    return f"input {text} is not a file in the media folders (MEDIA_PIPELINE_MEDIA_ROOTS)"
-
-
 def plan(
     spec: CompositionSpec,
     generators: dict[str, Generator],
     cache: GenerationCache,
-    media_roots: Iterable[Path],
+    media: Mapping[int, InputMedia],
     previous: Plan | None = None,
 ) -> Plan:
-    """The plan, or RenderError with every problem found."""
+    """The plan, or RenderError with every problem found. `media`: the library items the segments
+    name as inputs (one missing from it was deleted since the segment was saved)."""
     problems: list[str] = []
     if not spec.segments:
         problems.append("the composition has no segments; add one with POST /v1/compositions/{id}/segments")
     rate = spec.rate
     planned: list[PlannedSegment] = []
-    roots = list(media_roots)
     for index, segment in enumerate(spec.segments):
         label = f"segment {index + 1} (id {segment.id})"
         generator = generators.get(segment.generator)
@@ -194,23 +185,16 @@ def plan(
             problems.append(f"{label}: {reason}")
             continue
         caps = generator.capabilities
-        inputs: list[Path] = []
-        for text in segment.inputs:
-            found = _input_file(text, roots)
-            if isinstance(found, str):
-                problems.append(f"{label}: {found}")
-            else:
-                problem = _image_problem(found)
-                if problem:
-                    problems.append(f"{label}: {problem}")
-                inputs.append(found)
-        if caps.requires_input and not segment.inputs:
-            problems.append(f"{label}: generator {generator.id} makes video from an image; give the segment one input")
         try:
             params = generator.params(segment.params)
         except ValueError as exc:  # pydantic's ValidationError is one
             problems.append(f"{label}: its params are not valid for {generator.id}: {exc}")
             continue
+        found = segment_inputs.problems(generator, params, segment.frames, rate, segment.inputs, dict(media))
+        if found:
+            problems += [f"{label}: {where}: {message}" for where, message in found]
+            continue
+        inputs = [media[i] for i in segment.inputs]
         seconds = generator.ask_seconds(segment.frames, rate)
         width, height = generator.ask_size(spec.width, spec.height)
         duration: dict[str, Any] = (
@@ -220,7 +204,8 @@ def plan(
             "generator": generator.id, "version": generator.version, "model": generator.model(params),
             "prompt": segment.prompt, "negative_prompt": segment.negative_prompt, "params": params,
             "seed": segment.seed, "duration": duration, "size": [width, height],
-            "inputs": [sha256_file(p) for p in inputs],
+            # The content's sha-256, as the library recorded it on upload (its storage key is that hash).
+            "inputs": [m.sha256 for m in inputs],
         }  # fmt: skip
         key = key_of(payload)
         forced = segment.id in spec.force_segments
@@ -228,7 +213,8 @@ def plan(
             PlannedSegment(
                 id=segment.id, index=index, generator=generator.id, pool=caps.pool, key=key, payload=payload,
                 decision="generate" if forced or not cache.has(key) else "cached", frames=segment.frames,
-                head=0, tail=0, inputs=[str(p) for p in inputs], ask_seconds=str(seconds), ask_size=[width, height],
+                head=0, tail=0, inputs=[m.storage_key for m in inputs], ask_seconds=str(seconds),
+                ask_size=[width, height],
                 request={"prompt": segment.prompt, "negative_prompt": segment.negative_prompt, "params": params,
                          "seed": segment.seed},
             )
@@ -250,14 +236,6 @@ def plan(
     return Plan(spec.composition_id, rate_text(rate), spec.width, spec.height, spec.crf, spec.preset, planned, removed)
 
 
-def _image_problem(path: Path) -> str | None:
-    try:
-        info = probe(path)
-    except ffmpeg.MediaError as exc:
-        return f"input {path.name} is not readable media ({exc.summary})"
-    return None if info.is_image else f"input {path.name} is not a still image"
-
-
 # -- GENERATE ---------------------------------------------------------------------------------
 
 
@@ -275,12 +253,14 @@ def generate(
     cache: GenerationCache,
     workdir: Path,
     hooks: Hooks,
+    localize: Callable[[str], Path],
     *,
     concurrency: int = 2,
     timeout: float = 1800.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Generated]:
     """Generate the plan's missing clips of generators in `pool`, at most `concurrency` at once.
+    `localize` turns an input's storage key into a local file (S3: fetched first).
 
     A failed segment fails alone (its item names the generator's error); RenderError after the
     others finished. Interrupted (the run is cancelled), in-flight provider tasks are cancelled.
@@ -298,11 +278,17 @@ def generate(
 
     def one(segment: PlannedSegment) -> Generated:
         generator = generators[segment.generator]
+        try:
+            files = tuple(localize(key) for key in segment.inputs)
+        except OSError:
+            raise GeneratorError(
+                "an input's content is no longer in the artifact store (deleted from the library?); upload it again"
+            ) from None
         request = GenerationRequest(
             prompt=segment.request["prompt"], negative_prompt=segment.request["negative_prompt"],
             params=segment.request["params"], seed=segment.request["seed"], frames=segment.frames, rate=rate,
             width=segment.ask_size[0], height=segment.ask_size[1], seconds=Fraction(segment.ask_seconds),
-            inputs=tuple(Path(p) for p in segment.inputs), workdir=workdir,
+            inputs=files, workdir=workdir,
         )  # fmt: skip
         hooks.item(segment.item, "running", progress=0.0, cache="miss")
         task_id = generator.submit(request)

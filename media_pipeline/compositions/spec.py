@@ -73,8 +73,10 @@ class SegmentIn(_Model):
     )
     frames: int | None = Field(default=None, ge=1, le=100_000, description="Length at the composition's rate")
     seconds: float | str | None = Field(default=None, description="Length in seconds, converted to frames once")
-    inputs: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
-        default_factory=list, max_length=8, description="Input images: paths under the media roots"
+    inputs: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Media library ids (POST /v1/media): the images or videos the generator works from",
     )
     transition: Transition = Field(default_factory=Transition, description="Into the next segment")
 

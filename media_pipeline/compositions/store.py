@@ -1,5 +1,6 @@
 """Compositions and segments in the domain database: saving (validated by each generator's own
-params schema, the seed drawn once) and the snapshot a render works from."""
+params schema and input checks against the media library, the seed drawn once) and the snapshot
+a render works from."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from media_pipeline.compositions import inputs
 from media_pipeline.compositions.generators.base import Generator
 from media_pipeline.compositions.spec import SEED_MAX, CompositionIn, CompositionUpdate, SegmentIn
 from media_pipeline.core.timecode import parse_rate
@@ -25,7 +27,9 @@ class Invalid(ValueError):
         super().__init__(message)
 
 
-def segment_values(body: SegmentIn, rate: Fraction, generators: dict[str, Generator], field: str) -> dict[str, Any]:
+def segment_values(
+    session: Session, body: SegmentIn, rate: Fraction, generators: dict[str, Generator], field: str
+) -> dict[str, Any]:
     generator = generators.get(body.generator)
     if generator is None:
         raise Invalid(
@@ -39,11 +43,14 @@ def segment_values(body: SegmentIn, rate: Fraction, generators: dict[str, Genera
         where = ".".join(str(p) for p in error["loc"])
         raise Invalid(f"{field}.params{'.' + where if where else ''}", f"{generator.id}: {error['msg']}") from None
     caps = generator.capabilities
-    if len(body.inputs) > caps.inputs:
-        raise Invalid(f"{field}.inputs", f"generator {generator.id} takes at most {caps.inputs} input image(s)")
     frames = body.frames_at(rate)
     if Fraction(frames) / rate > caps.max_seconds and caps.durations is None:
         raise Invalid(f"{field}.frames", f"generator {generator.id} makes at most {caps.max_seconds} s")
+    media = inputs.resolve(session, body.inputs)
+    found = inputs.problems(generator, params, frames, rate, body.inputs, media)
+    if found:
+        where, message = found[0]
+        raise Invalid(f"{field}.{where}", message)
     return {
         "generator": generator.id,
         "prompt": body.prompt,
@@ -63,7 +70,7 @@ def create(session: Session, body: CompositionIn, generators: dict[str, Generato
     composition = Composition(name=body.name, rate=body.rate, width=width, height=height, soundtrack=body.soundtrack)
     rate = parse_rate(body.rate)
     for position, segment in enumerate(body.segments):
-        values = segment_values(segment, rate, generators, f"segments.{position}")
+        values = segment_values(session, segment, rate, generators, f"segments.{position}")
         composition.segments.append(CompositionSegment(position=position, **values))
     session.add(composition)
     session.flush()
@@ -78,15 +85,18 @@ def update(composition: Composition, body: CompositionUpdate) -> None:
 def add_segment(
     session: Session, composition: Composition, body: SegmentIn, generators: dict[str, Generator]
 ) -> CompositionSegment:
-    values = segment_values(body, parse_rate(composition.rate), generators, "body")
+    values = segment_values(session, body, parse_rate(composition.rate), generators, "body")
     segment = CompositionSegment(position=len(composition.segments), **values)
     composition.segments.append(segment)
     session.flush()
     return segment
 
 
-def replace_segment(segment: CompositionSegment, body: SegmentIn, generators: dict[str, Generator]) -> None:
-    for key, value in segment_values(body, parse_rate(segment.composition.rate), generators, "body").items():
+def replace_segment(
+    session: Session, segment: CompositionSegment, body: SegmentIn, generators: dict[str, Generator]
+) -> None:
+    values = segment_values(session, body, parse_rate(segment.composition.rate), generators, "body")
+    for key, value in values.items():
         setattr(segment, key, value)
 
 
