@@ -5,22 +5,31 @@ Dagster runs (in process), real ffmpeg and real library uploads."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
+import dagster as dg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from media_pipeline import db
 from media_pipeline.compositions import render
+from media_pipeline.compositions.assets import ASSETS
+from media_pipeline.compositions.config import CompositionRenderConfig, SegmentConfig
 from media_pipeline.compositions.generators.base import GenerationRequest, Generator
 from media_pipeline.compositions.generators.local import LocalGenerator
 from media_pipeline.compositions.generators.media import ClipGenerator, StillGenerator
+from media_pipeline.compositions.partitions import composition_renders
 from media_pipeline.compositions.render import CompositionSpec, RenderError, SegmentSpec
 from media_pipeline.core.segments import count_frames
+from media_pipeline.library.media import Limits, add_file
+from media_pipeline.library.store import LibraryStore
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline.settings import Settings
 from media_pipeline_tests.composition_media import QUADRANTS, quadrants, stored
@@ -262,3 +271,43 @@ def test_still_and_clip_render_through_the_api_and_miss_the_cache_when_an_input_
     assert sum((p - q) ** 2 for p, q in zip(centre, (10, 120, 60), strict=True)) < 3 * 20**2, centre  # type: ignore[arg-type]
     assert client.put(f"/v1/segments/{still_id}", json=still, headers=AUTH).status_code == 200
     assert render()[0] == ["hit", "hit"]  # the first picture's clip is still cached, by its content
+
+
+def test_library_inputs_materialize_in_dagster(tmp_path: Path, domain_url: str, instance: dg.DagsterInstance) -> None:
+    """The render's assets with dg.materialize: the plan step looks the inputs up in the domain
+    database, the clips step reads them from the library's store."""
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    store = LibraryStore(ArtifactStore(root=str(root)))
+    limits = Limits(max_pixels=50_000_000, max_duration=3600)
+    db.migrate(domain_url)
+    with db.session_scope(domain_url) as session:
+        image, _ = add_file(session, store, quadrants(tmp_path / "q.png"), "q.png", limits)
+        video, _ = add_file(session, store, make_indexed_movie(tmp_path / "idx.mp4", frames=24), "idx.mp4", limits)
+        image_id, video_id = image.id, video.id
+    move = {"zoom_start": 2, "zoom_end": 2, "start": {"x": 0.75, "y": 0.75}, "end": {"x": 0.25, "y": 0.25}}
+    config = CompositionRenderConfig(
+        composition_id=1, rate="24", width=160, height=90, preset="ultrafast", segments=[
+            SegmentConfig(id=1, generator="still", frames=8, inputs=[image_id], params_json=json.dumps(move)),
+            SegmentConfig(id=2, generator="clip", frames=6, inputs=[video_id], params_json='{"start_frame": 3}'),
+        ],
+    )  # fmt: skip
+    resources = {"artifacts": ArtifactStore(root=str(root)), "ffmpeg": FFmpegResource(concurrency=2),
+                 "database": DatabaseResource(url=domain_url)}  # fmt: skip
+
+    def materialize(render_id: str) -> dict[str, Any]:
+        key = f"1.{render_id}"
+        instance.add_dynamic_partitions(composition_renders.name, [key])
+        result = dg.materialize(ASSETS, instance=instance, partition_key=key, resources=resources,
+                                run_config={"ops": {"composition_plan": {"config": config.model_dump()}}})  # fmt: skip
+        assert result.success
+        plan = result.asset_materializations_for_node("composition_plan")[0].metadata
+        return {"to_generate": plan["to_generate"].value, "video": root / "compositions/1/output" / f"{render_id}.mp4"}
+
+    first = materialize("aaaaaaaaaaaa")
+    assert first["to_generate"] == [1, 2]
+    frames = pictures(first["video"])
+    assert len(frames) == 14
+    assert corners(frames[0]) == [WHITE] * 4 and corners(frames[7]) == [RED] * 4
+    assert [read_index(p) for p in frames[8:]] == [3, 4, 5, 6, 7, 8]
+    assert materialize("bbbbbbbbbbbb")["to_generate"] == []
