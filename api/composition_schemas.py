@@ -37,7 +37,7 @@ class CompositionOut(BaseModel):
     resolution: str
     width: int
     height: int
-    soundtrack: str | None
+    soundtrack: int | None = Field(description="The media library id whose audio is the soundtrack; null: silent")
     segments: list[SegmentOut]
     total_frames: int = Field(description="Frames the video will have: every segment's, less each crossfade's")
     created_at: dt.datetime

@@ -26,6 +26,9 @@ from media_pipeline.compositions.generators.local import LocalGenerator
 from media_pipeline.compositions.generators.media import ClipGenerator, StillGenerator
 from media_pipeline.compositions.partitions import composition_renders
 from media_pipeline.compositions.render import CompositionSpec, RenderError, SegmentSpec
+from media_pipeline.core import ffmpeg
+from media_pipeline.core.audio import rms_db, wav_samples
+from media_pipeline.core.probe import probe
 from media_pipeline.core.segments import count_frames
 from media_pipeline.library.media import Limits, add_file
 from media_pipeline.library.store import LibraryStore
@@ -311,3 +314,60 @@ def test_library_inputs_materialize_in_dagster(tmp_path: Path, domain_url: str, 
     assert corners(frames[0]) == [WHITE] * 4 and corners(frames[7]) == [RED] * 4
     assert [read_index(p) for p in frames[8:]] == [3, 4, 5, 6, 7, 8]
     assert materialize("bbbbbbbbbbbb")["to_generate"] == []
+
+
+# -- the soundtrack ----------------------------------------------------------------------------
+
+
+def audio_seconds(path: Path) -> float:
+    last: list[ffmpeg.Progress] = []
+    ffmpeg.run(["-i", str(path), "-map", "0:a:0", "-f", "null", "-"], on_progress=last.append)
+    return last[-1].out_seconds
+
+
+@pytest.mark.parametrize("soundtrack_frames", [24, 96])  # 1 s (padded with silence), 4 s (cut)
+def test_a_soundtrack_is_padded_or_cut_to_the_videos_exact_samples(tmp_path: Path, soundtrack_frames: int) -> None:
+    track = make_indexed_movie(tmp_path / "track.mp4", frames=soundtrack_frames, audio=True)
+    media = {9: stored(tmp_path, track, 9)}
+    rate = Fraction(30000, 1001)
+    local = [SegmentSpec(n, "local", "", "", {"source": "color"}, n, 47 if n == 1 else 20) for n in (1, 2)]
+    composition = CompositionSpec(1, rate, 160, 90, tuple(local), preset="ultrafast", soundtrack=9)
+    plan, video = run(composition, GENERATORS, tmp_path, "r1", media)
+    assert plan.total_frames == 67 and count_frames(video) == 67
+    samples = math.floor(Fraction(67) * 48000 / rate + Fraction(1, 2))
+    assert samples == 107307  # 67 * 1601.6 = 107307.2
+    assert wav_samples(tmp_path / "renders" / "r1" / "soundtrack.wav") == samples
+    video_seconds = float(Fraction(67) / rate)
+    assert abs(audio_seconds(video) - video_seconds) <= 1024 / 48000  # AAC: within one frame of audio
+    assert rms_db(video, start=Fraction(1, 10), end=Fraction(9, 10)) > -30  # the 440 Hz tone
+    tail = rms_db(video, start=Fraction(12, 10), end=Fraction(22, 10))
+    assert (tail < -60) if soundtrack_frames == 24 else (tail > -30)
+
+
+def test_the_soundtrack_is_checked_on_save_and_rendered_through_the_api(
+    client: TestClient,  # noqa: F811
+    settings: Settings,  # noqa: F811
+    library_media: dict[str, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    track = upload(client, make_indexed_movie(tmp_path / "track.mp4", frames=72, audio=True))
+    silent, image = library_media["video"]["id"], library_media["image"]["id"]
+    segments = [{"generator": "local", "frames": 30, "params": {"source": "color"}}]
+    body = {"name": "m", "rate": "24", "resolution": "160x90", "segments": segments}
+    for soundtrack, words in [(999999, "no media with id 999999"), (silent, f"media {silent} has no audio"),
+                              (image, f"media {image} has no audio"), ("track.mp4", "integer")]:  # fmt: skip
+        answer = client.post("/v1/compositions", json={**body, "soundtrack": soundtrack}, headers=AUTH)
+        problem = assert_problem(answer, 422, "validation_error")
+        assert problem["errors"][0]["field"] == "soundtrack" and words in problem["detail"], problem
+    made = client.post("/v1/compositions", json={**body, "soundtrack": track["id"]}, headers=AUTH)
+    assert made.status_code == 201 and made.json()["soundtrack"] == track["id"], made.text
+    cid = made.json()["id"]
+    changed = client.put(f"/v1/compositions/{cid}", json={"name": "m", "soundtrack": silent}, headers=AUTH)
+    assert assert_problem(changed, 422, "validation_error")["errors"][0]["field"] == "soundtrack"
+
+    answer = client.post(f"/v1/compositions/{cid}/renders", headers=AUTH).json()
+    items_of(client, answer["job"])
+    result = client.get(f"/v1/compositions/{cid}/renders/{answer['render']['id']}", headers=AUTH).json()
+    assert result["soundtrack"] == track["id"] and result["audio_samples"] == 60000  # 30 frames at 24 fps
+    video = settings.artifact_root / "compositions" / str(cid) / "output" / f"{answer['render']['id']}.mp4"
+    assert probe(video).has_audio and abs(audio_seconds(video) - 1.25) <= 1024 / 48000

@@ -68,7 +68,9 @@ def run(
     for pool in {s.pool for s in plan.segments}:
         render.generate(plan, pool, gens, cache, root / "work", hooks, library(root).local_path)
     staging = root / "renders" / render_id
-    composed = render.compose(plan, cache, staging, root / "output" / f"{render_id}.mp4", hooks)
+    composed = render.compose(
+        plan, cache, staging, root / "output" / f"{render_id}.mp4", hooks, localize=library(root).local_path
+    )
     previous.write_text(plan.to_json())
     return plan, composed.video
 

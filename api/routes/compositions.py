@@ -54,7 +54,8 @@ def composition_view(composition: Composition) -> CompositionOut:
     return CompositionOut(
         id=composition.id, name=composition.name, rate=composition.rate,
         resolution=f"{composition.width}x{composition.height}", width=composition.width, height=composition.height,
-        soundtrack=composition.soundtrack, segments=segments, total_frames=sum(s.frames for s in segments) - overlaps,
+        soundtrack=store.soundtrack_id(composition), segments=segments,
+        total_frames=sum(s.frames for s in segments) - overlaps,
         created_at=as_utc(composition.created_at), updated_at=as_utc(composition.updated_at),
     )  # fmt: skip
 
@@ -124,7 +125,7 @@ def get_composition(composition_id: CompositionId, session: SessionDep) -> Compo
             responses=SAVE_ERRORS)  # fmt: skip
 def put_composition(composition_id: CompositionId, body: CompositionUpdate, session: SessionDep) -> CompositionOut:
     composition = _composition(session, composition_id)
-    _saved(session, lambda: store.update(composition, body))
+    _saved(session, lambda: store.update(session, composition, body))
     return composition_view(composition)
 
 

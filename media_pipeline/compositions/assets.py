@@ -76,6 +76,8 @@ def composition_plan(
     previous = Plan.from_json(latest.read_text()) if latest.is_file() else None
     generators = registry.generators(load_settings())
     wanted = {media_id for segment in spec.segments for media_id in segment.inputs}
+    if spec.soundtrack is not None:
+        wanted.add(spec.soundtrack)
     media: dict[int, InputMedia] = {}
     if wanted:
         with database.session() as session:
@@ -183,7 +185,8 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
         cache = render.cache_for(artifacts.root_path)
         output = folder / "output" / f"{render_id}.mp4"
         try:
-            composed = render.compose(plan, cache, staging, output, _Hooks(progress), concurrency=ffmpeg.concurrency)
+            composed = render.compose(plan, cache, staging, output, _Hooks(progress), concurrency=ffmpeg.concurrency,
+                                      localize=LibraryStore(artifacts).local_path)  # fmt: skip
         except (RenderError, FFmpegError) as exc:
             raise _failure(exc) from exc
         finally:
@@ -204,6 +207,7 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
             "frames": composed.frames, "planned_frames": composed.planned_frames, "rate": plan.rate,
             "size": [plan.width, plan.height], "segments": segments, "removed": plan.removed,
             "encoded_pieces": composed.encoded_pieces, "reused_pieces": composed.reused_pieces,
+            "soundtrack": plan.soundtrack_media, "audio_samples": composed.audio_samples,
         }  # fmt: skip
         render.write_json(staging / "result.json", result)
         render.write_json(folder / "latest.json", result)
@@ -222,6 +226,11 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
                 "encoded_pieces": composed.encoded_pieces,
                 "reused_pieces": composed.reused_pieces,
                 "segments": dg.MetadataValue.md("\n".join(rows)),
+                **(
+                    {"soundtrack": plan.soundtrack_media, "audio_samples": composed.audio_samples}
+                    if plan.soundtrack_media is not None
+                    else {}
+                ),
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -13,7 +13,9 @@ COMPOSE: every clip conformed to the composition's rate, size, pixel format and 
 long); the video is the segments' bodies and the crossfades between them, each a piece encoded
 alike and cached, joined by stream copy. A crossfade of n frames overlaps the two segments, so
 the video has `sum(frames) - sum(crossfade frames)` frames. Nothing reaches `output/` unless
-its frame count is the planned one.
+its frame count is the planned one. A soundtrack (a library video's audio) is decoded to 48 kHz
+PCM, padded with silence or trimmed to exactly the video's length in samples
+(`floor(frames * 48000 / rate + 1/2)`), and muxed as AAC when the pieces are joined.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import threading
 import time
@@ -42,6 +45,7 @@ from media_pipeline.compositions.generators.base import (
     TaskState,
 )
 from media_pipeline.core import ffmpeg
+from media_pipeline.core.audio import SAMPLE_RATE, to_wav, wav_samples
 from media_pipeline.core.files import atomic_path
 from media_pipeline.core.probe import probe
 from media_pipeline.core.segments import Look, count_frames, encoder_args, join
@@ -92,6 +96,7 @@ class CompositionSpec:
     force_segments: frozenset[int] = frozenset()
     crf: int = 18
     preset: str = "veryfast"
+    soundtrack: int | None = None  # a media library id
 
     @property
     def look(self) -> Look:
@@ -130,10 +135,18 @@ class Plan:
     preset: str
     segments: list[PlannedSegment]
     removed: list[int]
+    soundtrack: str | None = None  # the soundtrack's storage key
+    soundtrack_media: int | None = None
+    soundtrack_sha256: str | None = None
 
     @property
     def total_frames(self) -> int:
         return sum(s.frames for s in self.segments) - sum(s.tail for s in self.segments)
+
+    @property
+    def total_samples(self) -> int:
+        """The video's length in audio samples at 48 kHz (the nearest sample)."""
+        return audio_samples(self.total_frames, parse_rate(self.rate))
 
     @property
     def look(self) -> Look:
@@ -147,6 +160,10 @@ class Plan:
         raw = json.loads(text)
         raw["segments"] = [PlannedSegment(**s) for s in raw["segments"]]
         return cls(**raw)
+
+
+def audio_samples(frames: int, rate: Fraction) -> int:
+    return math.floor(Fraction(frames) * SAMPLE_RATE / rate + Fraction(1, 2))
 
 
 def render_dir(artifact_root: Path, composition_id: int, render_id: str) -> Path:
@@ -229,11 +246,20 @@ def plan(
                 f"segment {segment.index + 1} (id {segment.id}) has {segment.frames} frames, fewer than its "
                 f"crossfades take ({segment.head} in, {segment.tail} out); lengthen it or shorten the crossfades"
             )
+    soundtrack = media.get(spec.soundtrack) if spec.soundtrack is not None else None
+    if spec.soundtrack is not None and soundtrack is None:
+        problems.append(f"the soundtrack, media {spec.soundtrack}, is no longer in the library; choose another one")
+    elif soundtrack is not None and not soundtrack.has_audio:
+        problems.append(f"the soundtrack, media {spec.soundtrack}, has no audio track")
     if problems:
         raise RenderError(problems)
     current = {s.id for s in planned}
     removed = sorted(s.id for s in previous.segments if s.id not in current) if previous else []
-    return Plan(spec.composition_id, rate_text(rate), spec.width, spec.height, spec.crf, spec.preset, planned, removed)
+    return Plan(
+        spec.composition_id, rate_text(rate), spec.width, spec.height, spec.crf, spec.preset, planned, removed,
+        soundtrack=soundtrack.storage_key if soundtrack else None, soundtrack_media=spec.soundtrack,
+        soundtrack_sha256=soundtrack.sha256 if soundtrack else None,
+    )  # fmt: skip
 
 
 # -- GENERATE ---------------------------------------------------------------------------------
@@ -436,12 +462,21 @@ class Composed:
     encoded_pieces: int
     reused_pieces: int
     short_clips: list[int]
+    audio_samples: int | None = None  # the soundtrack as muxed (before AAC), exactly the video's length
 
 
 def compose(
-    plan_: Plan, cache: GenerationCache, staging: Path, output: Path, hooks: Hooks, *, concurrency: int = 2
+    plan_: Plan,
+    cache: GenerationCache,
+    staging: Path,
+    output: Path,
+    hooks: Hooks,
+    *,
+    concurrency: int = 2,
+    localize: Callable[[str], Path] | None = None,
 ) -> Composed:
-    """Conform and join (in `staging`); publish to `output` only if it has the planned frames."""
+    """Conform and join (in `staging`); publish to `output` only if it has the planned frames.
+    `localize` turns the soundtrack's storage key into a local file (needed when there is one)."""
     look = plan_.look
     hooks.stage("CONFORM")
     todo = pieces(plan_)
@@ -480,9 +515,13 @@ def compose(
                     hooks.item(segment.item, "reused" if hit else "succeeded", cache="hit" if hit else "miss")
     if errors:
         raise RenderError(errors)
+    soundtrack = None
+    if plan_.soundtrack is not None:
+        hooks.stage("SOUNDTRACK")
+        soundtrack = prepare_soundtrack(plan_, staging, localize)
     hooks.stage("JOIN")
     video = staging / f".joined{output.suffix}"
-    join([cache.piece(p.key(look)) for p in todo], None, video, frames=plan_.total_frames,
+    join([cache.piece(p.key(look)) for p in todo], soundtrack, video, frames=plan_.total_frames,
          list_file=staging / "join.txt")  # fmt: skip
     frames = count_frames(video)
     if frames != plan_.total_frames:
@@ -490,7 +529,35 @@ def compose(
     output.parent.mkdir(parents=True, exist_ok=True)
     os.replace(video, output)
     short = [s.id for s in plan_.segments if _clip_frames(cache, s, look) < s.frames]
-    return Composed(output, frames, plan_.total_frames, encoded, reused, short)
+    samples = wav_samples(soundtrack) if soundtrack is not None else None
+    return Composed(output, frames, plan_.total_frames, encoded, reused, short, samples)
+
+
+def prepare_soundtrack(plan_: Plan, staging: Path, localize: Callable[[str], Path] | None) -> Path:
+    """The soundtrack as 48 kHz stereo PCM of exactly the video's samples: silence after a short
+    one, a long one cut."""
+    assert plan_.soundtrack is not None
+    if localize is None:
+        raise RenderError(["the soundtrack cannot be read here (no artifact store given)"])
+    try:
+        source = localize(plan_.soundtrack)
+    except OSError:
+        raise RenderError([f"the soundtrack, media {plan_.soundtrack_media}, is no longer in the artifact store; "
+                           "upload it again"]) from None  # fmt: skip
+    decoded = staging / "soundtrack.decoded.wav"
+    to_wav(source, decoded, what=f"decoding the soundtrack (media {plan_.soundtrack_media})")
+    exact = staging / "soundtrack.wav"
+    samples = plan_.total_samples
+    ffmpeg.run(
+        ["-i", str(decoded), "-af", f"apad=whole_len={samples},atrim=end_sample={samples}", "-c:a", "pcm_s16le",
+         "-f", "wav"],
+        exact, what="fitting the soundtrack to the video's length", timeout=600,
+    )  # fmt: skip
+    decoded.unlink(missing_ok=True)
+    found = wav_samples(exact)
+    if found != samples:
+        raise RenderError([f"the soundtrack came out {found} samples long, not the video's {samples}"])
+    return exact
 
 
 def _clip_frames(cache: GenerationCache, segment: PlannedSegment, look: Look) -> int:

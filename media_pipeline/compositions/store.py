@@ -16,7 +16,7 @@ from media_pipeline.compositions import inputs
 from media_pipeline.compositions.generators.base import Generator
 from media_pipeline.compositions.spec import SEED_MAX, CompositionIn, CompositionUpdate, SegmentIn
 from media_pipeline.core.timecode import parse_rate
-from media_pipeline.db.models import Composition, CompositionSegment
+from media_pipeline.db.models import Composition, CompositionSegment, MediaItem
 
 
 class Invalid(ValueError):
@@ -65,9 +65,26 @@ def segment_values(
     }
 
 
+def soundtrack_value(session: Session, media_id: int | None) -> str | None:
+    """The stored form of a soundtrack (the media id as text), or Invalid naming `soundtrack`."""
+    if media_id is None:
+        return None
+    item = session.get(MediaItem, media_id)
+    if item is None:
+        raise Invalid("soundtrack", f"there is no media with id {media_id} in the library; upload it with "
+                      "POST /v1/media and give the id it answers")  # fmt: skip
+    if not item.has_audio:
+        raise Invalid("soundtrack", f"media {media_id} has no audio track; a soundtrack is a library video with "
+                      "audio (the library keeps audio inside videos)")  # fmt: skip
+    return str(media_id)
+
+
 def create(session: Session, body: CompositionIn, generators: dict[str, Generator]) -> Composition:
     width, height = body.size
-    composition = Composition(name=body.name, rate=body.rate, width=width, height=height, soundtrack=body.soundtrack)
+    composition = Composition(
+        name=body.name, rate=body.rate, width=width, height=height,
+        soundtrack=soundtrack_value(session, body.soundtrack),
+    )  # fmt: skip
     rate = parse_rate(body.rate)
     for position, segment in enumerate(body.segments):
         values = segment_values(session, segment, rate, generators, f"segments.{position}")
@@ -77,8 +94,9 @@ def create(session: Session, body: CompositionIn, generators: dict[str, Generato
     return composition
 
 
-def update(composition: Composition, body: CompositionUpdate) -> None:
-    composition.name, composition.rate, composition.soundtrack = body.name, body.rate, body.soundtrack
+def update(session: Session, composition: Composition, body: CompositionUpdate) -> None:
+    soundtrack = soundtrack_value(session, body.soundtrack)
+    composition.name, composition.rate, composition.soundtrack = body.name, body.rate, soundtrack
     composition.width, composition.height = body.size
 
 
@@ -129,6 +147,10 @@ def listing(session: Session, after: int | None, limit: int) -> list[Composition
     return list(session.scalars(query))
 
 
+def soundtrack_id(composition: Composition) -> int | None:
+    return int(composition.soundtrack) if composition.soundtrack and composition.soundtrack.isdigit() else None
+
+
 def snapshot(composition: Composition) -> dict[str, Any]:
     """What a render works from, fixed when it is asked for (edits afterwards do not change it)."""
     return {
@@ -136,6 +158,7 @@ def snapshot(composition: Composition) -> dict[str, Any]:
         "rate": composition.rate,
         "width": composition.width,
         "height": composition.height,
+        "soundtrack": soundtrack_id(composition),
         "segments": [
             {
                 "id": s.id, "generator": s.generator, "prompt": s.prompt, "negative_prompt": s.negative_prompt,
