@@ -275,6 +275,14 @@ def test_still_and_clip_render_through_the_api_and_miss_the_cache_when_an_input_
     assert client.put(f"/v1/segments/{still_id}", json=still, headers=AUTH).status_code == 200
     assert render()[0] == ["hit", "hit"]  # the first picture's clip is still cached, by its content
 
+    # The library keeps what a composition uses, unless told; a render then fails VALIDATE saying why.
+    refused = assert_problem(client.delete(f"/v1/media/{image}", headers=AUTH), 409, "media_in_use")
+    assert f"compositions {cid} use it" in refused["detail"], refused
+    assert client.delete(f"/v1/media/{image}?force=true", headers=AUTH).status_code == 204
+    job = client.post(f"/v1/compositions/{cid}/renders", headers=AUTH).json()["job"]
+    job = client.get(f"/v1/jobs/{job['id']}", headers=AUTH).json()
+    assert job["status"] == "failed" and f"there is no media with id {image} in the library" in job["error"], job
+
 
 def test_library_inputs_materialize_in_dagster(tmp_path: Path, domain_url: str, instance: dg.DagsterInstance) -> None:
     """The render's assets with dg.materialize: the plan step looks the inputs up in the domain

@@ -147,6 +147,19 @@ def listing(session: Session, after: int | None, limit: int) -> list[Composition
     return list(session.scalars(query))
 
 
+def compositions_using(session: Session, media_id: int) -> list[int]:
+    """The compositions that name `media_id` as a segment's input or as their soundtrack."""
+    found = set(session.scalars(sa.select(Composition.id).where(Composition.soundtrack == str(media_id))))
+    # Inputs are a JSON list, which SQLite and Postgres query differently: read the non-empty ones.
+    rows = session.execute(
+        sa.select(CompositionSegment.composition_id, CompositionSegment.inputs).where(
+            sa.cast(CompositionSegment.inputs, sa.String) != "[]"
+        )
+    )
+    found |= {composition_id for composition_id, inputs in rows if media_id in (inputs or [])}
+    return sorted(found)
+
+
 def soundtrack_id(composition: Composition) -> int | None:
     return int(composition.soundtrack) if composition.soundtrack and composition.soundtrack.isdigit() else None
 
