@@ -26,7 +26,7 @@ class SegmentOut(BaseModel):
     seed: int = Field(description='The stored seed (drawn once if "random" was asked)')
     frames: int = Field(description="Length in frames at the composition's rate")
     seconds: str | None = Field(description="The seconds the client gave, if it gave seconds (converted once)")
-    inputs: list[str]
+    inputs: list[int] = Field(description="Media library ids the generator works from")
     transition: TransitionOut
 
 
@@ -37,7 +37,7 @@ class CompositionOut(BaseModel):
     resolution: str
     width: int
     height: int
-    soundtrack: str | None
+    soundtrack: int | None = Field(description="The media library id whose audio is the soundtrack; null: silent")
     segments: list[SegmentOut]
     total_frames: int = Field(description="Frames the video will have: every segment's, less each crossfade's")
     created_at: dt.datetime
@@ -52,7 +52,8 @@ class GeneratorOut(BaseModel):
     durations: list[str] | None = Field(description="Clip lengths it makes, seconds; null: any length")
     max_seconds: str
     sizes: list[str] | None = Field(description="Sizes it makes, WIDTHxHEIGHT; null: any size")
-    inputs: int = Field(description="How many input images it takes")
+    inputs: int = Field(description="How many inputs (media library ids) it takes")
+    input_types: list[Literal["image", "video"]] = Field(description="The library media types it takes as inputs")
     requires_input: bool
     needs_key: bool
     key_set: bool

@@ -31,7 +31,7 @@ from media_pipeline.compositions.assets import ASSETS
 from media_pipeline.compositions.config import CompositionRenderConfig, SegmentConfig
 from media_pipeline.compositions.partitions import composition_renders
 from media_pipeline.core import ffmpeg, segments
-from media_pipeline.resources import ArtifactStore, FFmpegResource, MediaSearchResource
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
 RATE = Fraction(24)
 WIDTH, HEIGHT = 1920, 1080
@@ -66,7 +66,7 @@ def materialize(instance: dg.DagsterInstance, root: Path, key: str, run_config: 
     result = dg.materialize(
         ASSETS, instance=instance, partition_key=key,
         resources={"artifacts": ArtifactStore(root=str(root)), "ffmpeg": FFmpegResource(concurrency=2),
-                   "media_search": MediaSearchResource(media_roots="")},
+                   "database": DatabaseResource(url=f"sqlite:///{root}/domain.db")},
         run_config={"ops": {"composition_plan": {"config": run_config.model_dump()}}},
     )  # fmt: skip
     elapsed = time.perf_counter() - started

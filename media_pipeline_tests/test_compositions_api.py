@@ -62,6 +62,13 @@ def local(frames: int | None = None, **kw: Any) -> dict[str, Any]:
     return body
 
 
+def upload(client: TestClient, path: Path) -> dict[str, Any]:
+    """`path` added to the media library through its API."""
+    response = client.post(f"/v1/media?filename={path.name}", content=path.read_bytes(), headers=AUTH)
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
 def create(client: TestClient, **kw: Any) -> dict[str, Any]:
     body = {"name": "promo", "rate": "30000/1001", "resolution": "160x90",
             "segments": [local(12, seed=1, transition={"type": "crossfade", "frames": 3}),
@@ -188,7 +195,8 @@ def test_a_generator_without_its_key_fails_validate_with_a_sentence(
     client: TestClient, settings: Settings, tmp_path: Path
 ) -> None:
     Image.new("RGB", (64, 36), (200, 80, 40)).save(tmp_path / "media" / "still.png")
-    runway = {"generator": "runway", "frames": 24, "inputs": ["still.png"], "prompt": "a slow push in"}
+    still = upload(client, tmp_path / "media" / "still.png")
+    runway = {"generator": "runway", "frames": 24, "inputs": [still["id"]], "prompt": "a slow push in"}
     composition = create(client, segments=[local(6), runway])
     job = client.post(f"/v1/compositions/{composition['id']}/renders", headers=AUTH).json()["job"]
     job = client.get(f"/v1/jobs/{job['id']}", headers=AUTH).json()

@@ -22,12 +22,13 @@ from PIL import Image
 from api.dagster_gateway import InProcessGateway
 from api.main import create_app
 from media_pipeline.compositions import render
-from media_pipeline.compositions.generators.base import GenerationRequest, Generator, GeneratorError
+from media_pipeline.compositions.generators.base import GenerationRequest, Generator, GeneratorError, InputMedia
 from media_pipeline.compositions.generators.local import LocalGenerator
 from media_pipeline.compositions.generators.providers import RunwayGenerator, StabilityGenerator, retry_after
 from media_pipeline.compositions.render import CompositionSpec, RenderError, SegmentSpec
 from media_pipeline.core.segments import count_frames
 from media_pipeline.settings import load_settings
+from media_pipeline_tests.composition_media import library, stored
 
 
 class Provider(ThreadingHTTPServer):
@@ -192,17 +193,25 @@ def generators(provider: Provider, monkeypatch: pytest.MonkeyPatch, **env: str) 
     return {g.id: g for g in made}
 
 
-def spec(root: Path, generator: str, prompt: str = "a slow push in", frames: int = 30) -> CompositionSpec:
+STILL_ID = 1
+
+
+def still(root: Path) -> dict[int, InputMedia]:
     Image.new("RGB", (128, 72), (200, 80, 40)).save(root / "still.png")
-    segment = SegmentSpec(1, generator, prompt, "", {}, 7, frames, inputs=("still.png",))
+    return {STILL_ID: stored(root, root / "still.png", STILL_ID)}
+
+
+def spec(root: Path, generator: str, prompt: str = "a slow push in", frames: int = 30) -> CompositionSpec:
+    segment = SegmentSpec(1, generator, prompt, "", {}, 7, frames, inputs=(STILL_ID,))
     return CompositionSpec(1, Fraction(30000, 1001), 160, 90, (segment,), preset="ultrafast")
 
 
 def run(root: Path, spec_: CompositionSpec, gens: dict[str, Generator], hooks: Hooks) -> render.Plan:
     cache = render.cache_for(root)
-    plan = render.plan(spec_, gens, cache, [root])
+    plan = render.plan(spec_, gens, cache, still(root))
     for pool in {s.pool for s in plan.segments}:
-        render.generate(plan, pool, gens, cache, root / "work", hooks, sleep=lambda s: time.sleep(0.01))
+        render.generate(plan, pool, gens, cache, root / "work", hooks, library(root).local_path,
+                        sleep=lambda s: time.sleep(0.01))  # fmt: skip
     return plan
 
 
@@ -251,7 +260,7 @@ def test_a_cancelled_render_cancels_the_providers_task(
 ) -> None:
     gens = generators(provider, monkeypatch)
     cache = render.cache_for(tmp_path)
-    plan = render.plan(spec(tmp_path, "runway", prompt="forever"), gens, cache, [tmp_path])
+    plan = render.plan(spec(tmp_path, "runway", prompt="forever"), gens, cache, still(tmp_path))
 
     class Interrupted(BaseException):
         """What Dagster raises into a step when its run is terminated."""
@@ -264,7 +273,8 @@ def test_a_cancelled_render_cancels_the_providers_task(
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        render.generate(plan, "runway", gens, cache, tmp_path / "work", Hooks(), sleep=sleep)
+        render.generate(plan, "runway", gens, cache, tmp_path / "work", Hooks(), library(tmp_path).local_path,
+                        sleep=sleep)  # fmt: skip
     assert provider.cancelled == ["task-1"]
     assert not cache.has(plan.segments[0].key)
 
@@ -322,7 +332,7 @@ def test_stability_failure_and_a_missing_key(
         run(tmp_path, spec(tmp_path, "stability"), gens, hooks)
     without = generators(provider, monkeypatch, MEDIA_PIPELINE_STABILITY_API_KEY="")
     with pytest.raises(RenderError, match="needs MEDIA_PIPELINE_STABILITY_API_KEY"):
-        render.plan(spec(tmp_path, "stability"), without, render.cache_for(tmp_path), [tmp_path])
+        render.plan(spec(tmp_path, "stability"), without, render.cache_for(tmp_path), still(tmp_path))
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
@@ -342,7 +352,7 @@ def test_giving_up_after_the_attempts_says_so(
     runway.client.attempts = 3
     request = dataclasses.replace(
         GenerationRequest("p", "", {"model": "gen4_turbo"}, 1, 30, Fraction(30), 1280, 720, Fraction(5)),
-        inputs=(spec(tmp_path, "runway") and tmp_path / "still.png",),
+        inputs=(library(tmp_path).local_path(still(tmp_path)[STILL_ID].storage_key),),
     )
     with pytest.raises(GeneratorError, match="answered 429 to POST /v1/image_to_video, 3 times; giving up"):
         runway.submit(request)
@@ -366,8 +376,10 @@ def test_cancelling_a_render_job_cancels_its_runway_task(
     auth = {"Authorization": "Bearer t0ken"}
     gateway = InProcessGateway(instance, background=True)
     with TestClient(create_app(load_settings(), gateway=gateway)) as client:
+        upload = client.post("/v1/media?filename=still.png", content=(media / "still.png").read_bytes(), headers=auth)
+        assert upload.status_code == 201, upload.text
         body = {"name": "c", "rate": "24", "resolution": "128x72", "segments": [
-            {"generator": "runway", "prompt": "forever", "frames": 24, "inputs": ["still.png"]}]}  # fmt: skip
+            {"generator": "runway", "prompt": "forever", "frames": 24, "inputs": [upload.json()["id"]]}]}  # fmt: skip
         composition = client.post("/v1/compositions", json=body, headers=auth).json()
         job = client.post(f"/v1/compositions/{composition['id']}/renders", headers=auth).json()["job"]
         running = wait_for_job(client, job["id"], lambda j: any(i.get("task_id") for i in j["items"]), auth)

@@ -13,10 +13,11 @@ import av
 import pytest
 
 from media_pipeline.compositions import render
-from media_pipeline.compositions.generators.base import GenerationRequest, Generator
+from media_pipeline.compositions.generators.base import GenerationRequest, Generator, InputMedia
 from media_pipeline.compositions.generators.local import LocalGenerator
 from media_pipeline.compositions.render import CompositionSpec, RenderError, SegmentSpec
 from media_pipeline.core.segments import count_frames
+from media_pipeline_tests.composition_media import library
 
 RATE = Fraction(30000, 1001)
 
@@ -51,17 +52,25 @@ class Counting(LocalGenerator):
         return super().submit(request)
 
 
-def run(spec: CompositionSpec, gens: dict[str, Generator], root: Path, render_id: str) -> tuple[render.Plan, Path]:
+def run(
+    spec: CompositionSpec,
+    gens: dict[str, Generator],
+    root: Path,
+    render_id: str,
+    media: dict[int, InputMedia] | None = None,
+) -> tuple[render.Plan, Path]:
     cache = render.cache_for(root)
     previous = root / "plan.json"
     plan = render.plan(
-        spec, gens, cache, [root], render.Plan.from_json(previous.read_text()) if previous.exists() else None
+        spec, gens, cache, media or {}, render.Plan.from_json(previous.read_text()) if previous.exists() else None
     )
     hooks = Hooks()
     for pool in {s.pool for s in plan.segments}:
-        render.generate(plan, pool, gens, cache, root / "work", hooks)
+        render.generate(plan, pool, gens, cache, root / "work", hooks, library(root).local_path)
     staging = root / "renders" / render_id
-    composed = render.compose(plan, cache, staging, root / "output" / f"{render_id}.mp4", hooks)
+    composed = render.compose(
+        plan, cache, staging, root / "output" / f"{render_id}.mp4", hooks, localize=library(root).local_path
+    )
     previous.write_text(plan.to_json())
     return plan, composed.video
 

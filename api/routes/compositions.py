@@ -54,7 +54,8 @@ def composition_view(composition: Composition) -> CompositionOut:
     return CompositionOut(
         id=composition.id, name=composition.name, rate=composition.rate,
         resolution=f"{composition.width}x{composition.height}", width=composition.width, height=composition.height,
-        soundtrack=composition.soundtrack, segments=segments, total_frames=sum(s.frames for s in segments) - overlaps,
+        soundtrack=store.soundtrack_id(composition), segments=segments,
+        total_frames=sum(s.frames for s in segments) - overlaps,
         created_at=as_utc(composition.created_at), updated_at=as_utc(composition.updated_at),
     )  # fmt: skip
 
@@ -124,7 +125,7 @@ def get_composition(composition_id: CompositionId, session: SessionDep) -> Compo
             responses=SAVE_ERRORS)  # fmt: skip
 def put_composition(composition_id: CompositionId, body: CompositionUpdate, session: SessionDep) -> CompositionOut:
     composition = _composition(session, composition_id)
-    _saved(session, lambda: store.update(composition, body))
+    _saved(session, lambda: store.update(session, composition, body))
     return composition_view(composition)
 
 
@@ -171,7 +172,7 @@ def get_segment(segment_id: SegmentId, session: SessionDep) -> SegmentOut:
             responses=SAVE_ERRORS)  # fmt: skip
 def put_segment(segment_id: SegmentId, body: SegmentIn, session: SessionDep, settings: SettingsDep) -> SegmentOut:
     segment = _segment(session, segment_id)
-    _saved(session, lambda: store.replace_segment(segment, body, _generators(settings)))
+    _saved(session, lambda: store.replace_segment(session, segment, body, _generators(settings)))
     return segment_view(segment)
 
 
@@ -194,7 +195,8 @@ def generator_view(generator: Generator) -> GeneratorOut:
         params_schema=generator.params_model.model_json_schema(),
         durations=[str(d) for d in caps.durations] if caps.durations is not None else None,
         max_seconds=str(caps.max_seconds), sizes=[f"{w}x{h}" for w, h in caps.sizes] if caps.sizes else None,
-        inputs=caps.inputs, requires_input=caps.requires_input, needs_key=caps.needs_key, key_set=generator.key_set(),
+        inputs=caps.inputs, input_types=list(caps.input_types), requires_input=caps.requires_input,
+        needs_key=caps.needs_key, key_set=generator.key_set(),
         available=reason is None, unavailable_reason=reason, pool=caps.pool, can_cancel=caps.can_cancel,
     )  # fmt: skip
 

@@ -39,6 +39,7 @@ from api.problems import ApiProblem, field_problem, not_found, problem_responses
 from api.routes.artifacts import stored_response
 from api.schemas import Job as JobOut
 from api.schemas import Page
+from media_pipeline.compositions import store as composition_store
 from media_pipeline.db.models import Job, MediaDerivative, MediaItem
 from media_pipeline.library import edits
 from media_pipeline.library.assets import lineage_metadata
@@ -258,14 +259,16 @@ def media_content(
 @router.delete(
     "/{media_id}",
     status_code=204,
-    summary="Delete an item (refused while derivatives or jobs use it, unless force)",
+    summary="Delete an item (refused while derivatives, jobs or compositions use it, unless force)",
     responses=problem_responses(404, 409),
 )
 def delete_media(
     media_id: MediaIdPath,
     session: SessionDep,
     settings: SettingsDep,
-    force: Annotated[bool, Query(description="Delete even if derivatives or unfinished jobs use it")] = False,
+    force: Annotated[
+        bool, Query(description="Delete even if derivatives, unfinished jobs or compositions use it")
+    ] = False,
 ) -> Response:
     item = _get(session, media_id)
     derived = session.scalar(
@@ -276,12 +279,15 @@ def delete_media(
         .select_from(Job)
         .where(Job.subject_type == "media", Job.subject_id == str(media_id), Job.status.not_in(TERMINAL))
     )
-    if (derived or active) and not force:
+    compositions = composition_store.compositions_using(session, media_id)
+    if (derived or active or compositions) and not force:
         reasons = []
         if derived:
             reasons.append(f"{derived} derivative(s) were made from it")
         if active:
             reasons.append(f"{active} unfinished job(s) use it")
+        if compositions:
+            reasons.append(f"compositions {', '.join(map(str, compositions))} use it (segment inputs or soundtrack)")
         raise ApiProblem(
             409, "media_in_use", f"media {media_id} is in use: {' and '.join(reasons)}; delete with ?force=true anyway"
         )

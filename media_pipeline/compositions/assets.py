@@ -8,15 +8,17 @@ from typing import Any
 
 import dagster as dg
 
-from media_pipeline.compositions import render
+from media_pipeline.compositions import inputs, render
 from media_pipeline.compositions.config import CompositionRenderConfig
 from media_pipeline.compositions.generators import registry
+from media_pipeline.compositions.generators.base import InputMedia
 from media_pipeline.compositions.partitions import composition_renders, split_render_key
 from media_pipeline.compositions.render import Plan, RenderError
 from media_pipeline.core.ffmpeg import FFmpegError
+from media_pipeline.library.store import LibraryStore
 from media_pipeline.platform.executors import FFMPEG_QUEUE, FFMPEG_STEP_TAGS, GENERATORS_QUEUE, QUEUE_TAG
 from media_pipeline.platform.progress import ProgressReporter
-from media_pipeline.resources import ArtifactStore, FFmpegResource, MediaSearchResource
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 from media_pipeline.settings import load_settings
 
 GROUP = "compositions"
@@ -64,7 +66,7 @@ def _failure(exc: Exception) -> dg.Failure:
 )
 def composition_plan(
     context: dg.AssetExecutionContext, config: CompositionRenderConfig, artifacts: ArtifactStore,
-    media_search: MediaSearchResource,
+    database: DatabaseResource,
 ) -> dg.MaterializeResult:  # fmt: skip
     folder, staging, _ = _folder(artifacts, context.partition_key)
     progress = ProgressReporter.for_context(context, unit="segments")
@@ -73,9 +75,15 @@ def composition_plan(
     latest = folder / "latest_plan.json"
     previous = Plan.from_json(latest.read_text()) if latest.is_file() else None
     generators = registry.generators(load_settings())
+    wanted = {media_id for segment in spec.segments for media_id in segment.inputs}
+    if spec.soundtrack is not None:
+        wanted.add(spec.soundtrack)
+    media: dict[int, InputMedia] = {}
+    if wanted:
+        with database.session() as session:
+            media = inputs.resolve(session, wanted)
     try:
-        plan = render.plan(spec, generators, render.cache_for(artifacts.root_path), media_search.allowed_roots(),
-                           previous)  # fmt: skip
+        plan = render.plan(spec, generators, render.cache_for(artifacts.root_path), media, previous)
     except RenderError as exc:
         raise _failure(exc) from exc
     progress.plan(len(plan.segments), {s.item: f"segment {s.index + 1} ({s.generator})" for s in plan.segments})
@@ -131,7 +139,7 @@ def clips_asset(pool: str) -> dg.AssetsDefinition:
         try:
             results = render.generate(
                 plan, pool, generators, render.cache_for(artifacts.root_path), staging / "work", _Hooks(progress),
-                concurrency=concurrency, timeout=settings.generator_timeout,
+                LibraryStore(artifacts).local_path, concurrency=concurrency, timeout=settings.generator_timeout,
             )  # fmt: skip
         except (RenderError, FFmpegError) as exc:
             raise _failure(exc) from exc
@@ -177,7 +185,8 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
         cache = render.cache_for(artifacts.root_path)
         output = folder / "output" / f"{render_id}.mp4"
         try:
-            composed = render.compose(plan, cache, staging, output, _Hooks(progress), concurrency=ffmpeg.concurrency)
+            composed = render.compose(plan, cache, staging, output, _Hooks(progress), concurrency=ffmpeg.concurrency,
+                                      localize=LibraryStore(artifacts).local_path)  # fmt: skip
         except (RenderError, FFmpegError) as exc:
             raise _failure(exc) from exc
         finally:
@@ -198,6 +207,7 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
             "frames": composed.frames, "planned_frames": composed.planned_frames, "rate": plan.rate,
             "size": [plan.width, plan.height], "segments": segments, "removed": plan.removed,
             "encoded_pieces": composed.encoded_pieces, "reused_pieces": composed.reused_pieces,
+            "soundtrack": plan.soundtrack_media, "audio_samples": composed.audio_samples,
         }  # fmt: skip
         render.write_json(staging / "result.json", result)
         render.write_json(folder / "latest.json", result)
@@ -216,6 +226,11 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
                 "encoded_pieces": composed.encoded_pieces,
                 "reused_pieces": composed.reused_pieces,
                 "segments": dg.MetadataValue.md("\n".join(rows)),
+                **(
+                    {"soundtrack": plan.soundtrack_media, "audio_samples": composed.audio_samples}
+                    if plan.soundtrack_media is not None
+                    else {}
+                ),
             },
             check_results=[
                 dg.AssetCheckResult(

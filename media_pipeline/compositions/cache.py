@@ -7,7 +7,7 @@ everything that decides what the generator makes:
     {"generator": id, "version": its version, "model": the params' model, "prompt": ...,
      "negative_prompt": ..., "params": the validated params, "seed": ..., "duration": what the
      generator is asked for (frames at a rate, or its own seconds), "size": [w, h] asked for,
-     "inputs": [sha-256 of every input file, in order]}
+     "inputs": [sha-256 of every input's content, in order, as the library recorded it]}
 
 So: nothing changed, nothing is generated; an edited prompt, params, seed, length or input
 generates that segment alone; a generator's version bump regenerates every segment it made.

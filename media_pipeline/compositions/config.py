@@ -20,7 +20,7 @@ class SegmentConfig(dg.Config):
     params_json: str = Field(default="{}", description="The generator's params, as JSON")
     seed: int = 0
     frames: int = 1
-    inputs: list[str] = Field(default_factory=list)
+    inputs: list[int] = Field(default_factory=list, description="Media library ids")
     transition: str = Field(default="cut", description="cut or crossfade")
     transition_frames: int = 0
 
@@ -35,6 +35,7 @@ class CompositionRenderConfig(dg.Config):
     width: int = 1920
     height: int = 1080
     segments: list[SegmentConfig] = Field(default_factory=list)
+    soundtrack: int | None = Field(default=None, description="Media library id of the soundtrack; unset: silent")
     crf: int = Field(default=18, ge=0, le=51)
     preset: str = "veryfast"
 
@@ -51,6 +52,7 @@ class CompositionRenderConfig(dg.Config):
                 for s in self.segments
             ),
             force_segments=frozenset(self.force_segments), crf=self.crf, preset=self.preset,
+            soundtrack=self.soundtrack,
         )  # fmt: skip
 
 
@@ -69,4 +71,5 @@ def from_snapshot(
     return CompositionRenderConfig(
         force_segments=force_segments, partition_key=partition_key, composition_id=snapshot["composition_id"],
         rate=snapshot["rate"], width=snapshot["width"], height=snapshot["height"], segments=segments,
+        soundtrack=snapshot.get("soundtrack"),
     )  # fmt: skip

@@ -5,14 +5,17 @@
     compositions/<id>/output/<render>.mp4    the video; latest.json names the newest
 
 PLAN (VALIDATE included: every problem a client can fix, as sentences, before any work): each
-segment's cache key, and whether it is cached, to generate (missing or forced) or, against the
+segment's inputs (media library items, looked up by the caller) checked for its generator, its
+cache key, and whether it is cached, to generate (missing or forced) or, against the
 previous render, removed. GENERATE: the missing clips, concurrently, one step per provider pool.
 COMPOSE: every clip conformed to the composition's rate, size, pixel format and exact frame count
 (fps, scale and crop to cover, padded with its last frame when the clip is short, trimmed when
 long); the video is the segments' bodies and the crossfades between them, each a piece encoded
 alike and cached, joined by stream copy. A crossfade of n frames overlaps the two segments, so
 the video has `sum(frames) - sum(crossfade frames)` frames. Nothing reaches `output/` unless
-its frame count is the planned one.
+its frame count is the planned one. A soundtrack (a library video's audio) is decoded to 48 kHz
+PCM, padded with silence or trimmed to exactly the video's length in samples
+(`floor(frames * 48000 / rate + 1/2)`), and muxed as AAC when the pieces are joined.
 """
 
 from __future__ import annotations
@@ -20,26 +23,30 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from media_pipeline.compositions import inputs as segment_inputs
 from media_pipeline.compositions.cache import GenerationCache, key_of
 from media_pipeline.compositions.generators.base import (
     FINISHED,
     GenerationRequest,
     Generator,
     GeneratorError,
+    InputMedia,
     TaskState,
 )
 from media_pipeline.core import ffmpeg
-from media_pipeline.core.files import atomic_path, sha256_file
+from media_pipeline.core.audio import SAMPLE_RATE, to_wav, wav_samples
+from media_pipeline.core.files import atomic_path
 from media_pipeline.core.probe import probe
 from media_pipeline.core.segments import Look, count_frames, encoder_args, join
 from media_pipeline.core.timecode import parse_rate, rate_text
@@ -71,7 +78,7 @@ class SegmentSpec:
     params: dict[str, Any]
     seed: int
     frames: int
-    inputs: tuple[str, ...] = ()
+    inputs: tuple[int, ...] = ()  # media library ids
     transition: dict[str, Any] = field(default_factory=lambda: {"type": "cut"})
 
     @property
@@ -89,6 +96,7 @@ class CompositionSpec:
     force_segments: frozenset[int] = frozenset()
     crf: int = 18
     preset: str = "veryfast"
+    soundtrack: int | None = None  # a media library id
 
     @property
     def look(self) -> Look:
@@ -107,7 +115,7 @@ class PlannedSegment:
     frames: int
     head: int  # frames crossfaded with the previous segment
     tail: int  # frames crossfaded with the next
-    inputs: list[str]  # resolved paths
+    inputs: list[str]  # the input media's storage keys (localized by the generation step)
     ask_seconds: str
     ask_size: list[int]
     request: dict[str, Any]  # prompt, negative prompt, params, seed
@@ -127,10 +135,18 @@ class Plan:
     preset: str
     segments: list[PlannedSegment]
     removed: list[int]
+    soundtrack: str | None = None  # the soundtrack's storage key
+    soundtrack_media: int | None = None
+    soundtrack_sha256: str | None = None
 
     @property
     def total_frames(self) -> int:
         return sum(s.frames for s in self.segments) - sum(s.tail for s in self.segments)
+
+    @property
+    def total_samples(self) -> int:
+        """The video's length in audio samples at 48 kHz (the nearest sample)."""
+        return audio_samples(self.total_frames, parse_rate(self.rate))
 
     @property
     def look(self) -> Look:
@@ -146,6 +162,10 @@ class Plan:
         return cls(**raw)
 
 
+def audio_samples(frames: int, rate: Fraction) -> int:
+    return math.floor(Fraction(frames) * SAMPLE_RATE / rate + Fraction(1, 2))
+
+
 def render_dir(artifact_root: Path, composition_id: int, render_id: str) -> Path:
     return artifact_root / "compositions" / str(composition_id) / "renders" / render_id
 
@@ -157,32 +177,20 @@ def cache_for(artifact_root: Path) -> GenerationCache:
 # -- PLAN -------------------------------------------------------------------------------------
 
 
-def _input_file(text: str, media_roots: Iterable[Path]) -> Path | str:
-    """The input's real path inside a media root, or a sentence saying why not."""
-    roots = [Path(os.path.realpath(r)) for r in media_roots]
-    candidates = [Path(text)] if text.startswith("/") else [root / text for root in roots]
-    for candidate in candidates:
-        real = Path(os.path.realpath(candidate))  # links followed before the check, not after
-        if any(real.is_relative_to(root) for root in roots) and real.is_file():
-            return real
-    # The same sentence whether the file exists or not: a client cannot probe the filesystem.
-    return f"input {text} is not a file in the media folders (MEDIA_PIPELINE_MEDIA_ROOTS)"
-
-
 def plan(
     spec: CompositionSpec,
     generators: dict[str, Generator],
     cache: GenerationCache,
-    media_roots: Iterable[Path],
+    media: Mapping[int, InputMedia],
     previous: Plan | None = None,
 ) -> Plan:
-    """The plan, or RenderError with every problem found."""
+    """The plan, or RenderError with every problem found. `media`: the library items the segments
+    name as inputs (one missing from it was deleted since the segment was saved)."""
     problems: list[str] = []
     if not spec.segments:
         problems.append("the composition has no segments; add one with POST /v1/compositions/{id}/segments")
     rate = spec.rate
     planned: list[PlannedSegment] = []
-    roots = list(media_roots)
     for index, segment in enumerate(spec.segments):
         label = f"segment {index + 1} (id {segment.id})"
         generator = generators.get(segment.generator)
@@ -194,23 +202,16 @@ def plan(
             problems.append(f"{label}: {reason}")
             continue
         caps = generator.capabilities
-        inputs: list[Path] = []
-        for text in segment.inputs:
-            found = _input_file(text, roots)
-            if isinstance(found, str):
-                problems.append(f"{label}: {found}")
-            else:
-                problem = _image_problem(found)
-                if problem:
-                    problems.append(f"{label}: {problem}")
-                inputs.append(found)
-        if caps.requires_input and not segment.inputs:
-            problems.append(f"{label}: generator {generator.id} makes video from an image; give the segment one input")
         try:
             params = generator.params(segment.params)
         except ValueError as exc:  # pydantic's ValidationError is one
             problems.append(f"{label}: its params are not valid for {generator.id}: {exc}")
             continue
+        found = segment_inputs.problems(generator, params, segment.frames, rate, segment.inputs, dict(media))
+        if found:
+            problems += [f"{label}: {where}: {message}" for where, message in found]
+            continue
+        inputs = [media[i] for i in segment.inputs]
         seconds = generator.ask_seconds(segment.frames, rate)
         width, height = generator.ask_size(spec.width, spec.height)
         duration: dict[str, Any] = (
@@ -220,7 +221,8 @@ def plan(
             "generator": generator.id, "version": generator.version, "model": generator.model(params),
             "prompt": segment.prompt, "negative_prompt": segment.negative_prompt, "params": params,
             "seed": segment.seed, "duration": duration, "size": [width, height],
-            "inputs": [sha256_file(p) for p in inputs],
+            # The content's sha-256, as the library recorded it on upload (its storage key is that hash).
+            "inputs": [m.sha256 for m in inputs],
         }  # fmt: skip
         key = key_of(payload)
         forced = segment.id in spec.force_segments
@@ -228,7 +230,8 @@ def plan(
             PlannedSegment(
                 id=segment.id, index=index, generator=generator.id, pool=caps.pool, key=key, payload=payload,
                 decision="generate" if forced or not cache.has(key) else "cached", frames=segment.frames,
-                head=0, tail=0, inputs=[str(p) for p in inputs], ask_seconds=str(seconds), ask_size=[width, height],
+                head=0, tail=0, inputs=[m.storage_key for m in inputs], ask_seconds=str(seconds),
+                ask_size=[width, height],
                 request={"prompt": segment.prompt, "negative_prompt": segment.negative_prompt, "params": params,
                          "seed": segment.seed},
             )
@@ -243,19 +246,20 @@ def plan(
                 f"segment {segment.index + 1} (id {segment.id}) has {segment.frames} frames, fewer than its "
                 f"crossfades take ({segment.head} in, {segment.tail} out); lengthen it or shorten the crossfades"
             )
+    soundtrack = media.get(spec.soundtrack) if spec.soundtrack is not None else None
+    if spec.soundtrack is not None and soundtrack is None:
+        problems.append(f"the soundtrack, media {spec.soundtrack}, is no longer in the library; choose another one")
+    elif soundtrack is not None and not soundtrack.has_audio:
+        problems.append(f"the soundtrack, media {spec.soundtrack}, has no audio track")
     if problems:
         raise RenderError(problems)
     current = {s.id for s in planned}
     removed = sorted(s.id for s in previous.segments if s.id not in current) if previous else []
-    return Plan(spec.composition_id, rate_text(rate), spec.width, spec.height, spec.crf, spec.preset, planned, removed)
-
-
-def _image_problem(path: Path) -> str | None:
-    try:
-        info = probe(path)
-    except ffmpeg.MediaError as exc:
-        return f"input {path.name} is not readable media ({exc.summary})"
-    return None if info.is_image else f"input {path.name} is not a still image"
+    return Plan(
+        spec.composition_id, rate_text(rate), spec.width, spec.height, spec.crf, spec.preset, planned, removed,
+        soundtrack=soundtrack.storage_key if soundtrack else None, soundtrack_media=spec.soundtrack,
+        soundtrack_sha256=soundtrack.sha256 if soundtrack else None,
+    )  # fmt: skip
 
 
 # -- GENERATE ---------------------------------------------------------------------------------
@@ -275,12 +279,14 @@ def generate(
     cache: GenerationCache,
     workdir: Path,
     hooks: Hooks,
+    localize: Callable[[str], Path],
     *,
     concurrency: int = 2,
     timeout: float = 1800.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Generated]:
     """Generate the plan's missing clips of generators in `pool`, at most `concurrency` at once.
+    `localize` turns an input's storage key into a local file (S3: fetched first).
 
     A failed segment fails alone (its item names the generator's error); RenderError after the
     others finished. Interrupted (the run is cancelled), in-flight provider tasks are cancelled.
@@ -298,11 +304,17 @@ def generate(
 
     def one(segment: PlannedSegment) -> Generated:
         generator = generators[segment.generator]
+        try:
+            files = tuple(localize(key) for key in segment.inputs)
+        except OSError:
+            raise GeneratorError(
+                "an input's content is no longer in the artifact store (deleted from the library?); upload it again"
+            ) from None
         request = GenerationRequest(
             prompt=segment.request["prompt"], negative_prompt=segment.request["negative_prompt"],
             params=segment.request["params"], seed=segment.request["seed"], frames=segment.frames, rate=rate,
             width=segment.ask_size[0], height=segment.ask_size[1], seconds=Fraction(segment.ask_seconds),
-            inputs=tuple(Path(p) for p in segment.inputs), workdir=workdir,
+            inputs=files, workdir=workdir,
         )  # fmt: skip
         hooks.item(segment.item, "running", progress=0.0, cache="miss")
         task_id = generator.submit(request)
@@ -450,12 +462,21 @@ class Composed:
     encoded_pieces: int
     reused_pieces: int
     short_clips: list[int]
+    audio_samples: int | None = None  # the soundtrack as muxed (before AAC), exactly the video's length
 
 
 def compose(
-    plan_: Plan, cache: GenerationCache, staging: Path, output: Path, hooks: Hooks, *, concurrency: int = 2
+    plan_: Plan,
+    cache: GenerationCache,
+    staging: Path,
+    output: Path,
+    hooks: Hooks,
+    *,
+    concurrency: int = 2,
+    localize: Callable[[str], Path] | None = None,
 ) -> Composed:
-    """Conform and join (in `staging`); publish to `output` only if it has the planned frames."""
+    """Conform and join (in `staging`); publish to `output` only if it has the planned frames.
+    `localize` turns the soundtrack's storage key into a local file (needed when there is one)."""
     look = plan_.look
     hooks.stage("CONFORM")
     todo = pieces(plan_)
@@ -494,9 +515,13 @@ def compose(
                     hooks.item(segment.item, "reused" if hit else "succeeded", cache="hit" if hit else "miss")
     if errors:
         raise RenderError(errors)
+    soundtrack = None
+    if plan_.soundtrack is not None:
+        hooks.stage("SOUNDTRACK")
+        soundtrack = prepare_soundtrack(plan_, staging, localize)
     hooks.stage("JOIN")
     video = staging / f".joined{output.suffix}"
-    join([cache.piece(p.key(look)) for p in todo], None, video, frames=plan_.total_frames,
+    join([cache.piece(p.key(look)) for p in todo], soundtrack, video, frames=plan_.total_frames,
          list_file=staging / "join.txt")  # fmt: skip
     frames = count_frames(video)
     if frames != plan_.total_frames:
@@ -504,7 +529,35 @@ def compose(
     output.parent.mkdir(parents=True, exist_ok=True)
     os.replace(video, output)
     short = [s.id for s in plan_.segments if _clip_frames(cache, s, look) < s.frames]
-    return Composed(output, frames, plan_.total_frames, encoded, reused, short)
+    samples = wav_samples(soundtrack) if soundtrack is not None else None
+    return Composed(output, frames, plan_.total_frames, encoded, reused, short, samples)
+
+
+def prepare_soundtrack(plan_: Plan, staging: Path, localize: Callable[[str], Path] | None) -> Path:
+    """The soundtrack as 48 kHz stereo PCM of exactly the video's samples: silence after a short
+    one, a long one cut."""
+    assert plan_.soundtrack is not None
+    if localize is None:
+        raise RenderError(["the soundtrack cannot be read here (no artifact store given)"])
+    try:
+        source = localize(plan_.soundtrack)
+    except OSError:
+        raise RenderError([f"the soundtrack, media {plan_.soundtrack_media}, is no longer in the artifact store; "
+                           "upload it again"]) from None  # fmt: skip
+    decoded = staging / "soundtrack.decoded.wav"
+    to_wav(source, decoded, what=f"decoding the soundtrack (media {plan_.soundtrack_media})")
+    exact = staging / "soundtrack.wav"
+    samples = plan_.total_samples
+    ffmpeg.run(
+        ["-i", str(decoded), "-af", f"apad=whole_len={samples},atrim=end_sample={samples}", "-c:a", "pcm_s16le",
+         "-f", "wav"],
+        exact, what="fitting the soundtrack to the video's length", timeout=600,
+    )  # fmt: skip
+    decoded.unlink(missing_ok=True)
+    found = wav_samples(exact)
+    if found != samples:
+        raise RenderError([f"the soundtrack came out {found} samples long, not the video's {samples}"])
+    return exact
 
 
 def _clip_frames(cache: GenerationCache, segment: PlannedSegment, look: Look) -> int:

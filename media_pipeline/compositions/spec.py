@@ -73,8 +73,10 @@ class SegmentIn(_Model):
     )
     frames: int | None = Field(default=None, ge=1, le=100_000, description="Length at the composition's rate")
     seconds: float | str | None = Field(default=None, description="Length in seconds, converted to frames once")
-    inputs: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
-        default_factory=list, max_length=8, description="Input images: paths under the media roots"
+    inputs: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Media library ids (POST /v1/media): the images or videos the generator works from",
     )
     transition: Transition = Field(default_factory=Transition, description="Into the next segment")
 
@@ -121,18 +123,14 @@ class CompositionUpdate(_Model):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     rate: str = Field(default="24", max_length=32, description='Exact: "24", "25", "30000/1001" (29.97 also read so)')
     resolution: str = Field(default="1920x1080", pattern=r"^\d{2,4}x\d{2,4}$", description="WIDTHxHEIGHT, even")
-    soundtrack: str | None = Field(default=None, max_length=64, description="A media item's id (media library)")
+    soundtrack: int | None = Field(
+        default=None, ge=1, le=2**31 - 1,
+        description="A media library id: a video whose audio is mixed under the whole video, trimmed or padded "
+        "with silence to its exact length",
+    )  # fmt: skip
 
     _rate = field_validator("rate")(classmethod(lambda cls, v: check_rate(v)))
     _resolution = field_validator("resolution")(classmethod(lambda cls, v: check_resolution(v)))
-
-    @field_validator("soundtrack")
-    @classmethod
-    def _soundtrack(cls, value: str | None) -> str | None:
-        if value is not None:
-            # Soundtracks are media items; this installation has no media library to name one from yet.
-            raise ValueError("soundtracks are media items, and the media library is not part of this installation yet")
-        return value
 
     @property
     def size(self) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """The clip generator interface: what a plug-in implements, and what the render asks of it.
 
-A generator turns one segment's request (prompt, params, seed, length, size, input images)
-into one video clip, through an asynchronous task, as hosted providers work:
+A generator turns one segment's request (prompt, params, seed, length, size, input media from
+the library, handed over as local files) into one video clip, through an asynchronous task, as hosted providers work:
 
     task_id = generator.submit(request)          # start; returns the provider's task id
     state = generator.poll(task_id)              # PENDING, THROTTLED, RUNNING, SUCCEEDED, FAILED
@@ -11,8 +11,11 @@ into one video clip, through an asynchronous task, as hosted providers work:
 The clip may come back at its own rate, size and length: the render conforms it. A generator
 declares what it can do (`Capabilities`), its parameters as a pydantic model (validated when a
 segment is saved, shown by `GET /v1/generators` as JSON Schema) and a `version`: bumping it
-invalidates every cached clip it made. Third-party generators are found through the entry point
-group `media_pipeline.generators` (see `registry.py`).
+invalidates every cached clip it made. Inputs are media library items: a segment names their
+ids, the generator says which types it takes (`Capabilities.input_types`) and may refuse an
+input it cannot use (`input_problems`, asked when a segment is saved and again when it is
+planned), and receives the files themselves (never a path from a request). Third-party
+generators are found through the entry point group `media_pipeline.generators` (see `registry.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+MediaType = Literal["image", "video"]
 TaskStatus = Literal["PENDING", "THROTTLED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
 FINISHED: tuple[TaskStatus, ...] = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -48,12 +52,28 @@ class Capabilities:
     max_seconds: Fraction = Fraction(600)
     # Sizes it makes (width, height): None means any size; else the one nearest in aspect ratio.
     sizes: tuple[tuple[int, int], ...] | None = None
-    inputs: int = 0  # how many input images it takes at most
+    inputs: int = 0  # how many input media it takes at most
     requires_input: bool = False
+    input_types: tuple[MediaType, ...] = ("image",)  # the library media types it takes as inputs
     needs_key: bool = False
     can_cancel: bool = True
     # The Dagster pool its generation steps run in: one pool per external provider.
     pool: str = "generators"
+
+
+@dataclass(frozen=True)
+class InputMedia:
+    """A library item named as a segment's input: what the library probed from its content."""
+
+    id: int
+    type: MediaType
+    sha256: str  # of the content: what the generation cache key holds
+    storage_key: str  # where the artifact store keeps it
+    width: int | None = None
+    height: int | None = None
+    rate: Fraction | None = None  # videos: exact
+    frame_count: int | None = None  # videos: counted
+    has_audio: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +87,7 @@ class GenerationRequest:
     width: int  # what to ask the generator for (one of its sizes, if it lists them)
     height: int
     seconds: Fraction  # what to ask the generator for (one of its durations, if it lists them)
-    inputs: tuple[Path, ...] = ()
+    inputs: tuple[Path, ...] = ()  # the input media, as local files, in the segment's order
     workdir: Path = field(default=Path("."))  # a folder the generator may write into
 
 
@@ -103,6 +123,13 @@ class Generator(ABC):
     def params(self, raw: dict[str, Any]) -> dict[str, Any]:
         """`raw` validated and completed with defaults (pydantic's ValidationError if wrong)."""
         return self.params_model.model_validate(raw).model_dump(mode="json")
+
+    def input_problems(
+        self, params: dict[str, Any], frames: int, rate: Fraction, inputs: tuple[InputMedia, ...]
+    ) -> list[tuple[str, str]]:
+        """What makes these inputs unusable with these (validated) params: (field, sentence) pairs,
+        the field relative to the segment (`inputs.0`, `params.start_frame`); none by default."""
+        return []
 
     @abstractmethod
     def submit(self, request: GenerationRequest) -> str: ...

@@ -51,11 +51,10 @@ def _colour(value: str | None, rng: random.Random) -> str:
     return "0x" + value[1:] if value else _hex(rng)
 
 
-class LocalGenerator(Generator):
-    id = "local"
-    version = "1"
-    description = "Test patterns, colour fields, gradients, fractals and title cards drawn by ffmpeg."
-    params_model = LocalParams
+class FFmpegGenerator(Generator):
+    """A generator that draws its clip with one local ffmpeg command: no provider, no key; the task
+    is finished once submitted (drawing is local, so it happens in `submit`)."""
+
     capabilities = Capabilities(pool="ffmpeg")
     poll_seconds = 0.0
 
@@ -63,15 +62,21 @@ class LocalGenerator(Generator):
         self._done: dict[str, Path] = {}
         self._lock = threading.Lock()
 
+    def args(self, request: GenerationRequest, text_file: Path) -> list[str]:
+        """ffmpeg's arguments (the output is appended); `text_file` is free for text a filter reads."""
+        raise NotImplementedError
+
+    def what(self, request: GenerationRequest) -> str:
+        return f"the {self.id} generator"
+
     def submit(self, request: GenerationRequest) -> str:
-        # Drawing is local and quick: it happens here, and the task is finished once submitted.
-        task_id = f"local-{uuid.uuid4().hex[:12]}"
+        task_id = f"{self.id}-{uuid.uuid4().hex[:12]}"
         target = request.workdir / f"{task_id}.mp4"
         args = self.args(request, request.workdir / f"{task_id}.txt")
         try:
-            ffmpeg.run(args, target, what=f"the local generator ({request.params.get('source')})", timeout=3600)
+            ffmpeg.run(args, target, what=self.what(request), timeout=3600)
         except ffmpeg.FFmpegError as exc:
-            raise GeneratorError(f"the local generator failed: {exc.summary}") from exc
+            raise GeneratorError(f"the {self.id} generator failed: {exc.summary}") from exc
         with self._lock:
             self._done[task_id] = target
         return task_id
@@ -84,6 +89,16 @@ class LocalGenerator(Generator):
         with self._lock:
             source = self._done.pop(task_id)
         source.replace(target)
+
+
+class LocalGenerator(FFmpegGenerator):
+    id = "local"
+    version = "1"
+    description = "Test patterns, colour fields, gradients, fractals and title cards drawn by ffmpeg."
+    params_model = LocalParams
+
+    def what(self, request: GenerationRequest) -> str:
+        return f"the local generator ({request.params.get('source')})"
 
     def args(self, request: GenerationRequest, text_file: Path) -> list[str]:
         params = LocalParams.model_validate(request.params)

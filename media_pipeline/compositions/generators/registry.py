@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 
 from media_pipeline.compositions.generators.base import Generator
 from media_pipeline.compositions.generators.local import LocalGenerator
+from media_pipeline.compositions.generators.media import ClipGenerator, StillGenerator
 from media_pipeline.compositions.generators.providers import RunwayGenerator, StabilityGenerator
 from media_pipeline.settings import Settings, load_settings
 
@@ -30,7 +31,13 @@ class UnknownGenerator(KeyError):
 
 
 def builtin(settings: Settings) -> list[Generator]:
-    return [LocalGenerator(), RunwayGenerator(settings), StabilityGenerator(settings)]
+    return [
+        LocalGenerator(),
+        StillGenerator(),
+        ClipGenerator(),
+        RunwayGenerator(settings),
+        StabilityGenerator(settings),
+    ]
 
 
 def plugins() -> list[Generator]:
