@@ -249,3 +249,31 @@ def test_original_render_api_session_with_curl(
         assert head.startswith(b"HTTP/1.1 206") and b"content-range: bytes 0-99/" in head.lower()
     # 1.2 s voice -> 30 frames, 1.5 s -> 38 frames, xfade 5.
     assert video_frames(video) == 30 + 38 - 5
+
+
+def test_uploads_at_once_to_one_slideshow_all_land_in_its_manifest(tmp_path: Path) -> None:
+    """Each batch rewrites assets.json from what it read: without one writer at a time, a batch
+    that read before another wrote would drop the other's entries."""
+    import json
+    import threading
+
+    from media_pipeline.slideshows.assets_store import MANIFEST, store
+
+    folder, incoming = tmp_path / "trip", tmp_path / "incoming"
+    incoming.mkdir()
+    batches = 16
+    start = threading.Barrier(batches)
+
+    def upload(number: int) -> None:
+        path = incoming / f"{number}.png"
+        Image.new("RGB", (8, 8), (number * 10, 0, 0)).save(path)
+        start.wait()
+        store(folder, "images", [(f"image_{number:02d}.png", path)])
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(batches)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert sorted(manifest) == [f"images/image_{n:02d}.png" for n in range(batches)]

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from media_pipeline.core.audio import check_audio
 from media_pipeline.core.ffmpeg import MediaError
-from media_pipeline.core.files import atomic_path, sha256_file
+from media_pipeline.core.files import atomic_path, locked, sha256_file
 from media_pipeline.slideshows.render import check_image
 from media_pipeline.slideshows.spec import SceneList
 
 MANIFEST = "assets.json"
+LOCK = ".assets.lock"
 
 
 class AssetRefused(ValueError):
@@ -61,7 +62,16 @@ def check_upload(path: Path, name: str, subdir: str, max_pixels: int) -> None:
 
 
 def store(folder: Path, subdir: str, uploads: list[tuple[str, Path]]) -> list[StoredAsset]:
-    """Move checked temporary files into `folder/subdir/<name>`; record them in the manifest."""
+    """Move checked temporary files into `folder/subdir/<name>`; record them in the manifest.
+
+    One batch at a time per slideshow: two uploads at once would each rewrite the manifest from
+    what they read, and the later would drop the earlier's entries."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder / LOCK):
+        return _store(folder, subdir, uploads)
+
+
+def _store(folder: Path, subdir: str, uploads: list[tuple[str, Path]]) -> list[StoredAsset]:
     manifest = _manifest(folder)
     target_dir = folder / subdir
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -77,10 +87,8 @@ def store(folder: Path, subdir: str, uploads: list[tuple[str, Path]]) -> list[St
         if manifest.get(key, {}).get("sha256") == digest and target.is_file():
             outcome = "unchanged"
         elif same is not None:
-            tmp = target.with_name(f".{name}.link")
-            tmp.unlink(missing_ok=True)
-            os.link(folder / same, tmp)
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:
+                os.link(folder / same, tmp)
             outcome = "linked"
         else:
             with atomic_path(target) as tmp:
