@@ -346,7 +346,7 @@ def test_media_library_upload_filter_edit_and_lineage(page, tmp_path: Path) -> N
     recipe = page.locator("#lineage .recipe li").all_inner_texts()
     assert recipe[:2] == ["crop: x 64, y 0, width 64, height 64", "resize: width 32, fit contain"], recipe
     assert "inline, by the API" in page.locator("#lineage").inner_text()
-    assert "32×32" in page.locator("#details").inner_text()
+    assert "32x32" in page.locator("#details").inner_text()
     preview = page.locator("#preview img")
     page.wait_for_function("() => document.querySelector('#preview img')?.naturalWidth === 32")
     red, _, blue = shown_pixels(preview).getpixel((16, 16))
@@ -392,7 +392,7 @@ def test_extract_frames_and_see_them_in_the_gallery(page, tmp_path: Path) -> Non
     cards = page.locator("#gallery article.frame")
     assert cards.evaluate_all("cs => cs.map(c => c.dataset.index)") == ["3", "17"]
     assert cards.locator(".timecode").all_inner_texts() == ["00:00:00:03", "00:00:00:17"]
-    assert cards.locator(".crop").all_inner_texts() == ["0,0 320×180"] * 2
+    assert cards.locator(".crop").all_inner_texts() == ["0,0 320x180"] * 2
     assert "1/8 s" in cards.first.inner_text()  # frame 3 at 24 fps, exactly
     # The pictures shown are those frames (each frame of the movie shows its own index).
     assert [read_index(shown_pixels(cards.nth(n).locator("img"))) for n in range(2)] == [3, 17]
@@ -407,3 +407,4 @@ def test_extract_frames_and_see_them_in_the_gallery(page, tmp_path: Path) -> Non
     flash = page.locator("#flash")
     flash.wait_for()
     assert "file:///absolute/path" in flash.inner_text(), flash.inner_text()
+    screenshot(page, "extractions-refused")

@@ -102,9 +102,10 @@ export function jobRow(job) {
 export function jobTable(signal, onEnd, onChange) {
   const body = h("tbody");
   const jobs = new Map();
-  const table = h("table", { class: "jobs" }, h("thead", {}, h("tr", {}, ["Job", "Status", "Progress", "Stage", "Error", "Started"].map((c) => h("th", {}, c)))), body);
+  const table = h("table", { class: "jobs", hidden: true }, h("thead", {}, h("tr", {}, ["Job", "Status", "Progress", "Stage", "Error", "Started"].map((c) => h("th", {}, c)))), body);
   function show(job) {
     jobs.set(job.id, job);
+    table.hidden = false;
     replace(body, [...jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).map(jobRow));
     onChange?.(job);
   }

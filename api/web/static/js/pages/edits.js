@@ -25,7 +25,7 @@ function imageEdits(item) {
   const [width, height] = [number("crop-width", { min: 1, placeholder: item.width }), number("crop-height", { min: 1, placeholder: item.height })];
   const [toWidth, toHeight] = [number("resize-width", { min: 1 }), number("resize-height", { min: 1 })];
   const fit = choice("resize-fit", ["contain", "cover", "fill"]);
-  const out = output(["png", "jpeg", "webp"], "Quality", "85");
+  const out = output(["png", "jpeg", "webp"], "Quality", "default");
   return {
     controls: [
       group("Crop (pixels, from the top left)", field("Crop X", x), field("Crop Y", y), field("Crop width", width), field("Crop height", height)),
@@ -44,7 +44,7 @@ function videoEdits(item) {
   const unit = choice("trim-unit", ["frames", "timecode or seconds"]);
   const start = text("trim-start", { placeholder: "0", inputmode: "decimal" });
   const end = text("trim-end", { placeholder: String(item.frame_count ?? ""), inputmode: "decimal" });
-  const out = output(["mp4", "webm", "mkv", "gif"], "CRF", "23 (VP9: 32)");
+  const out = output(["mp4", "webm", "mkv", "gif"], "CRF", "default");
   const bound = (input) => (unit.value === "frames" ? value(input) : input.value.trim() || undefined);
   return {
     controls: [

@@ -56,11 +56,11 @@ function submitForm(navigate) {
     "form",
     { class: "extract", "aria-label": "Extract frames" },
     h("p", {}, field("Videos (one a line: a path or file:// URI under the media roots, or an http(s) URL)", sources)),
-    h("div", { class: "inline" }, field("Frames by", mode), h("label", { for: "ex-which" }, "Which frames", which, hint)),
+    h("div", { class: "inline" }, field("Frames by", mode), h("div", { class: "hinted" }, field("Which frames", which), hint)),
     h(
       "div",
       { class: "inline" },
-      h("label", { for: "ex-crop" }, "Crop", crop, h("span", { id: "ex-crop-hint", class: "muted" }, "none · auto (black borders) · 1:1 · x,y,width,height")),
+      h("div", { class: "hinted" }, field("Crop", crop), h("span", { id: "ex-crop-hint", class: "muted" }, "none · auto (black borders) · 1:1 · x,y,width,height")),
       field("Format", format),
       field("Width (px)", width),
       button,
@@ -106,7 +106,7 @@ export async function extractionsPage({ main, signal, navigate }) {
           h(
             "tr",
             {},
-            h("td", {}, h("a", { href: `#/extractions/${job.subject_id}`, class: "mono" }, job.subject_id)),
+            h("td", {}, job.subject_id ? h("a", { href: `#/extractions/${job.subject_id}`, class: "mono" }, job.subject_id) : h("a", { href: `#/jobs/${job.id}` }, "its job")),
             h("td", {}, badge(job.status)),
             h("td", {}, `${percent(job)}%`),
             h("td", {}, job.params?.items ?? ""),
@@ -118,7 +118,7 @@ export async function extractionsPage({ main, signal, navigate }) {
 }
 
 function frameCard(frame, item) {
-  const box = frame.crop ? `${frame.crop.x},${frame.crop.y} ${frame.crop.width}×${frame.crop.height}` : "whole frame";
+  const box = frame.crop ? `${frame.crop.x},${frame.crop.y} ${frame.crop.width}x${frame.crop.height}` : "whole frame";
   const score = frame.score ? Object.entries(frame.score).map(([k, v]) => `${k} ${Math.round(v * 100) / 100}`).join(", ") : null;
   const line = (name, value, cls) => h("div", {}, h("span", { class: "muted" }, `${name} `), h("span", { class: cls }, value));
   return h(
@@ -131,9 +131,9 @@ function frameCard(frame, item) {
       h("div", { class: "name" }, `Frame ${frame.index}`),
       line("Timecode", frame.timecode, "mono timecode"),
       line("Time", `${frame.seconds_exact} s (${frame.seconds.toFixed(3)} s)`, "mono"),
-      line("pts", `${frame.pts} × ${frame.time_base}`, "mono"),
+      line("pts", `${frame.pts} (time base ${frame.time_base})`, "mono"),
       line("Crop", box, "mono crop"),
-      line("Size", `${frame.width}×${frame.height}`, "mono"),
+      line("Size", `${frame.width}x${frame.height}`, "mono"),
       line("Asked as", frame.requested.join(", ")),
       score ? line("Score", score) : null,
     ),

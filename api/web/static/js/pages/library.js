@@ -8,7 +8,7 @@ const PAGE = 60;
 
 export function mediaCard(item) {
   const label = `${item.filename} (media ${item.id})`;
-  const size = item.width ? `${item.width}×${item.height}` : "";
+  const size = item.width ? `${item.width}x${item.height}` : "";
   const length = item.type === "video" ? `${item.frame_count ?? "?"} frames · ${item.duration_seconds?.toFixed(2) ?? "?"} s` : "";
   return h(
     "article",
@@ -50,7 +50,11 @@ function uploadZone(onUploaded) {
     for (const file of files) await uploadOne(file, log); // one at a time: each is streamed and hashed
     await onUploaded();
   }
-  input.addEventListener("change", () => send([...input.files]).finally(() => (input.value = "")));
+  input.addEventListener("change", () =>
+    send([...input.files])
+      .catch((error) => flash(error.message))
+      .finally(() => (input.value = "")),
+  );
   zone.addEventListener("dragover", (event) => {
     event.preventDefault();
     zone.classList.add("over");

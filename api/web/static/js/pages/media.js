@@ -10,7 +10,7 @@ function details(item) {
   const rows = [
     ["Type", item.type],
     ["Size", `${bytes(item.size)} (${item.size} bytes)`],
-    ["Dimensions", item.width ? `${item.width}×${item.height}` : null],
+    ["Dimensions", item.width ? `${item.width}x${item.height}` : null],
     ["Codec", item.codec],
     ["Container", item.container],
     ["Frame rate", item.rate],
@@ -31,7 +31,7 @@ function describeOp({ op, ...args }) {
   const given = Object.entries(args)
     .filter(([, v]) => v !== null && v !== undefined)
     .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
-  return `${op}${given.length ? `: ${given.map(([k, v]) => `${k} ${v}`).join(", ")}` : ""}`;
+  return `${op}${given.length ? `: ${given.map(([k, v]) => (k === op ? v : `${k} ${v}`)).join(", ")}` : ""}`;
 }
 
 async function lineage(item, signal) {
