@@ -283,6 +283,24 @@ def test_large_images_are_edited_by_a_job(client, monkeypatch, api_settings):
     assert (made["width"], made["height"]) == (3, 4) and made["derived_from"]["run_id"] == job["run_id"]
 
 
+def test_derivatives_of_an_item_are_listed(client):
+    source = upload(client, png_bytes(gradient())).json()["id"]
+    other = upload(client, png_bytes(gradient(20, 20)), "other.png").json()["id"]
+    small = edit(client, source, {"op": "resize", "width": 16}).json()["media"]["id"]
+    cropped = edit(client, source, {"op": "crop", "x": 0, "y": 0, "width": 8, "height": 8}).json()["media"]["id"]
+    smaller = edit(client, small, {"op": "resize", "width": 8}).json()["media"]["id"]
+
+    def derived(media_id: int) -> list[int]:
+        answer = client.get(f"/v1/media?derived_from={media_id}", headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        return [item["id"] for item in answer.json()["items"]]
+
+    assert derived(source) == [cropped, small]  # made from it directly, newest first
+    assert derived(small) == [smaller]
+    assert derived(other) == [] and derived(smaller) == []
+    assert_problem(client.get("/v1/media?derived_from=0", headers=AUTH), 422, "validation_error")
+
+
 def frame_indices(path_or_bytes, tmp_path: Path, name: str = "out.bin") -> list[int]:
     path = tmp_path / name
     path.write_bytes(path_or_bytes)

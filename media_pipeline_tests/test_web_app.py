@@ -1,12 +1,16 @@
 """The review web app in a real browser (Debian's Chromium driven by Playwright) against a real
 `media-pipeline up`: sign in, publish, watch the ingest, see thumbnails, diff, play, cancel, and
-the API's sentences on the page for a bad token, an API error and a failed job.
+the API's sentences on the page for a bad token, an API error and a failed job; the media
+library (upload by file input and by drop, filters, preview, edits inline and as a job, lineage)
+and frame extractions (submit, follow, the gallery's frames and positions).
 
 Screenshots of each page go to `.test-artifacts/screenshots/` at the repository root.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -14,9 +18,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
-from media_pipeline.samples import make_indexed_movie
+from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import CORPUS, REPO
 from media_pipeline_tests.test_api_support import clip, write_otio
 from media_pipeline_tests.test_stack_api import TOKEN, Stack
@@ -253,3 +259,152 @@ def test_api_errors_and_failed_jobs_show_their_sentences(page, tmp_path: Path) -
     page.locator("#job-error").wait_for()
     assert page.locator("#job-error").inner_text() == sentence
     screenshot(page, "job-failed")
+
+
+def cards_are(page, selector: str, types: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the cards under `selector` are of these types, in this order."""
+    page.wait_for_function(
+        "([sel, types]) => JSON.stringify([...document.querySelectorAll(sel)].map(c => c.dataset.type))"
+        " === JSON.stringify(types)",
+        arg=[selector, types],
+    )
+
+
+def drop(page, selector: str, path: Path, mime: str) -> None:  # type: ignore[no-untyped-def]
+    """Drop a file onto an element, as a drag from the desktop delivers it."""
+    page.locator(selector).evaluate(
+        """(zone, [name, type, data]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([Uint8Array.from(atob(data), c => c.charCodeAt(0))], name, { type }));
+            zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }""",
+        [path.name, mime, base64.b64encode(path.read_bytes()).decode()],
+    )
+
+
+def shown_pixels(locator) -> Image.Image:  # type: ignore[no-untyped-def]
+    """The picture an <img> shows, at its natural size (read back through a canvas)."""
+    url = locator.evaluate(
+        "img => { const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;"
+        " c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png'); }"
+    )
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+
+
+def local_day(page, days_from_today: int) -> str:  # type: ignore[no-untyped-def]
+    return page.evaluate(
+        "n => { const d = new Date(); d.setDate(d.getDate() + n); return d.toLocaleDateString('en-CA'); }",
+        days_from_today,
+    )
+
+
+def test_media_library_upload_filter_edit_and_lineage(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Left half red, right half blue: a crop of the right half shows only blue.
+    pixels = np.zeros((64, 128, 3), np.uint8)
+    pixels[:, :64, 0] = 255
+    pixels[:, 64:, 2] = 255
+    photo = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(photo)
+    clip = make_indexed_movie(tmp_path / "clip.mp4", frames=24, rate=Fraction(24), size=(160, 90))
+    sign_in(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Library").click()
+    page.get_by_role("heading", name="Library", exact=True).wait_for()
+
+    page.get_by_label("Choose files to upload").set_input_files(str(photo))
+    page.locator(".uploads li", has_text="photo.png: added as media").wait_for(timeout=JOB_CEILING_MS)
+    drop(page, "#drop-zone", clip, "video/mp4")
+    page.locator(".uploads li", has_text="clip.mp4: added as media").wait_for(timeout=JOB_CEILING_MS)
+    cards_are(page, "#media-list article.media", ["video", "image"])  # newest first
+    page.wait_for_function("() => document.querySelector('#media-list img.preview')?.naturalWidth > 0")
+    screenshot(page, "library")
+
+    page.get_by_label("Type").select_option("video")
+    cards_are(page, "#media-list article.media", ["video"])
+    page.get_by_label("Type").select_option("image")
+    cards_are(page, "#media-list article.media", ["image"])
+    page.get_by_label("Uploaded from").fill(local_day(page, 1))
+    page.locator("#media-list", has_text="No media matches").wait_for()
+    page.get_by_label("Uploaded from").fill(local_day(page, 0))
+    page.get_by_label("Uploaded until (inclusive)").fill(local_day(page, 0))
+    cards_are(page, "#media-list article.media", ["image"])
+
+    page.locator("#media-list").get_by_role("link", name="photo.png").click()
+    page.get_by_role("heading", name="photo.png").wait_for()
+    page.wait_for_function("() => document.querySelector('#preview img')?.naturalWidth === 128")
+    page.locator("#derivatives", has_text="Nothing has been made").wait_for()
+    page.get_by_label("Crop X").fill("64")
+    page.get_by_label("Crop width").fill("64")
+    page.get_by_label("Crop height").fill("64")
+    page.get_by_label("Resize width").fill("32")
+    page.get_by_role("button", name="Apply edit").click()
+    page.locator("#edit-result", has_text="Made media").wait_for()
+    page.locator("#derivatives article.media").wait_for()
+    page.locator("#edit-result").get_by_role("link", name="photo-edit.png").click()
+
+    page.locator("#lineage", has_text="photo.png (media").wait_for()
+    recipe = page.locator("#lineage .recipe li").all_inner_texts()
+    assert recipe[:2] == ["crop: x 64, y 0, width 64, height 64", "resize: width 32, fit contain"], recipe
+    assert "inline, by the API" in page.locator("#lineage").inner_text()
+    assert "32x32" in page.locator("#details").inner_text()
+    preview = page.locator("#preview img")
+    page.wait_for_function("() => document.querySelector('#preview img')?.naturalWidth === 32")
+    red, _, blue = shown_pixels(preview).getpixel((16, 16))
+    assert blue > 200 and red < 50, (red, blue)  # the right half, so the crop came first
+    screenshot(page, "media-item")
+
+    # A video edit is a job: followed on the page to its new item.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Library").click()
+    page.locator("#media-list").get_by_role("link", name="clip.mp4").click()
+    page.get_by_role("heading", name="clip.mp4").wait_for()
+    page.get_by_label("Trim start").fill("3")
+    page.get_by_label("Trim end").fill("15")
+    page.get_by_role("button", name="Apply edit").click()
+    wait_for_job(page, "media edit")
+    page.locator("#edit-result", has_text="Made media").wait_for()
+    made = page.locator("#edit-result article.media")
+    assert "12 frames" in made.inner_text()
+    page.locator("#derivatives article.media").wait_for()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#preview video'); return v && v.readyState >= 2; }"
+    )
+    screenshot(page, "media-video-edit")
+
+
+def test_extract_frames_and_see_them_in_the_gallery(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Under pytest's temp folder: the stack's media roots.
+    movie = make_indexed_movie(tmp_path / "media" / "reel.mov", frames=30, rate=Fraction(24), size=(320, 180))
+    sign_in(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Extractions").click()
+    page.get_by_role("heading", name="Extractions", exact=True).wait_for()
+    page.get_by_label("Videos").fill(str(movie))
+    page.get_by_label("Frames by").select_option("frames")
+    page.get_by_label("Which frames").fill("3, 17")
+    page.get_by_label("Format").select_option("png")
+    page.get_by_role("button", name="Extract").click()
+    page.get_by_role("heading", name="Extraction ex_").wait_for(timeout=JOB_CEILING_MS)
+    wait_for_job(page, "frame extraction")
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('#gallery article.frame img')];"
+        " return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth === 320); }",
+        timeout=JOB_CEILING_MS,
+    )
+    cards = page.locator("#gallery article.frame")
+    assert cards.evaluate_all("cs => cs.map(c => c.dataset.index)") == ["3", "17"]
+    assert cards.locator(".timecode").all_inner_texts() == ["00:00:00:03", "00:00:00:17"]
+    assert cards.locator(".crop").all_inner_texts() == ["0,0 320x180"] * 2
+    assert "1/8 s" in cards.first.inner_text()  # frame 3 at 24 fps, exactly
+    # The pictures shown are those frames (each frame of the movie shows its own index).
+    assert [read_index(shown_pixels(cards.nth(n).locator("img"))) for n in range(2)] == [3, 17]
+    assert "2 frames from 1 of 1 videos" in page.locator("#extraction-summary").inner_text()
+    screenshot(page, "extraction")
+
+    # A bad source: the API's sentence on the page, and nothing submitted.
+    page.get_by_role("link", name="← Extractions").click()
+    page.get_by_label("Videos").fill("ftp://example.invalid/v.mp4")
+    page.get_by_label("Which frames").fill("0")
+    page.get_by_role("button", name="Extract").click()
+    flash = page.locator("#flash")
+    flash.wait_for()
+    assert "file:///absolute/path" in flash.inner_text(), flash.inner_text()
+    screenshot(page, "extractions-refused")

@@ -157,6 +157,7 @@ def _page(
     after: dt.datetime | None = None,
     before: dt.datetime | None = None,
     sha256: str | None = None,
+    derived_from: int | None = None,
 ) -> Page[Media]:
     position = decode_cursor(cursor, id=int)
     query = sa.select(MediaItem).order_by(MediaItem.id.desc()).limit(limit + 1)
@@ -171,6 +172,9 @@ def _page(
         query = query.where(MediaItem.created_at < as_utc(before).astimezone(dt.UTC))
     if sha256 is not None:
         query = query.where(MediaItem.sha256 == sha256.lower())
+    if derived_from is not None:
+        made = sa.select(MediaDerivative.media_id).where(MediaDerivative.source_id == derived_from)
+        query = query.where(MediaItem.id.in_(made))
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -189,8 +193,20 @@ def list_media(
     uploaded_after: Annotated[dt.datetime | None, Query(description="ISO 8601; items added at or after")] = None,
     uploaded_before: Annotated[dt.datetime | None, Query(description="ISO 8601; items added before")] = None,
     sha256: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{64}$")] = None,
+    derived_from: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Only the items edits made from this one (its derivatives)")
+    ] = None,
 ) -> Page[Media]:
-    return _page(session, limit, cursor, type_=type, after=uploaded_after, before=uploaded_before, sha256=sha256)
+    return _page(
+        session,
+        limit,
+        cursor,
+        type_=type,
+        after=uploaded_after,
+        before=uploaded_before,
+        sha256=sha256,
+        derived_from=derived_from,
+    )
 
 
 @router.post(

@@ -4,7 +4,10 @@ import { ApiError, request, token } from "./api.js";
 import { flash, h, replace } from "./dom.js";
 import { cutPage } from "./pages/cut.js";
 import { cutsPage } from "./pages/cuts.js";
+import { extractionPage, extractionsPage } from "./pages/extractions.js";
 import { jobPage, jobsPage } from "./pages/jobs.js";
+import { libraryPage } from "./pages/library.js";
+import { mediaPage } from "./pages/media.js";
 import { signinPage } from "./pages/signin.js";
 
 const main = document.getElementById("main");
@@ -15,6 +18,10 @@ const routes = [
   [/^#\/jobs\/([0-9a-f-]{36})$/, (m, ctx) => jobPage(ctx, m[1])],
   [/^#\/jobs$/, (_m, ctx) => jobsPage(ctx)],
   [/^#\/cuts$/, (_m, ctx) => cutsPage(ctx)],
+  [/^#\/media\/(\d+)$/, (m, ctx) => mediaPage(ctx, Number(m[1]))],
+  [/^#\/media$/, (_m, ctx) => libraryPage(ctx)],
+  [/^#\/extractions\/(ex_[0-9a-f]{16})$/, (m, ctx) => extractionPage(ctx, m[1])],
+  [/^#\/extractions$/, (_m, ctx) => extractionsPage(ctx)],
 ];
 
 export async function render() {

@@ -1,33 +1,10 @@
 // One cut version: its shots as thumbnails, the contact sheet, the diff against an earlier
 // version, its jobs with live progress, renders to start, and the videos to play.
 
-import { allPages, forgetMedia, followJob, isFinal, mediaUrl, request } from "../api.js";
-import { badge, flash, h, percent, replace, when } from "../dom.js";
+import { allPages, forgetMedia, request } from "../api.js";
+import { badge, flash, h, image, jobTable, replace, video } from "../dom.js";
 
 const pad = (n) => `v${String(n).padStart(3, "0")}`;
-
-function image(path, alt, cls) {
-  const img = h("img", { alt, class: cls, loading: "lazy" });
-  if (!path) return h("div", { class: "noimg", role: "img", "aria-label": `${alt}: not rendered` }, "no image");
-  mediaUrl(path)
-    .then((url) => {
-      img.src = url;
-    })
-    .catch((error) => {
-      img.alt = `${alt}: ${error.message}`;
-    });
-  return img;
-}
-
-function video(path, label) {
-  const element = h("video", { controls: true, preload: "auto", "aria-label": label });
-  mediaUrl(path)
-    .then((url) => {
-      element.src = url;
-    })
-    .catch((error) => flash(error.message));
-  return element;
-}
 
 function shotCard(shot, onRerender, onPlay) {
   const tc = `${shot.source.start_tc}–${shot.source.end_tc}`;
@@ -53,30 +30,15 @@ function shotCard(shot, onRerender, onPlay) {
   );
 }
 
-function jobRow(job) {
-  return h(
-    "tr",
-    { "data-job": job.id },
-    h("td", {}, h("a", { href: `#/jobs/${job.id}` }, job.kind.replace(/_/g, " "))),
-    h("td", {}, badge(job.status)),
-    h("td", { class: "progress-cell" }, h("progress", { max: 100, value: percent(job), "aria-label": `${job.kind} progress` }), ` ${percent(job)}%`),
-    h("td", { class: "muted" }, job.stage || ""),
-    h("td", { class: "error" }, job.error || ""),
-    h("td", { class: "muted" }, when(job.created_at)),
-  );
-}
-
 export async function cutPage(ctx, id) {
   const { main, signal } = ctx;
   const cut = await request(`/v1/cuts/${id}`, { signal });
   const title = `${cut.project} / ${cut.name} ${pad(cut.version)}`;
-  const jobsBody = h("tbody");
   const shotsGrid = h("div", { class: "grid", id: "shots" });
   const sheet = h("div", { class: "contact-sheet" });
   const player = h("div", { class: "player", id: "player" });
   const diffBox = h("div", { id: "diff" });
   const status = h("p", {}, badge(cut.status), " ", cut.error ? h("span", { class: "error" }, cut.error) : null);
-  const jobs = new Map();
 
   async function reload() {
     const fresh = await request(`/v1/cuts/${id}`, { signal });
@@ -93,24 +55,11 @@ export async function cutPage(ctx, id) {
     return fresh;
   }
 
-  function showJob(job) {
-    jobs.set(job.id, job);
-    const rows = [...jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
-    replace(jobsBody, rows.map(jobRow));
-  }
-
-  function track(job) {
-    showJob(job);
-    if (isFinal(job)) return;
-    followJob(job.id, showJob, signal)
-      .then(async (last) => {
-        if (signal.aborted) return;
-        if (last.status === "failed") flash(`${last.kind.replace(/_/g, " ")} failed: ${last.error || "no reason given"}`);
-        await reload();
-        if (last.kind === "final_video" && last.status === "succeeded") showFinal(last);
-      })
-      .catch((error) => error.name !== "AbortError" && flash(error.message));
-  }
+  const jobs = jobTable(signal, async (last) => {
+    await reload();
+    if (last.kind === "final_video" && last.status === "succeeded") showFinal(last);
+  });
+  const track = jobs.track;
 
   async function start(path, json) {
     flash(null);
@@ -225,7 +174,7 @@ export async function cutPage(ctx, id) {
     ),
     actions,
     h("h2", {}, "Jobs"),
-    h("table", { class: "jobs" }, h("thead", {}, h("tr", {}, ["Job", "Status", "Progress", "Stage", "Error", "Started"].map((c) => h("th", {}, c)))), jobsBody),
+    jobs.table,
     player,
     h("h2", {}, "Shots"),
     shotsGrid,

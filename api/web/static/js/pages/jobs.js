@@ -1,7 +1,7 @@
 // Jobs: a live list with progress bars, and one job with its items, logs, outputs and cancel.
 
-import { followJob, isFinal, mediaUrl, request } from "../api.js";
-import { badge, flash, h, percent, replace, when } from "../dom.js";
+import { followJob, isFinal, request } from "../api.js";
+import { badge, flash, h, openLink, percent, replace, when } from "../dom.js";
 
 let dagsterUi = null;
 async function dagsterLink(job) {
@@ -18,6 +18,8 @@ async function dagsterLink(job) {
 
 function subject(job) {
   if (job.subject_type === "cut") return h("a", { href: `#/cuts/${job.subject_id}` }, `cut ${job.subject_id}`);
+  if (job.subject_type === "media") return h("a", { href: `#/media/${job.subject_id}` }, `media ${job.subject_id}`);
+  if (job.subject_type === "extraction") return h("a", { href: `#/extractions/${job.subject_id}` }, `extraction ${job.subject_id}`);
   if (job.subject_type) return `${job.subject_type} ${job.subject_id ?? ""}`;
   return "";
 }
@@ -97,16 +99,9 @@ function outputs(job) {
   if (!job.outputs?.length) return null;
   const list = h("ul", { class: "outputs" });
   for (const output of job.outputs) {
-    const link = h("a", { href: "#", "data-output": output.kind }, `${output.kind.replace(/_/g, " ")}${output.shot_id ? ` (shot ${output.shot_id})` : ""}`);
-    link.addEventListener("click", async (event) => {
-      event.preventDefault();
-      try {
-        window.open(await mediaUrl(output.url), "_blank", "noopener");
-      } catch (error) {
-        flash(error.message);
-      }
-    });
-    list.append(h("li", {}, link));
+    const text = `${output.kind.replace(/_/g, " ")}${output.shot_id ? ` (shot ${output.shot_id})` : ""}`;
+    const item = output.media_id ? [" · ", h("a", { href: `#/media/${output.media_id}` }, `media ${output.media_id}`)] : null;
+    list.append(h("li", {}, openLink(output.url, text, { "data-output": output.kind }), item));
   }
   return [h("h2", {}, "Outputs"), list];
 }
