@@ -119,7 +119,8 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
             {
                 "field": _field_name(loc),
                 "loc": [str(p) if not isinstance(p, int) else p for p in loc],
-                "message": str(error.get("msg", "invalid value")),
+                # pydantic prefixes a validator's own sentence with its exception type: not for users.
+                "message": str(error.get("msg", "invalid value")).removeprefix("Value error, "),
                 "type": str(error.get("type", "value_error")),
             }
         )

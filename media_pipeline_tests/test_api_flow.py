@@ -429,6 +429,7 @@ def test_final_video_options_are_checked_before_anything_runs(client: TestClient
         problem = assert_problem(client.post(path, json=body, headers=AUTH), 422, "validation_error")
         assert [error["field"] for error in problem["errors"]] == [field]
         assert words in problem["errors"][0]["message"], problem
+        assert "Value error" not in problem["detail"], problem  # the validator's sentence, as written
     assert_problem(client.post("/v1/cuts/999999/final-video", json={}, headers=AUTH), 404, "not_found")
     assert client.get("/v1/jobs", params={"kind": "final_video"}, headers=AUTH).json()["items"] == []
 
