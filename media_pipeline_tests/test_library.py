@@ -109,6 +109,46 @@ def test_limits_answer_with_a_sentence_and_keep_nothing(client, api_settings, mo
     assert stored_objects(api_settings) == []
 
 
+def test_uploads_of_many_blocks_are_stored_byte_for_byte(client, api_settings, monkeypatch):
+    import hashlib
+
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from media_pipeline.library.store import Incoming
+    from media_pipeline.settings import load_settings
+
+    # Noise does not compress: a PNG of several blocks, each hashed and written on a worker thread.
+    noise = np.random.default_rng(3).integers(0, 256, (900, 1000, 3), dtype=np.uint8)
+    data = png_bytes(Image.fromarray(noise))
+    assert len(data) > 2 * Incoming.BLOCK + 1
+    pieces = [data[start : start + 70_000] for start in range(0, len(data), 70_000)]
+    raw = client.post("/v1/media?filename=noise.png", content=data, headers=AUTH)
+    assert raw.status_code == 201, raw.text
+    assert raw.json()["sha256"] == hashlib.sha256(data).hexdigest() and raw.json()["size"] == len(data)
+    assert client.get(raw.json()["content_url"], headers=AUTH).content == data
+    assert client.delete(raw.json()["url"], headers=AUTH).status_code == 204
+    for send in (
+        lambda: upload(client, data, "noise.png"),  # multipart
+        lambda: client.post("/v1/media?filename=noise.png", content=iter(pieces), headers=AUTH),  # chunked
+    ):
+        answer = send()  # one at a time: each is new content once the one before is deleted
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["sha256"] == hashlib.sha256(data).hexdigest()
+        assert client.get(answer.json()["content_url"], headers=AUTH).content == data
+        assert client.delete(answer.json()["url"], headers=AUTH).status_code == 204
+    # Over the limit after blocks were already in flight: 413, and nothing is kept anywhere.
+    monkeypatch.setenv("MEDIA_PIPELINE_LIBRARY_MAX_BYTES", str(2 * Incoming.BLOCK + 100))
+    with TestClient(create_app(load_settings(), gateway=client.app.state.gateway)) as small:
+        for answer in (
+            small.post("/v1/media?filename=noise.png", content=iter(pieces), headers=AUTH),
+            upload(small, data, "noise.png"),
+        ):
+            assert "MEDIA_PIPELINE_LIBRARY_MAX_BYTES" in assert_problem(answer, 413, "payload_too_large")["detail"]
+    assert stored_objects(api_settings) == []
+    assert not list((api_settings.artifact_root / "library" / "incoming").iterdir())
+
+
 def test_list_filters_and_cursor_pages(client):
     ids = [upload(client, png_bytes(gradient(10 + n, 10)), f"{n}.png").json()["id"] for n in range(5)]
     seen, cursor = [], None

@@ -64,8 +64,12 @@ UPLOAD_DESCRIPTION = (
 )
 
 
+# Built once (session.get builds its query on every call: as much time as a cached edit's lookup).
+_BY_ID = sa.select(MediaItem).where(MediaItem.id == sa.bindparam("media_id"))
+
+
 def _get(session: SessionDep, media_id: int) -> MediaItem:
-    item = session.get(MediaItem, media_id)
+    item = session.scalars(_BY_ID, {"media_id": media_id}).one_or_none()
     if item is None:
         raise not_found("media", media_id)
     return item
@@ -74,7 +78,7 @@ def _get(session: SessionDep, media_id: int) -> MediaItem:
 async def _upload(
     request: Request, response: Response, session: Any, settings: Any, filename: str | None
 ) -> MediaUpload:
-    store = store_for(settings)
+    store = store_for(request.app.state.artifacts)
     incoming, name = await receive(
         request.stream(), request.headers.get("content-type", ""), filename, store, settings.library_max_bytes
     )
@@ -296,7 +300,7 @@ def in_use(media_id: int, used: Usage) -> ApiProblem:
 def delete_media(
     media_id: MediaIdPath,
     session: SessionDep,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
     gateway: GatewayDep,
     force: Annotated[bool, Query(description="Delete even if derivatives or unfinished jobs use it")] = False,
 ) -> Response:
@@ -309,7 +313,7 @@ def delete_media(
     forget(session, used.derivatives, media_id)
     session.delete(item)
     session.commit()
-    store_for(settings).delete(key)
+    store_for(artifacts).delete(key)
     return Response(status_code=204)
 
 
@@ -385,19 +389,20 @@ async def edit_media(
     background: BackgroundTasks,
     session: SessionDep,
     settings: SettingsDep,
+    artifacts: ArtifactsDep,
     gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> EditAnswer:
     recipe = _recipe_from(await json_object(request), request)
     return await run_in_threadpool(
-        _edit, media_id, recipe, response, background, session, settings, gateway, idempotency_key
+        _edit, media_id, recipe, response, background, session, settings, artifacts, gateway, idempotency_key
     )
 
 
 def _edit(media_id: int, recipe: Recipe, response: Response, background: BackgroundTasks, session: Any,
-          settings: Any, gateway: Any, idempotency_key: str | None) -> EditAnswer:  # fmt: skip
+          settings: Any, artifacts: Any, gateway: Any, idempotency_key: str | None) -> EditAnswer:  # fmt: skip
     item = _get(session, media_id)
-    store = store_for(settings)
+    store = store_for(artifacts)
     try:
         if item.type == "image" and edits.pixels(item) <= settings.library_inline_pixels:
             with metrics.inline_edit_timer():
@@ -407,7 +412,11 @@ def _edit(media_id: int, recipe: Recipe, response: Response, background: Backgro
                 # Dagster event (a write to its event log, 50-100 ms on SQLite) is its lineage view.
                 background.add_task(report_inline, gateway, f"inline edit of media {item.id}", lineage_metadata(edited))
             response.headers["Location"] = f"/v1/media/{edited.item.id}"
-            return EditAnswer(media=media_view(session, edited.item), cached=edited.cached)
+            answer = EditAnswer(media=media_view(session, edited.item, earliest=edited.lineage), cached=edited.cached)
+            # The read transaction ends here, on this worker thread, so closing the session at the
+            # end of the request does not need another trip to the thread pool to roll it back.
+            session.rollback()
+            return answer
         edits.canonical_recipe(item, store, recipe.ops)  # 422 now, not in the run
     except OpRefused as exc:
         raise field_problem(exc.field, str(exc)) from None
