@@ -74,7 +74,8 @@ class Incoming:
     def write(self, chunk: bytes) -> None:
         self._settle()
         self._count(len(chunk))
-        self._absorb([chunk])
+        chunks, self._pending, self._pending_size = [*self._pending, chunk], [], 0  # fed bytes come first
+        self._absorb(chunks)
 
     async def feed(self, chunk: bytes) -> None:
         """`write` for a coroutine: the block is hashed and written while the next is received."""
