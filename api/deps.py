@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hmac
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
@@ -18,8 +19,12 @@ from media_pipeline import db
 from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import Settings
 
+# The dependencies that only read the app's state are `async def`: FastAPI runs a plain `def`
+# dependency on a worker thread, and those hops (several per request) cost a cached edit more
+# than its work does on a busy machine.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -27,7 +32,7 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_artifacts(request: Request) -> ArtifactStore:
+async def get_artifacts(request: Request) -> ArtifactStore:
     artifacts: ArtifactStore = request.app.state.artifacts
     return artifacts
 
@@ -38,23 +43,33 @@ ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 _migrate_lock = threading.Lock()
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
+def _migrate(url: str) -> None:
     # The first requests arrive on several threads at once; one migrates, the others wait
     # (Postgres has its own lock for other processes, SQLite does not).
     with _migrate_lock:
-        db.migrate(settings.database_url)
+        db.migrate(url)
+
+
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    # Opening a session does no I/O (it connects on first use), so only the migration and a close
+    # that must roll back go to a worker thread, not every request's session twice.
+    if not db.is_migrated(settings.database_url):
+        await run_in_threadpool(_migrate, settings.database_url)
     session = db.session_factory(settings.database_url)()
     try:
         yield session
     finally:
         # Whatever a route did not commit is rolled back here.
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_gateway(request: Request) -> DagsterGateway:
+async def get_gateway(request: Request) -> DagsterGateway:
     gateway: DagsterGateway = request.app.state.gateway
     return gateway
 
@@ -101,7 +116,7 @@ def unauthorized() -> ApiProblem:
     )
 
 
-def require_token(
+async def require_token(
     request: Request,
     settings: SettingsDep,
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],

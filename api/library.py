@@ -32,8 +32,10 @@ ASSET_KEY = dg.AssetKey("library_derivatives")
 logger = logging.getLogger("api.library")
 
 
-def store_for(settings: Settings) -> LibraryStore:
-    return LibraryStore(ArtifactStore.from_settings(settings))
+def store_for(artifacts: ArtifactStore) -> LibraryStore:
+    # The app's one ArtifactStore: building one from the settings validates a Dagster resource
+    # config (about 10 ms), which a cached edit answered in a few milliseconds must not pay.
+    return LibraryStore(artifacts)
 
 
 def limits_for(settings: Settings) -> Limits:
@@ -49,10 +51,13 @@ def too_large(limit: int) -> ApiProblem:
     )
 
 
-def media_view(session: Session, item: MediaItem, *, lineage: bool = True) -> Media:
+def media_view(
+    session: Session, item: MediaItem, *, lineage: bool = True, earliest: MediaDerivative | None = None
+) -> Media:
+    """The item's body; its lineage is its earliest derivative (`earliest` when the caller has it)."""
     derived = None
     if lineage:
-        row = session.scalar(
+        row = earliest or session.scalar(
             sa.select(MediaDerivative).where(MediaDerivative.media_id == item.id).order_by(MediaDerivative.id).limit(1)
         )
         if row is not None:
@@ -98,7 +103,8 @@ async def _chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 async def receive_raw(stream: AsyncIterator[bytes], incoming: Incoming) -> None:
     async for chunk in _chunks(stream):
-        incoming.write(chunk)
+        await incoming.feed(chunk)
+    await incoming.flush()
 
 
 async def receive_multipart(stream: AsyncIterator[bytes], content_type: str, incoming: Incoming) -> str:
@@ -143,10 +149,11 @@ async def receive_multipart(stream: AsyncIterator[bytes], content_type: str, inc
         else:
             state["target"] = None
 
+    received: list[bytes] = []  # the file's bytes of the chunk being parsed, fed after it
+
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        target = state["target"]
-        if target is not None:
-            target.write(data[start:end])  # type: ignore[attr-defined]
+        if state["target"] is not None:
+            received.append(data[start:end])
 
     def on_part_end() -> None:
         state["headers"], state["target"] = {}, None
@@ -165,7 +172,13 @@ async def receive_multipart(stream: AsyncIterator[bytes], content_type: str, inc
     try:
         async for chunk in _chunks(stream):
             parser.write(chunk)
+            for piece in received:
+                await incoming.feed(piece)
+            received.clear()
         parser.finalize()
+        for piece in received:
+            await incoming.feed(piece)
+        await incoming.flush()
     except TooLarge:
         raise
     except Exception as exc:  # python-multipart raises its own errors on malformed bodies

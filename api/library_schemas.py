@@ -34,7 +34,9 @@ def with_body_models(schema: dict[str, Any]) -> dict[str, Any]:
 
 class Lineage(BaseModel):
     source_id: int | None = Field(description="The item it was made from (null once that was deleted)")
-    inputs: list[int] = Field(description="Every item it read (a concat reads several)")
+    inputs: list[int | None] = Field(
+        description="Every item it read, in order (a concat reads several); null where that item was deleted since"
+    )
     recipe: dict[str, Any] = Field(description="The canonical recipe: every default filled in")
     run_id: str | None = Field(description="The Dagster run that made it; null: rendered inline")
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+from api.dagster_gateway import InProcessGateway
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import decode_frames
 from media_pipeline_tests.s3_server import *  # noqa: F403  (fixtures)
@@ -108,6 +109,46 @@ def test_limits_answer_with_a_sentence_and_keep_nothing(client, api_settings, mo
     assert stored_objects(api_settings) == []
 
 
+def test_uploads_of_many_blocks_are_stored_byte_for_byte(client, api_settings, monkeypatch):
+    import hashlib
+
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from media_pipeline.library.store import Incoming
+    from media_pipeline.settings import load_settings
+
+    # Noise does not compress: a PNG of several blocks, each hashed and written on a worker thread.
+    noise = np.random.default_rng(3).integers(0, 256, (900, 1000, 3), dtype=np.uint8)
+    data = png_bytes(Image.fromarray(noise))
+    assert len(data) > 2 * Incoming.BLOCK + 1
+    pieces = [data[start : start + 70_000] for start in range(0, len(data), 70_000)]
+    raw = client.post("/v1/media?filename=noise.png", content=data, headers=AUTH)
+    assert raw.status_code == 201, raw.text
+    assert raw.json()["sha256"] == hashlib.sha256(data).hexdigest() and raw.json()["size"] == len(data)
+    assert client.get(raw.json()["content_url"], headers=AUTH).content == data
+    assert client.delete(raw.json()["url"], headers=AUTH).status_code == 204
+    for send in (
+        lambda: upload(client, data, "noise.png"),  # multipart
+        lambda: client.post("/v1/media?filename=noise.png", content=iter(pieces), headers=AUTH),  # chunked
+    ):
+        answer = send()  # one at a time: each is new content once the one before is deleted
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["sha256"] == hashlib.sha256(data).hexdigest()
+        assert client.get(answer.json()["content_url"], headers=AUTH).content == data
+        assert client.delete(answer.json()["url"], headers=AUTH).status_code == 204
+    # Over the limit after blocks were already in flight: 413, and nothing is kept anywhere.
+    monkeypatch.setenv("MEDIA_PIPELINE_LIBRARY_MAX_BYTES", str(2 * Incoming.BLOCK + 100))
+    with TestClient(create_app(load_settings(), gateway=client.app.state.gateway)) as small:
+        for answer in (
+            small.post("/v1/media?filename=noise.png", content=iter(pieces), headers=AUTH),
+            upload(small, data, "noise.png"),
+        ):
+            assert "MEDIA_PIPELINE_LIBRARY_MAX_BYTES" in assert_problem(answer, 413, "payload_too_large")["detail"]
+    assert stored_objects(api_settings) == []
+    assert not list((api_settings.artifact_root / "library" / "incoming").iterdir())
+
+
 def test_list_filters_and_cursor_pages(client):
     ids = [upload(client, png_bytes(gradient(10 + n, 10)), f"{n}.png").json()["id"] for n in range(5)]
     seen, cursor = [], None
@@ -151,6 +192,69 @@ def test_content_with_range_and_delete_rules(client, api_settings):
     kept = client.get(f"/v1/media/{edited['id']}", headers=AUTH).json()
     assert kept["derived_from"]["source_id"] is None  # the lineage outlives its source, without the link
     assert len(stored_objects(api_settings)) == 1
+
+
+def test_every_input_of_a_concat_holds_its_delete_and_force_leaves_null_in_the_lineage(client, tmp_path):
+    a = make_indexed_movie(tmp_path / "a.mp4", frames=6, rate=Fraction(24), size=(160, 90))
+    b = make_indexed_movie(tmp_path / "b.mp4", frames=4, rate=Fraction(24), size=(160, 90), first_index=50)
+    first, second = (upload(client, path.read_bytes(), path.name).json()["id"] for path in (a, b))
+    unused = upload(client, png_bytes(gradient(20, 10)), "unused.png").json()["id"]
+    answer = client.post("/v1/media/concat", json={"items": [first, second]}, headers=AUTH)
+    job = wait_for_job(client, answer.json()["id"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job
+    made = job["outputs"][0]["media_id"]
+    for media_id in (second, first):  # the second input, not only the derivative's source_id
+        problem = assert_problem(client.delete(f"/v1/media/{media_id}", headers=AUTH), 409, "media_in_use")
+        assert problem["derivatives"] == [made] and problem["jobs"] == []
+        assert f"media {made} was made from it" in problem["detail"] and "force=true" in problem["detail"]
+    assert client.get(f"/v1/media/{second}", headers=AUTH).status_code == 200
+    assert client.delete(f"/v1/media/{unused}", headers=AUTH).status_code == 204  # nothing reads it
+    assert client.delete(f"/v1/media/{second}?force=true", headers=AUTH).status_code == 204
+    lineage = client.get(f"/v1/media/{made}", headers=AUTH).json()["derived_from"]
+    assert (lineage["source_id"], lineage["inputs"]) == (first, [first, None])
+    assert client.delete(f"/v1/media/{first}?force=true", headers=AUTH).status_code == 204
+    lineage = client.get(f"/v1/media/{made}", headers=AUTH).json()["derived_from"]
+    assert (lineage["source_id"], lineage["inputs"]) == (None, [None, None])
+    # What it was made from is still told by the recipe (the inputs' sha-256s, in order).
+    assert len(lineage["recipe"]["concat"]) == 2
+
+
+class QueueingGateway(InProcessGateway):
+    """Leaves every library run waiting (NOT_STARTED: its job `queued`), as behind a busy run queue."""
+
+    def submit(self, job_name, partition_key, run_config, tags):
+        from api.dagster_gateway import PARTITION_TAG
+        from media_pipeline.definitions import defs
+
+        run = self.instance.create_run_for_job(
+            defs.resolve_job_def(job_name),
+            run_config=dict(run_config),
+            tags={**tags, PARTITION_TAG: partition_key or ""},
+        )
+        return run.run_id
+
+
+def test_an_unfinished_job_holds_every_item_it_will_read(api_settings, instance, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    a = make_indexed_movie(tmp_path / "a.mp4", frames=4, rate=Fraction(24), size=(160, 90))
+    b = make_indexed_movie(tmp_path / "b.mp4", frames=4, rate=Fraction(24), size=(160, 90), first_index=50)
+    with TestClient(create_app(api_settings, gateway=QueueingGateway(instance))) as client:
+        first, second = (upload(client, path.read_bytes(), path.name).json()["id"] for path in (a, b))
+        concat = client.post("/v1/media/concat", json={"items": [first, second]}, headers=AUTH).json()
+        assert concat["status"] == "queued", concat
+        picture = upload(client, png_bytes(gradient())).json()["id"]
+        workflow = client.post("/v1/workflows", json=WORKFLOW, headers=AUTH).json()
+        run = client.post(f"{workflow['url']}/runs", json={"media_id": picture}, headers=AUTH).json()["job"]
+        assert run["subject_type"] == "workflow" and run["status"] == "queued"
+        for media_id, job_id in ((second, concat["id"]), (first, concat["id"]), (picture, run["id"])):
+            problem = assert_problem(client.delete(f"/v1/media/{media_id}", headers=AUTH), 409, "media_in_use")
+            assert problem["jobs"] == [job_id] and problem["derivatives"] == []
+            assert f"unfinished job(s) {job_id} use it" in problem["detail"]
+        assert client.delete(f"/v1/media/{second}?force=true", headers=AUTH).status_code == 204
+        assert_problem(client.get(f"/v1/media/{second}", headers=AUTH), 404, "not_found")
 
 
 def edit(client, media_id: int, *ops):
@@ -263,6 +367,26 @@ def test_the_same_edit_renders_once_and_is_recorded_in_dagster(client, gateway, 
     assert len(events) == 1  # the cached repeats are not new derivatives
     metadata = events[0].asset_materialization.metadata
     assert metadata["media_id"].value == first["media"]["id"] and metadata["source_id"].value == media_id
+
+
+def test_the_query_form_of_an_edit_is_in_the_openapi_document(client):
+    operation = client.get("/openapi.json").json()["paths"]["/v1/media/{media_id}/edits"]["post"]
+    query = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+    assert set(query["op"]["schema"]["enum"]) == {"crop", "resize", "opacity", "color", "text", "format", "trim"}
+    assert "every field of that op may be given as a query parameter" in query["op"]["description"]
+    assert {"x", "width", "fit", "value", "brightness", "text", "format", "quality", "start_frame", "end"} <= set(query)
+    assert all(p["required"] is False for p in query.values())
+    assert query["fit"]["schema"]["enum"] == ["contain", "cover", "fill"] and "resize" in query["fit"]["description"]
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "path"} == {"media_id"}
+    assert operation["requestBody"]["required"] is False
+    # Documented, not a second check: the query form still answers as before.
+    media_id = upload(client, png_bytes(gradient())).json()["id"]
+    made = client.post(f"/v1/media/{media_id}/edits?op=resize&width=16&fit=fill", headers=AUTH)
+    assert made.status_code == 200 and (made.json()["media"]["width"], made.json()["media"]["height"]) == (16, 12)
+    problem = assert_problem(
+        client.post(f"/v1/media/{media_id}/edits?op=resize&width=0", headers=AUTH), 422, "validation_error"
+    )
+    assert problem["errors"][0]["field"] == "ops.0.width"
 
 
 def test_large_images_are_edited_by_a_job(client, monkeypatch, api_settings):

@@ -4,15 +4,17 @@ frames; and the original editor's `/bucket/upload` routes."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from dataclasses import replace
+from typing import Annotated, Any, Literal, get_args
 
 import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from api.deps import ArtifactsDep, GatewayDep, SessionDep, SettingsDep, require_token
-from api.job_service import as_utc, start_job
+from api.job_service import as_utc, live_statuses, start_job
 from api.library import (
     json_object,
     limits_for,
@@ -40,12 +42,13 @@ from api.routes.artifacts import stored_response
 from api.schemas import Job as JobOut
 from api.schemas import Page
 from media_pipeline.compositions import store as composition_store
-from media_pipeline.db.models import Job, MediaDerivative, MediaItem
+from media_pipeline.db.models import Job, MediaItem
 from media_pipeline.library import edits
 from media_pipeline.library.assets import lineage_metadata
 from media_pipeline.library.media import Refused, add
-from media_pipeline.library.recipes import OpRefused, Recipe
+from media_pipeline.library.recipes import EditOp, OpRefused, Recipe
 from media_pipeline.library.requests import BestFramesJob, ConcatJob, EditJob
+from media_pipeline.library.usage import Usage, derivatives_using, forget, usage
 from media_pipeline.platform import metrics
 from media_pipeline.platform.job_state import TERMINAL
 
@@ -62,8 +65,12 @@ UPLOAD_DESCRIPTION = (
 )
 
 
+# Built once (session.get builds its query on every call: as much time as a cached edit's lookup).
+_BY_ID = sa.select(MediaItem).where(MediaItem.id == sa.bindparam("media_id"))
+
+
 def _get(session: SessionDep, media_id: int) -> MediaItem:
-    item = session.get(MediaItem, media_id)
+    item = session.scalars(_BY_ID, {"media_id": media_id}).one_or_none()
     if item is None:
         raise not_found("media", media_id)
     return item
@@ -72,7 +79,7 @@ def _get(session: SessionDep, media_id: int) -> MediaItem:
 async def _upload(
     request: Request, response: Response, session: Any, settings: Any, filename: str | None
 ) -> MediaUpload:
-    store = store_for(settings)
+    store = store_for(request.app.state.artifacts)
     incoming, name = await receive(
         request.stream(), request.headers.get("content-type", ""), filename, store, settings.library_max_bytes
     )
@@ -173,7 +180,8 @@ def _page(
     if sha256 is not None:
         query = query.where(MediaItem.sha256 == sha256.lower())
     if derived_from is not None:
-        made = sa.select(MediaDerivative.media_id).where(MediaDerivative.source_id == derived_from)
+        # Every item made from it: an edit's source, or any input of a concat.
+        made = [row.media_id for row in derivatives_using(session, derived_from)]
         query = query.where(MediaItem.id.in_(made))
     rows = list(session.scalars(query))
     more = len(rows) > limit
@@ -272,6 +280,38 @@ def media_content(
     )
 
 
+def _still_unfinished(gateway: Any, jobs: list[Job]) -> list[Job]:
+    """The jobs whose run has not ended: a stored status lags its run until the job tracker
+    records the end. Dagster unreachable: the stored status, which errs on the side of refusing."""
+    try:
+        live = live_statuses(gateway, jobs)
+    except ApiProblem:
+        return jobs
+    return [job for job in jobs if live.get(job.id, job.status) not in TERMINAL]
+
+
+def in_use(media_id: int, used: Usage, compositions: list[int]) -> ApiProblem:
+    """The 409 for deleting an item something uses, naming each user."""
+    made = sorted({row.media_id for row in used.derivatives})
+    jobs = [job.id for job in used.jobs]
+    reasons = []
+    if made:
+        reasons.append(f"media {', '.join(map(str, made))} {'was' if len(made) == 1 else 'were'} made from it")
+    if jobs:
+        reasons.append(f"unfinished job(s) {', '.join(jobs)} use it")
+    if compositions:
+        reasons.append(f"compositions {', '.join(map(str, compositions))} use it (segment inputs or soundtrack)")
+    return ApiProblem(
+        409,
+        "media_in_use",
+        f"media {media_id} is in use: {' and '.join(reasons)}; delete those first, wait for the jobs, or delete "
+        "with ?force=true anyway (their lineage then shows null where this item was)",
+        derivatives=made,
+        jobs=jobs,
+        compositions=compositions,
+    )
+
+
 @router.delete(
     "/{media_id}",
     status_code=204,
@@ -281,41 +321,61 @@ def media_content(
 def delete_media(
     media_id: MediaIdPath,
     session: SessionDep,
-    settings: SettingsDep,
+    artifacts: ArtifactsDep,
+    gateway: GatewayDep,
     force: Annotated[
         bool, Query(description="Delete even if derivatives, unfinished jobs or compositions use it")
     ] = False,
 ) -> Response:
     item = _get(session, media_id)
-    derived = session.scalar(
-        sa.select(sa.func.count()).select_from(MediaDerivative).where(MediaDerivative.source_id == media_id)
-    )
-    active = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Job)
-        .where(Job.subject_type == "media", Job.subject_id == str(media_id), Job.status.not_in(TERMINAL))
-    )
+    used = usage(session, media_id)
+    used = replace(used, jobs=_still_unfinished(gateway, used.jobs))
     compositions = composition_store.compositions_using(session, media_id)
-    if (derived or active or compositions) and not force:
-        reasons = []
-        if derived:
-            reasons.append(f"{derived} derivative(s) were made from it")
-        if active:
-            reasons.append(f"{active} unfinished job(s) use it")
-        if compositions:
-            reasons.append(f"compositions {', '.join(map(str, compositions))} use it (segment inputs or soundtrack)")
-        raise ApiProblem(
-            409, "media_in_use", f"media {media_id} is in use: {' and '.join(reasons)}; delete with ?force=true anyway"
-        )
+    if (used or compositions) and not force:
+        raise in_use(media_id, used, compositions)
     key = item.storage_key
-    session.execute(sa.update(MediaDerivative).where(MediaDerivative.source_id == media_id).values(source_id=None))
+    forget(session, used.derivatives, media_id)
     session.delete(item)
     session.commit()
-    store_for(settings).delete(key)
+    store_for(artifacts).delete(key)
     return Response(status_code=204)
 
 
-_OP_QUERY = {"op"}
+def _edit_query_parameters() -> list[dict[str, Any]]:
+    """The query-parameter form of one edit, for the OpenAPI document: `op` and every op's fields.
+
+    Only documented: the handler reads `request.query_params` whole and validates them as the one
+    op of a recipe, so declaring them as FastAPI parameters would add a second, different check.
+    """
+    used_by: dict[str, list[type[BaseModel]]] = {}
+    for model in get_args(get_args(EditOp)[0]):
+        for name in model.model_fields:
+            if name != "op":
+                used_by.setdefault(name, []).append(model)
+    names = [model.model_fields["op"].annotation.__args__[0] for model in get_args(get_args(EditOp)[0])]
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": "op",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": names},
+            "description": "One edit as query parameters instead of a JSON body: the op's name; every field of "
+            "that op may be given as a query parameter too (`?op=resize&width=640&fit=cover`), with the same "
+            "rules and defaults as in the body. Not together with a body.",
+        }
+    ]
+    for name, models in used_by.items():
+        ops = [model.model_fields["op"].annotation.__args__[0] for model in models]
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": models[0].model_json_schema()["properties"][name],
+                "description": f"With `op` = {' | '.join(ops)}: that op's `{name}` field",
+            }
+        )
+    return parameters
 
 
 def _recipe_from(body: dict[str, Any] | None, request: Request) -> Recipe:
@@ -340,7 +400,7 @@ def _recipe_from(body: dict[str, Any] | None, request: Request) -> Recipe:
         "recipe): the same edit of the same content renders once. Images up to MEDIA_PIPELINE_LIBRARY_INLINE_PIXELS "
         "answer 200 with the new item; videos and larger images answer 202 with the job."
     ),
-    openapi_extra={"requestBody": {"required": False, **body_ref(Recipe)}},
+    openapi_extra={"requestBody": {"required": False, **body_ref(Recipe)}, "parameters": _edit_query_parameters()},
     responses={
         202: {"model": EditAnswer, "description": "Running as a job"},
         **problem_responses(400, 404, 409, 413, 502, 503),
@@ -353,19 +413,20 @@ async def edit_media(
     background: BackgroundTasks,
     session: SessionDep,
     settings: SettingsDep,
+    artifacts: ArtifactsDep,
     gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> EditAnswer:
     recipe = _recipe_from(await json_object(request), request)
     return await run_in_threadpool(
-        _edit, media_id, recipe, response, background, session, settings, gateway, idempotency_key
+        _edit, media_id, recipe, response, background, session, settings, artifacts, gateway, idempotency_key
     )
 
 
 def _edit(media_id: int, recipe: Recipe, response: Response, background: BackgroundTasks, session: Any,
-          settings: Any, gateway: Any, idempotency_key: str | None) -> EditAnswer:  # fmt: skip
+          settings: Any, artifacts: Any, gateway: Any, idempotency_key: str | None) -> EditAnswer:  # fmt: skip
     item = _get(session, media_id)
-    store = store_for(settings)
+    store = store_for(artifacts)
     try:
         if item.type == "image" and edits.pixels(item) <= settings.library_inline_pixels:
             with metrics.inline_edit_timer():
@@ -375,7 +436,11 @@ def _edit(media_id: int, recipe: Recipe, response: Response, background: Backgro
                 # Dagster event (a write to its event log, 50-100 ms on SQLite) is its lineage view.
                 background.add_task(report_inline, gateway, f"inline edit of media {item.id}", lineage_metadata(edited))
             response.headers["Location"] = f"/v1/media/{edited.item.id}"
-            return EditAnswer(media=media_view(session, edited.item), cached=edited.cached)
+            answer = EditAnswer(media=media_view(session, edited.item, earliest=edited.lineage), cached=edited.cached)
+            # The read transaction ends here, on this worker thread, so closing the session at the
+            # end of the request does not need another trip to the thread pool to roll it back.
+            session.rollback()
+            return answer
         edits.canonical_recipe(item, store, recipe.ops)  # 422 now, not in the run
     except OpRefused as exc:
         raise field_problem(exc.field, str(exc)) from None

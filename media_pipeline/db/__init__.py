@@ -60,6 +60,11 @@ def _create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
 
 
+def is_migrated(url: str) -> bool:
+    """Whether this process has brought `url` to the newest revision already (no I/O)."""
+    return normalise_url(url) in _migrated
+
+
 def migrate(url: str) -> None:
     """Bring the schema to the newest revision (idempotent; once per process and URL)."""
     url = normalise_url(url)

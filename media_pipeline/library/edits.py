@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from media_pipeline.core.probe import probe
 from media_pipeline.db.models import MediaDerivative, MediaItem
@@ -43,6 +43,8 @@ class Edited:
     item: MediaItem
     derivative: MediaDerivative
     cached: bool
+    # The item's earliest derivative (what its lineage shows) when the lookup learnt it; else None.
+    lineage: MediaDerivative | None = None
 
 
 def canonical_recipe(source: MediaItem, store: LibraryStore, ops: Sequence[Any]) -> dict[str, Any]:
@@ -105,12 +107,31 @@ def _derive(
     return Edited(output, derivative, False)
 
 
+def _hit_statement() -> sa.Select[Any]:
+    other = aliased(MediaDerivative)
+    earliest = sa.select(sa.func.min(other.id)).where(other.media_id == MediaDerivative.media_id).scalar_subquery()
+    return (
+        sa.select(MediaDerivative, MediaItem, earliest)
+        .join(MediaItem, MediaItem.id == MediaDerivative.media_id)
+        .where(
+            MediaDerivative.source_sha256 == sa.bindparam("source_sha256"),
+            MediaDerivative.recipe_sha256 == sa.bindparam("recipe_sha256"),
+        )
+    )
+
+
+# Built once: constructing the statement costs as much as running it on a cache hit.
+_HIT = _hit_statement()
+
+
 def _hit(session: Session, source_sha256: str, recipe_hash: str) -> Edited | None:
-    hit = cached(session, source_sha256, recipe_hash)
-    if hit is None:
+    # One query for a repeat edit: the derivative, its item, and whether it is the item's earliest
+    # derivative (then it is the item's lineage too, and the answer needs no further query).
+    row = session.execute(_HIT, {"source_sha256": source_sha256, "recipe_sha256": recipe_hash}).first()
+    if row is None:
         return None
-    item = session.get(MediaItem, hit.media_id)
-    return Edited(item, hit, True) if item is not None else None
+    hit, item, first_id = row
+    return Edited(item, hit, True, lineage=hit if first_id == hit.id else None)
 
 
 def _stem(filename: str) -> str:

@@ -9,11 +9,13 @@ through `localize` (S3: fetched into the working copy when it is not there).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,7 +37,15 @@ class TooLarge(Exception):
 
 
 class Incoming:
-    """Bytes being received: written to a hidden partial file while their sha-256 is computed."""
+    """Bytes being received: written to a hidden partial file while their sha-256 is computed.
+
+    `write` hashes and writes in the caller's thread. `feed` (for the event loop) gathers the
+    arriving chunks into blocks of `BLOCK` bytes and hashes and writes each on a worker thread
+    while the next block arrives: hashing releases the GIL, so receiving, hashing and writing
+    overlap instead of taking turns on one core. One block at a time is in flight, in order.
+    """
+
+    BLOCK = 1 << 20
 
     def __init__(self, store: LibraryStore, limit: int) -> None:
         self.store = store
@@ -45,24 +55,73 @@ class Incoming:
         self._file: BinaryIO | None = self.path.open("wb")
         self._hash = hashlib.sha256()
         self.size = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flight: Future[None] | None = None
 
-    def write(self, chunk: bytes) -> None:
-        assert self._file is not None
-        self.size += len(chunk)
+    def _count(self, size: int) -> None:
+        self.size += size
         if self.size > self.limit:
             self.discard()
             raise TooLarge(self.limit)
-        self._hash.update(chunk)
-        self._file.write(chunk)
+
+    def _absorb(self, chunks: list[bytes]) -> None:
+        assert self._file is not None
+        for chunk in chunks:
+            self._hash.update(chunk)
+        self._file.writelines(chunks)
+
+    def write(self, chunk: bytes) -> None:
+        self._settle()
+        self._count(len(chunk))
+        chunks, self._pending, self._pending_size = [*self._pending, chunk], [], 0  # fed bytes come first
+        self._absorb(chunks)
+
+    async def feed(self, chunk: bytes) -> None:
+        """`write` for a coroutine: the block is hashed and written while the next is received."""
+        self._count(len(chunk))
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= self.BLOCK:
+            await self._dispatch()
+
+    async def flush(self) -> None:
+        """Every fed byte hashed and written."""
+        await self._dispatch()
+        await self._landed()
+
+    async def _landed(self) -> None:
+        if self._flight is not None:
+            flight, self._flight = self._flight, None
+            await asyncio.wrap_future(flight)
+
+    async def _dispatch(self) -> None:
+        await self._landed()  # the previous block first: bytes stay in order, memory bounded
+        if self._pending:
+            chunks, self._pending, self._pending_size = self._pending, [], 0
+            self._flight = _WRITERS.submit(self._absorb, chunks)
+
+    def _settle(self) -> None:
+        # A block still being written (a failed upload): wait for it before the file is touched.
+        if self._flight is not None:
+            flight, self._flight = self._flight, None
+            with contextlib.suppress(Exception):
+                flight.result()
 
     def finish(self) -> str:
         """Close the partial file; its sha-256."""
+        self._settle()
+        if self._pending:
+            self._absorb(self._pending)
+            self._pending, self._pending_size = [], 0
         if self._file is not None:
             self._file.close()
             self._file = None
         return self._hash.hexdigest()
 
     def discard(self) -> None:
+        self._settle()
+        self._pending, self._pending_size = [], 0
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -75,6 +134,10 @@ class Incoming:
     def __exit__(self, *exc: object) -> None:
         # Whatever was not committed is not kept.
         self.discard()
+
+
+# Shared by every upload; each has at most one block in flight.
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="library-incoming")
 
 
 class LibraryStore:
