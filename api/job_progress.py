@@ -56,9 +56,7 @@ def percent(progress: float) -> int:
     return min(100, int(progress * 100 + 1e-9))
 
 
-def records_after(
-    gateway: DagsterGateway, run_id: str, cursor: str | None
-) -> Iterator[tuple[dg.EventLogRecord, str]]:
+def records_after(gateway: DagsterGateway, run_id: str, cursor: str | None) -> Iterator[tuple[dg.EventLogRecord, str]]:
     """Every record after `cursor`, each with the cursor that follows it."""
     while True:
         records, next_cursor, has_more = gateway.run_records(run_id, cursor, PAGE)

@@ -309,6 +309,8 @@ class FinalVideoBody(FinalVideoRequest):
 def without_callback(body: BaseModel, model: type[R]) -> R:
     """The kind's own request from a route's body: everything but `callback_url`."""
     return model.model_validate(body.model_dump(exclude={"callback_url"}))
+
+
 # -- health -----------------------------------------------------------------------------------
 
 

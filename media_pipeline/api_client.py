@@ -147,9 +147,7 @@ def progress_bar(job: dict[str, Any], width: int = 30) -> str:
 
 
 def export(api: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
-    response = checked(
-        api.get(f"/v1/cuts/{args.cut}/export", params={"format": args.format, "media": args.media})
-    )
+    response = checked(api.get(f"/v1/cuts/{args.cut}/export", params={"format": args.format, "media": args.media}))
     match = re.search(r'filename="?([^";]+)"?', response.headers.get("content-disposition", ""))
     target: Path = args.output or Path(Path(match.group(1)).name if match else f"cut_{args.cut}.{args.format}")
     with atomic_path(target) as tmp:

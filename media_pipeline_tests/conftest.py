@@ -51,7 +51,6 @@ def throwaway_postgres(prefix: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-
 @pytest.fixture(autouse=True)
 def _sigterm_not_ignored() -> None:
     """Undo an inherited or library-set SIGTERM "ignore" before each test.
@@ -62,6 +61,7 @@ def _sigterm_not_ignored() -> None:
     """
     if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:

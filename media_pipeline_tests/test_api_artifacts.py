@@ -20,6 +20,7 @@ def db_url(tmp_path: Path) -> str:
     """Files only: the domain database is not involved, so one (SQLite) is enough."""
     return f"sqlite:///{tmp_path}/domain.db"
 
+
 DATA = bytes(range(256)) * 4  # 1024 bytes, every offset recognisable
 
 
@@ -137,8 +138,16 @@ def test_no_way_out_of_the_artifact_root(client: TestClient, files: Path, path: 
 def test_resolver_directly(api_settings: Settings, files: Path, tmp_path: Path) -> None:
     root = api_settings.artifact_root
     assert resolve_artifact(root, "cuts/show.reel.v001/data.bin") == files / "data.bin"
-    for bad in ["../secret.txt", "cuts/../../secret.txt", str(tmp_path / "secret.txt"), "cuts\\..\\..\\secret.txt",
-                "cuts/show.reel.v001/escape.txt", "", "a\x00b", "cuts/./show.reel.v001/data.bin"]:
+    for bad in [
+        "../secret.txt",
+        "cuts/../../secret.txt",
+        str(tmp_path / "secret.txt"),
+        "cuts\\..\\..\\secret.txt",
+        "cuts/show.reel.v001/escape.txt",
+        "",
+        "a\x00b",
+        "cuts/./show.reel.v001/data.bin",
+    ]:
         with pytest.raises(ApiProblem) as caught:
             resolve_artifact(root, bad)
         assert caught.value.status == 404

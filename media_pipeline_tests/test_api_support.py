@@ -146,8 +146,9 @@ def upload(
         )
 
 
-def wait_for_job(client: TestClient, job_id: str, predicate: Callable[[dict[str, Any]], bool],
-                 timeout: float = 300) -> dict[str, Any]:
+def wait_for_job(
+    client: TestClient, job_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 300
+) -> dict[str, Any]:
     def matched() -> dict[str, Any] | None:
         job = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
         if predicate(job):

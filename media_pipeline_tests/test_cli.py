@@ -26,10 +26,12 @@ CLI = str(Path(sys.executable).parent / "media-pipeline")
 
 
 def cli(running: Stack, *args: str, url: str | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = service_environment({
-        "MEDIA_PIPELINE_API_URL": url or str(running.api.base_url),
-        "MEDIA_PIPELINE_API_TOKEN": TOKEN,
-    })
+    env = service_environment(
+        {
+            "MEDIA_PIPELINE_API_URL": url or str(running.api.base_url),
+            "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+        }
+    )
     streams = {"stdout": kwargs.pop("stdout", subprocess.PIPE), "stderr": subprocess.PIPE}
     return subprocess.run([CLI, *args], env=env, text=True, timeout=180, **streams, **kwargs)  # type: ignore[call-overload]
 

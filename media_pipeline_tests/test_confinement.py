@@ -106,9 +106,7 @@ def test_a_link_inside_a_root_pointing_out_is_not_followed(domain_url, artifact_
 
 
 def test_relinking_by_name_finds_media_inside_the_roots(domain_url, artifact_root, instance, layout):
-    found = ingest_confined(
-        domain_url, artifact_root, instance, layout, [clip("moved", "D:\\old\\plate.mov", 5, 10)]
-    )
+    found = ingest_confined(domain_url, artifact_root, instance, layout, [clip("moved", "D:\\old\\plate.mov", 5, 10)])
     moved = found["moved"]
     assert moved.media_status == "linked" and moved.media_frame == 5
     assert any("relinked by file name" in note and "plate.mov in media root media" in note for note in moved.notes)

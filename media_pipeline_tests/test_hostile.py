@@ -108,12 +108,14 @@ def test_a_parser_over_its_memory_limit_dies_alone_with_a_sentence(tmp_path):
 @pytest.fixture
 def api_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = service_environment({
-        "MEDIA_PIPELINE_HOME": str(tmp_path / "home"),
-        "MEDIA_PIPELINE_API_TOKEN": TOKEN,
-        "MEDIA_PIPELINE_MAX_UPLOAD_BYTES": str(128 << 20),  # let the 1M-line EDL reach the parser
-        "MEDIA_PIPELINE_UI_PORT": str(free_port()),  # nothing listens: launches would be 503s
-    })
+    env = service_environment(
+        {
+            "MEDIA_PIPELINE_HOME": str(tmp_path / "home"),
+            "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+            "MEDIA_PIPELINE_MAX_UPLOAD_BYTES": str(128 << 20),  # let the 1M-line EDL reach the parser
+            "MEDIA_PIPELINE_UI_PORT": str(free_port()),  # nothing listens: launches would be 503s
+        }
+    )
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

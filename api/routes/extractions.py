@@ -69,9 +69,7 @@ def create_extraction(
     artifacts: ArtifactsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ExtractionAccepted:
-    batch, job = start_extraction(
-        session, gateway, response, artifacts, body, idempotency_key, "POST /v1/extractions"
-    )
+    batch, job = start_extraction(session, gateway, response, artifacts, body, idempotency_key, "POST /v1/extractions")
     view = extraction_view(session, gateway, artifacts, job)
     response.headers["Location"] = f"/v1/extractions/{batch}"
     return ExtractionAccepted(extraction=view, job=view.job)

@@ -49,8 +49,10 @@ EXAMPLE = (
     summary="Follow a job live (Server-Sent Events)",
     description=EVENTS_DESCRIPTION,
     responses={
-        200: {"description": "The event stream", "content": {"text/event-stream": {"schema": {"type": "string"},
-                                                                                   "example": EXAMPLE}}},
+        200: {
+            "description": "The event stream",
+            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": EXAMPLE}},
+        },
         **problem_responses(404),
     },
 )

@@ -172,12 +172,17 @@ def _cursor_time(text: str) -> dt.datetime:
     try:
         return as_utc(dt.datetime.fromisoformat(text))
     except ValueError:
-        raise field_problem("cursor", "not a cursor this list handed out; start again without one",
-                            location="query") from None
+        raise field_problem(
+            "cursor", "not a cursor this list handed out; start again without one", location="query"
+        ) from None
 
 
-@router.get("/{job_id}", response_model=Job, summary="A job's state, progress, error, logs and outputs",
-            responses=problem_responses(404, 503))
+@router.get(
+    "/{job_id}",
+    response_model=Job,
+    summary="A job's state, progress, error, logs and outputs",
+    responses=problem_responses(404, 503),
+)
 def read_job(job_id: JobId, session: SessionDep, gateway: GatewayDep) -> Job:
     return job_view(session, gateway, get_job(session, job_id))
 

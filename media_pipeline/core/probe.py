@@ -46,6 +46,7 @@ def set_max_pixels(limit: int) -> None:
 def max_pixels_limit() -> int:
     return _process_limit["max_pixels"]
 
+
 # FFmpeg demuxer names (an alias list like "mov,mp4,m4a,3gp,3g2,mj2" matches by any alias).
 DEMUXERS: tuple[str, ...] = (
     # movies

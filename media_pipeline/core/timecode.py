@@ -27,9 +27,7 @@ def parse_rate(value: float | int | str | Fraction) -> Fraction:
     try:
         rate = exact_rate(text if not isinstance(value, Fraction) else value)
     except (ValueError, ZeroDivisionError):
-        raise RateError(
-            f"frame rate {text!r} is not a number: give it as 25, 23.976, 29.97 or 24000/1001"
-        ) from None
+        raise RateError(f"frame rate {text!r} is not a number: give it as 25, 23.976, 29.97 or 24000/1001") from None
     if not 0 < rate <= MAX_RATE:
         raise RateError(f"frame rate {text!r} is out of range: it must be above 0 and at most {MAX_RATE} fps")
     return rate

@@ -254,6 +254,8 @@ class WorkflowRun(Base):
     media_id: Mapped[int] = mapped_column(sa.ForeignKey("mp_media.id", ondelete="CASCADE"))
     job_id: Mapped[str] = mapped_column(sa.String(36), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
 class Composition(Timestamped, Base):
     """A generated video: ordered segments, each made by a clip generator (media_pipeline/compositions)."""
 

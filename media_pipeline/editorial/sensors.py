@@ -144,26 +144,26 @@ def folder_settings(folder: Path, path: Path, allowed_media_roots: Sequence[Path
 
 def checked_settings(data: object, where: str, allowed_media_roots: Sequence[Path]) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise Refused(f"its {where} must be a JSON object such as {{\"rate\": 25}}")
+        raise Refused(f'its {where} must be a JSON object such as {{"rate": 25}}')
     known = {"project", "rate", "media_roots", "ignore_timecode_mismatch"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise Refused(f"its {where} has unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
     if "project" in data and not (isinstance(data["project"], str) and 0 < len(data["project"]) <= 200):
-        raise Refused(f"its {where} \"project\" must be a name of 1 to 200 characters")
+        raise Refused(f'its {where} "project" must be a name of 1 to 200 characters')
     rate = data.get("rate")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= MAX_RATE):
-        raise Refused(f"its {where} \"rate\" must be a frame rate above 0 and at most {MAX_RATE:g}, such as 25")
+        raise Refused(f'its {where} "rate" must be a frame rate above 0 and at most {MAX_RATE:g}, such as 25')
     if "ignore_timecode_mismatch" in data and not isinstance(data["ignore_timecode_mismatch"], bool):
-        raise Refused(f"its {where} \"ignore_timecode_mismatch\" must be true or false")
+        raise Refused(f'its {where} "ignore_timecode_mismatch" must be true or false')
     if "media_roots" in data:
         roots = data["media_roots"]
         if not isinstance(roots, list) or not all(isinstance(root, str) for root in roots):
-            raise Refused(f"its {where} \"media_roots\" must be a list of absolute folder paths")
+            raise Refused(f'its {where} "media_roots" must be a list of absolute folder paths')
         try:
             data = {**data, "media_roots": [str(root) for root in confine_roots(roots, allowed_media_roots)]}
         except MediaRootError as exc:
-            raise Refused(f"its {where} \"media_roots\" was refused: {exc}") from None
+            raise Refused(f'its {where} "media_roots" was refused: {exc}') from None
     return data
 
 

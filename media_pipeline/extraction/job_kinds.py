@@ -15,7 +15,6 @@ def step_config(request: BaseModel) -> dict[str, Any]:
     return {"request": request.model_dump_json(exclude_unset=True)}
 
 
-
 FRAME_EXTRACTION = register(
     JobKind(
         name="frame_extraction",

@@ -160,9 +160,7 @@ def _finished(jobs: list[Job], instance: dg.DagsterInstance) -> list[Job]:
 
 
 def record(session: Session, job: Job, attempt: int, outcome: Outcome, now: dt.datetime) -> WebhookDelivery:
-    session.execute(
-        sa.update(WebhookDelivery).where(WebhookDelivery.job_id == job.id).values(next_attempt_at=None)
-    )
+    session.execute(sa.update(WebhookDelivery).where(WebhookDelivery.job_id == job.id).values(next_attempt_at=None))
     retry = not outcome.delivered and attempt < MAX_ATTEMPTS
     row = WebhookDelivery(
         job_id=job.id,

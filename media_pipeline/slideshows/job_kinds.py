@@ -1,6 +1,5 @@
 """The slideshows area's job kinds."""
 
-
 from media_pipeline.platform.job_kinds import JobKind, register
 from media_pipeline.slideshows.config import SlideshowRenderConfig
 from media_pipeline.slideshows.partitions import slideshow_renders

@@ -62,11 +62,7 @@ def downgrade() -> None:
         batch_op.add_column(sa.Column("cut_version_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("shot_id", sa.Integer(), nullable=True))
     # A shot job's cut is its shot's; a deleted shot leaves both null, as 0002's SET NULL did.
-    op.execute(
-        sa.text(
-            "UPDATE mp_jobs SET cut_version_id = CAST(subject_id AS INTEGER) WHERE subject_type = 'cut'"
-        )
-    )
+    op.execute(sa.text("UPDATE mp_jobs SET cut_version_id = CAST(subject_id AS INTEGER) WHERE subject_type = 'cut'"))
     op.execute(
         sa.text(
             "UPDATE mp_jobs SET shot_id = s.id, cut_version_id = s.cut_version_id FROM mp_shots s "
