@@ -27,24 +27,37 @@ from media_pipeline_tests.conftest import CORPUS, ingest, make_resources, publis
 THUMBS = {"ops": {"shot_thumbnails": {"config": {"frame": "first", "width": 160}}}}
 
 
-def fcpxml(path: Path, media: Path, frame_duration: str = "100/2500s") -> Path:
-    # 25 fps; the sequence starts at 01:00:00:00 (3600 s), the media too; sh010 uses media
-    # frames 34..43, sh020 frames 48..53 (start = 3600 s + frames / 25).
+def fcp_time(frames: int, frame_duration: Fraction) -> str:
+    """`frames` frames as FCP X writes a time: exact seconds, `num/dens` or `Ns`."""
+    value = frames * frame_duration
+    return f"{value.numerator}s" if value.denominator == 1 else f"{value.numerator}/{value.denominator}s"
+
+
+def fcpxml(path: Path, media: Path, rate: Fraction, start: int, tc_format: str = "NDF") -> Path:
+    """A project at `rate`, as Final Cut Pro writes one, whose sequence and media both start at
+    frame `start` (their timecode); sh010 uses media frames 34..43, sh020 frames 48..53, one after
+    the other on the record side."""
+    d = 1 / rate
+    t = lambda frames: fcp_time(frames, d)  # noqa: E731
     path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE fcpxml>
-<fcpxml version="1.8">
+<fcpxml version="1.9">
   <resources>
-    <format id="r1" name="FFVideoFormat1080p25" frameDuration="{frame_duration}" width="1920" height="1080"/>
-    <asset id="r2" name="A001C003" uid="3F1C2B7A9D0E4C5B8A6F1E2D3C4B5A69" start="3600s" duration="120/25s"
-      hasVideo="1" format="r1" videoSources="1" src="{media.as_uri()}"/>
+    <format id="r1" name="FFVideoFormat1080p2398" frameDuration="{d.numerator}/{d.denominator}s" width="1920"
+      height="1080"/>
+    <asset id="r2" name="A001C003" start="{t(start)}" duration="{t(120)}" hasVideo="1" format="r1"
+      videoSources="1" src="{media.as_uri()}"/>
   </resources>
   <library>
-    <event name="dailies" uid="8E4B2C1D-0F3A-4B5C-9D6E-7F8A9B0C1D2E">
-      <project name="reel1" uid="1A2B3C4D-5E6F-4A7B-8C9D-0E1F2A3B4C5D">
-        <sequence duration="16/25s" format="r1" tcStart="3600s" tcFormat="NDF" audioLayout="stereo" audioRate="48k">
+    <event name="dailies">
+      <project name="reel1">
+        <sequence duration="{t(16)}" format="r1" tcStart="{t(start)}" tcFormat="{tc_format}" audioLayout="stereo"
+          audioRate="48k">
           <spine>
-            <asset-clip name="sh010" ref="r2" offset="3600s" start="90034/25s" duration="10/25s" format="r1"/>
-            <asset-clip name="sh020" ref="r2" offset="90010/25s" start="90048/25s" duration="6/25s" format="r1"/>
+            <asset-clip name="sh010" ref="r2" offset="{t(start)}" start="{t(start + 34)}" duration="{t(10)}"
+              format="r1" tcFormat="{tc_format}"/>
+            <asset-clip name="sh020" ref="r2" offset="{t(start + 10)}" start="{t(start + 48)}" duration="{t(6)}"
+              format="r1" tcFormat="{tc_format}"/>
           </spine>
         </sequence>
       </project>
@@ -111,7 +124,8 @@ def plate_25(tmp_path: Path) -> Path:
 
 def test_fcpx_xml_ingests_with_exact_frames_and_its_start_timecode(tmp_path, domain_url, artifact_root, instance,
                                                                    plate_25):  # fmt: skip
-    key = publish(domain_url, artifact_root, fcpxml(tmp_path / "reel1.fcpxml", plate_25))
+    timeline = fcpxml(tmp_path / "reel1.fcpxml", plate_25, Fraction(25), 90000)  # starts at 01:00:00:00
+    key = publish(domain_url, artifact_root, timeline)
     result = ingest(instance, key, make_resources(domain_url, artifact_root), run_config=THUMBS,
                     selection=[cut_timeline, cut_shots, shot_thumbnails])  # fmt: skip
     # In the Dagster UI the thumbnails come first, inline, one image per shot.
@@ -127,46 +141,6 @@ def test_fcpx_xml_ingests_with_exact_frames_and_its_start_timecode(tmp_path, dom
     assert [thumbnail_index(artifact_root, thumbnails[index]) for index in (0, 1)] == [34, 48]
 
 
-def fcp_time(frames: int, frame_duration: Fraction) -> str:
-    """`frames` frames as FCP X writes a time: exact seconds, `num/dens` or `Ns`."""
-    value = frames * frame_duration
-    return f"{value.numerator}s" if value.denominator == 1 else f"{value.numerator}/{value.denominator}s"
-
-
-def ntsc_fcpxml(path: Path, media: Path, rate: Fraction, start: int, tc_format: str) -> Path:
-    """A project at `rate` whose sequence and media both start at frame `start` (their timecode);
-    sh010 uses media frames 34..43, sh020 frames 48..53, one after the other on the record side."""
-    d = 1 / rate
-    t = lambda frames: fcp_time(frames, d)  # noqa: E731
-    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE fcpxml>
-<fcpxml version="1.9">
-  <resources>
-    <format id="r1" name="FFVideoFormat1080p2398" frameDuration="{d.numerator}/{d.denominator}s" width="1920"
-      height="1080"/>
-    <asset id="r2" name="A001C003" start="{t(start)}" duration="{t(120)}" hasVideo="1" format="r1"
-      videoSources="1" src="{media.as_uri()}"/>
-  </resources>
-  <library>
-    <event name="dailies">
-      <project name="reel1">
-        <sequence duration="{t(16)}" format="r1" tcStart="{t(start)}" tcFormat="{tc_format}" audioLayout="stereo"
-          audioRate="48k">
-          <spine>
-            <asset-clip name="sh010" ref="r2" offset="{t(start)}" start="{t(start + 34)}" duration="{t(10)}"
-              format="r1" tcFormat="{tc_format}"/>
-            <asset-clip name="sh020" ref="r2" offset="{t(start + 10)}" start="{t(start + 48)}" duration="{t(6)}"
-              format="r1" tcFormat="{tc_format}"/>
-          </spine>
-        </sequence>
-      </project>
-    </event>
-  </library>
-</fcpxml>
-""")
-    return path
-
-
 @pytest.mark.parametrize(
     ("rate", "timecode", "start", "tc_format", "drop_frame"),
     [
@@ -179,7 +153,7 @@ def test_fcpx_xml_at_ntsc_rates_reads_exact_frames(
     tmp_path, domain_url, artifact_root, instance, rate, timecode, start, tc_format, drop_frame
 ):  # fmt: skip
     plate = make_indexed_movie(tmp_path / "media" / "A001C003.mov", frames=120, rate=rate, start_timecode=timecode)
-    path = ntsc_fcpxml(tmp_path / "reel1.fcpxml", plate, rate, start, tc_format)
+    path = fcpxml(tmp_path / "reel1.fcpxml", plate, rate, start, tc_format)
     timeline = read_timeline(path).timeline
     clip = next(iter(timeline.find_clips()))
     assert clip.source_range.start_time.to_frames() == start + 34  # not 23 or 29 a second, nor truncated
