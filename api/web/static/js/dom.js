@@ -41,6 +41,19 @@ export function flash(message, kind = "error") {
   box.hidden = false;
 }
 
+// Runs `action` with `button` disabled (no second submit while the first is on its way); an
+// error shows the API's sentence.
+export async function busy(button, action) {
+  button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    flash(error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 export function badge(text) {
   return h("span", { class: `badge ${text}` }, String(text).replace(/_/g, " "));
 }

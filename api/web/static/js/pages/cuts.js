@@ -1,7 +1,7 @@
 // Projects and their cuts, each with its versions; publishing a new timeline.
 
 import { allPages, request } from "../api.js";
-import { badge, flash, h, replace, when } from "../dom.js";
+import { badge, busy, h, replace, when } from "../dom.js";
 
 function uploadForm(navigate) {
   const file = h("input", { id: "upload-file", name: "file", type: "file", required: true });
@@ -27,15 +27,10 @@ function uploadForm(navigate) {
     body.set("project", project.value.trim());
     body.set("name", name.value.trim() || chosen.name.replace(/\.[^.]+$/, ""));
     if (rate.value.trim()) body.set("rate", rate.value.trim());
-    button.disabled = true;
-    try {
+    await busy(button, async () => {
       const created = await request("/v1/cuts", { method: "POST", form: body });
       navigate(`#/cuts/${created.cut.id}`);
-    } catch (error) {
-      flash(error.message);
-    } finally {
-      button.disabled = false;
-    }
+    });
   });
   return form;
 }

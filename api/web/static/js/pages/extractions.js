@@ -2,7 +2,7 @@
 // one batch followed live, ending in a gallery of its frames with their exact positions.
 
 import { request } from "../api.js";
-import { badge, field, flash, h, image, jobTable, openLink, percent, replace, when } from "../dom.js";
+import { badge, busy, field, flash, h, image, jobTable, openLink, percent, replace, when } from "../dom.js";
 
 const MODES = {
   frames: ["Frame indices", "Indices counted from 0, separated by commas: 3, 17"],
@@ -76,15 +76,10 @@ function submitForm(navigate) {
       format: format.value,
       width: width.value.trim() ? Number(width.value) : undefined,
     };
-    button.disabled = true;
-    try {
+    await busy(button, async () => {
       const answer = await request("/v1/extractions", { method: "POST", json: body });
       navigate(`#/extractions/${answer.extraction.id}`);
-    } catch (error) {
-      flash(error.message);
-    } finally {
-      button.disabled = false;
-    }
+    });
   });
   return form;
 }
