@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import os
 import threading
 import time
@@ -45,7 +44,7 @@ from media_pipeline.compositions.generators.base import (
     TaskState,
 )
 from media_pipeline.core import ffmpeg
-from media_pipeline.core.audio import SAMPLE_RATE, to_wav, wav_samples
+from media_pipeline.core.audio import frame_to_sample, to_wav, wav_samples
 from media_pipeline.core.files import atomic_path
 from media_pipeline.core.probe import probe
 from media_pipeline.core.segments import Look, count_frames, encoder_args, join
@@ -146,7 +145,7 @@ class Plan:
     @property
     def total_samples(self) -> int:
         """The video's length in audio samples at 48 kHz (the nearest sample)."""
-        return audio_samples(self.total_frames, parse_rate(self.rate))
+        return frame_to_sample(self.total_frames, parse_rate(self.rate))
 
     @property
     def look(self) -> Look:
@@ -160,10 +159,6 @@ class Plan:
         raw = json.loads(text)
         raw["segments"] = [PlannedSegment(**s) for s in raw["segments"]]
         return cls(**raw)
-
-
-def audio_samples(frames: int, rate: Fraction) -> int:
-    return math.floor(Fraction(frames) * SAMPLE_RATE / rate + Fraction(1, 2))
 
 
 def render_dir(artifact_root: Path, composition_id: int, render_id: str) -> Path:

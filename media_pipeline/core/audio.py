@@ -15,6 +15,11 @@ from media_pipeline.core import ffmpeg
 SAMPLE_RATE = 48000
 
 
+def frame_to_sample(frame: int, rate: Fraction, sample_rate: int = SAMPLE_RATE) -> int:
+    """The audio sample at which `frame` begins (nearest sample; exact at 25 and 30 fps)."""
+    return math.floor(Fraction(frame) * sample_rate / rate + Fraction(1, 2))
+
+
 @dataclass(frozen=True)
 class Loudness:
     integrated: float  # LUFS

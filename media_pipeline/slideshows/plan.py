@@ -15,14 +15,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from media_pipeline.core.audio import frame_to_sample
 from media_pipeline.core.rates import seconds_to_frames
-
-SAMPLE_RATE = 48000
-
-
-def frame_to_sample(frame: int, rate: Fraction, sample_rate: int = SAMPLE_RATE) -> int:
-    """The audio sample at which `frame` begins (nearest sample; exact at 25 and 30 fps)."""
-    return math.floor(Fraction(frame) * sample_rate / rate + Fraction(1, 2))
 
 
 class PlanError(ValueError):
