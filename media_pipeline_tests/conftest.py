@@ -74,9 +74,17 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-# The whole suite runs on SQLite by default; MEDIA_PIPELINE_TEST_DATABASE=postgres runs it on
-# Postgres (scripts/test does both). Storage tests use `db_url`, which is always both.
+# Pipeline tests use `domain_url`: SQLite by default, Postgres with MEDIA_PIPELINE_TEST_DATABASE=postgres
+# (scripts/test runs them both ways). Storage and API tests use `db_url`, which is always both.
 TEST_DATABASE = os.environ.get("MEDIA_PIPELINE_TEST_DATABASE", "sqlite")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Only a test that reaches `domain_url` changes with MEDIA_PIPELINE_TEST_DATABASE; scripts/test's
+    # Postgres pass selects these (`-m domain_database`) instead of repeating the rest unchanged.
+    for item in items:
+        if "domain_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.domain_database)
 
 
 def _migrated_postgres(url: str) -> Iterator[str]:
