@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import dagster as dg
+from dagster._core.events import EngineEventData
 
-from media_pipeline.platform.job_kinds import CANCEL_REQUESTED, CANCEL_TAG, JOB_ID_TAG
+from media_pipeline.platform.job_kinds import CANCEL_PENDING_MESSAGE, CANCEL_REQUESTED, CANCEL_TAG, JOB_ID_TAG
 from media_pipeline.settings import Settings
 
 logger = logging.getLogger("api.dagster")
@@ -285,6 +286,13 @@ class GraphQLGateway(InstanceReads):
         if self._status(run_id) == dg.DagsterRunStatus.STARTING:
             try:
                 self.instance.add_run_tags(run_id, {CANCEL_TAG: CANCEL_REQUESTED})
+                run = self.instance.get_run_by_id(run_id)
+                if run is not None:
+                    self.instance.report_engine_event(
+                        CANCEL_PENDING_MESSAGE,
+                        run,
+                        EngineEventData(metadata={CANCEL_TAG: dg.MetadataValue.text(CANCEL_REQUESTED)}),
+                    )
             except Exception as exc:
                 raise _unreachable("the Dagster instance could not be written", exc) from exc
             status = self._status(run_id)

@@ -322,3 +322,31 @@ def test_live_events_resume_with_last_event_id_and_agree_with_a_later_read(
     assert rest[-1]["data"]["progress"] == polled["progress"] == 1.0
     running = [e["data"]["progress"] for e in later if e["event"] == "progress" and e["data"]["status"] == "running"]
     assert len(set(running)) >= 2 and running == sorted(running)
+
+
+def test_a_cancel_waiting_for_its_run_to_start_shows_as_cancelling(instance: dg.DagsterInstance) -> None:
+    """Dagster cannot terminate a STARTING run, so the cancel waits: the run's own records say so,
+    and what is read from them (GET's stage, the live stream's) is `cancelling`, not `starting`."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from api.dagster_gateway import GraphQLGateway
+    from media_pipeline.platform.job_kinds import CANCEL_REQUESTED, CANCEL_TAG
+
+    starting = dg.DagsterRunStatus.STARTING
+    run = create_run_for_test(instance, job_name="render_final_video", status=starting)
+    before = RunProgress({"final_video": 1.0})
+    for entry in instance.all_logs(run.run_id):
+        before.apply(entry)
+    assert before.stage(starting) == "starting"
+
+    # No webserver: a STARTING run is only tagged and noted, never sent a termination.
+    GraphQLGateway("127.0.0.1", 9, instance=instance).cancel(run.run_id)
+    assert instance.get_run_by_id(run.run_id).tags[CANCEL_TAG] == CANCEL_REQUESTED  # type: ignore[union-attr]
+    read = ProgressReader().read(InProcessGateway(instance), run.run_id, run.job_name, starting, "final_video")
+    assert read.stage == "cancelling"
+    assert any("Cancel asked for while the run was starting" in line["msg"] for line in read.logs)
+    # Once the run has stopped, it is what Dagster says.
+    after = RunProgress({"final_video": 1.0})
+    for entry in instance.all_logs(run.run_id):
+        after.apply(entry)
+    assert after.stage(dg.DagsterRunStatus.CANCELED) == "cancelled"

@@ -227,6 +227,7 @@ def test_cancel_while_the_run_is_starting_stops_it_once_started(stack: Stack, tm
     wait_until(starting, timeout=180, what="the final video's run to be starting", interval=0.02)
     cancelled = stack.api.post(f"/v1/jobs/{job_id}/cancel")
     assert cancelled.status_code == 202, cancelled.text  # not 502 "could not be terminated ... STARTING"
+    assert cancelled.json()["stage"] == "cancelling", cancelled.json()  # not `starting`: the cancel is on its way
     job, _ = follow(stack, job_id, timeout=180)
     assert job["status"] == "cancelled", f"{job}\n{stack.logs()}"
     assert not ffmpegs_touching(stack.home / "artifacts")

@@ -192,9 +192,10 @@ def read_job(job_id: JobId, session: SessionDep, gateway: GatewayDep) -> Job:
     status_code=202,
     response_model=Job,
     summary="Cancel a queued or running job",
-    description="Asks Dagster to terminate the run. The job reports `running` (stage `cancelling`) until the run "
-    "has stopped, then `cancelled`. A run still starting (which Dagster cannot terminate yet) is terminated as "
-    "soon as it has started. Cancelling a cancelled job is a no-op; a finished one is a 409.",
+    description="Asks Dagster to terminate the run. The job reports stage `cancelling` (status `running`, or "
+    "`queued` for a run still starting) until the run has stopped, then `cancelled`. A run still starting (which "
+    "Dagster cannot terminate yet) is terminated as soon as it has started. Cancelling a cancelled job is a no-op; "
+    "a finished one is a 409.",
     responses=problem_responses(400, 404, 409, 502, 503),
 )
 def cancel_job(job_id: JobId, session: SessionDep, gateway: GatewayDep) -> Job:

@@ -34,6 +34,9 @@ KIND_TAG = "media_pipeline/kind"
 # terminates one that started before the tag landed (job_tracker.cancel_started).
 CANCEL_TAG = "media_pipeline/cancel"
 CANCEL_REQUESTED = "requested"
+# The engine event recorded with that tag, so that the run's own records (which a job's progress,
+# stage and live stream are read from) say the cancel is on its way while nothing else happens yet.
+CANCEL_PENDING_MESSAGE = "Cancel asked for while the run was starting; it stops as soon as it has started"
 
 
 class UnknownJobKind(KeyError):

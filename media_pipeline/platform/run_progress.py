@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import dagster as dg
 
+from media_pipeline.platform.job_kinds import CANCEL_TAG
 from media_pipeline.platform.progress import ProgressEvent, decode
 
 RunStatus = dg.DagsterRunStatus
@@ -103,6 +104,7 @@ class RunProgress:
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     failure_records: list[dg.EventLogEntry] = field(default_factory=list)
     best: float = 0.0  # the highest progress reported: progress never goes back
+    cancel_pending: bool = False  # a cancel was asked for while the run was starting
 
     def apply(self, entry: dg.EventLogEntry) -> list[Change]:
         """Fold one record in; what it changed, for a live stream."""
@@ -135,6 +137,11 @@ class RunProgress:
             if kind in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
                         dg.DagsterEventType.STEP_FAILURE):  # fmt: skip
                 changes.append(("step", step))
+        if kind == dg.DagsterEventType.ENGINE_EVENT and CANCEL_TAG in (
+            getattr(event.event_specific_data, "metadata", None) or {}
+        ):
+            self.cancel_pending = True
+            changes += self._log(entry, event.message or "")
         worker_exit = kind == dg.DagsterEventType.ENGINE_EVENT and _WORKER_EXIT.search(event.message or "")
         if kind in _FAILURE_EVENTS and (kind != dg.DagsterEventType.ENGINE_EVENT or worker_exit):
             self.failure_records.append(entry)
@@ -213,6 +220,8 @@ class RunProgress:
 
     def stage(self, run_status: dg.DagsterRunStatus | None = None) -> str:
         status = run_status or self.run_status
+        if self.cancel_pending and status not in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED):
+            return "cancelling"
         if status is None or status in (RunStatus.QUEUED, RunStatus.NOT_STARTED, RunStatus.MANAGED):
             return "queued"
         if status == RunStatus.STARTING:
