@@ -1,9 +1,11 @@
 """FCP X XML, AAF and ALE through their OTIO adapter plugins; disabled clips in FCP 7 XML.
 
-The shared corpus holds no FCP X, AAF or ALE file, so these are written here by hand (FCP X
-XML and ALE as text, in the shape Final Cut Pro and Avid write them; AAF with pyaaf2, the
-library the AAF adapter reads with, as Media Composer links media: composition -> master mob ->
-file source mob with a locator).
+The shared corpus holds no FCP X, AAF or ALE file. Files exported by Final Cut Pro X and Avid
+Media Composer (`media_pipeline_tests/timelines/`, see its README) are ingested as they are; files
+written here by hand (FCP X XML and ALE as text, in the shape Final Cut Pro and Avid write them;
+AAF with pyaaf2, the library the AAF adapter reads with, as Media Composer links media:
+composition -> master mob -> file source mob with a locator) add what those lack: media to link
+and thumbnails to check, and every NTSC rate.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from fractions import Fraction
 from pathlib import Path
 
 import aaf2
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 from PIL import Image
 
 from media_pipeline.db.models import CutVersion, Render, Shot
 from media_pipeline.editorial.assets.cuts import cut_shots, cut_timeline, shot_thumbnails
+from media_pipeline.editorial.timecodes import record_timecode
 from media_pipeline.editorial.timeline import ReadOptions, read_timeline
 from media_pipeline.resources import DatabaseResource
 from media_pipeline.samples import make_indexed_movie, read_index
-from media_pipeline_tests.conftest import CORPUS, ingest, make_resources, publish
+from media_pipeline_tests.conftest import CORPUS, REPO, ingest, make_resources, publish
 
 THUMBS = {"ops": {"shot_thumbnails": {"config": {"frame": "first", "width": 160}}}}
 
@@ -219,3 +223,109 @@ def test_disabled_premiere_clips_and_tracks_are_skipped_with_a_note(tmp_path, do
     notes = cut.options["notes"]
     assert "clip 'video_track_1_disabled_1' is disabled and was left out" in notes
     assert any("track" in note and "disabled" in note for note in notes)
+
+
+REAL_EXPORTS = REPO / "media_pipeline_tests" / "timelines"
+
+
+def ingest_real_export(
+    tmp_path: Path, domain_url: str, artifact_root: Path, instance: dg.DagsterInstance, name: str
+) -> tuple[CutVersion, list[Shot]]:
+    """Publish and ingest (timeline and shots) a copy of a real tool's export (or the variant a
+    test wrote as `tmp_path / name`); its media were on
+    the editor's machine, so every shot is `missing` (and ingested all the same)."""
+    source = tmp_path / name
+    if not source.exists():
+        shutil.copy(REAL_EXPORTS / name, source)
+    key = publish(domain_url, artifact_root, source)
+    ingest(instance, key, make_resources(domain_url, artifact_root), selection=[cut_timeline, cut_shots])
+    cut, shots, _ = ingested(domain_url, key)
+    assert {s.media_status for s in shots} == {"missing"}
+    return cut, shots
+
+
+def test_final_cut_pro_x_project_flattens_to_the_shots_seen(tmp_path, domain_url, artifact_root, instance):
+    """Final Cut Pro X's own export: the primary storyline, clips connected above it (lane 1 and 2),
+    a secondary storyline, transitions and compound clips, at 30 fps (frameDuration 100/3000s).
+    Each shot is what is on screen: a higher lane covers a lower one, a compound clip plays its
+    inner clips from its `start`. Expected values from the XML's offsets, starts and durations
+    (seconds x 30), e.g. IMG_0740 (lane 1, from 9.5 s into its storyline at 50 s, start 0.5 s) is
+    on screen from 59.5 s until IMG_0857 (lane 2, offset 3604.5667 s - 3600 s + 60 s) covers it."""
+    cut, shots = ingest_real_export(tmp_path, domain_url, artifact_root, instance, "fcpx_project.fcpxml")
+    assert cut.rate == "30" and cut.options["global_start_frame"] == 0 and cut.options["drop_frame"] is False
+    assert cut.options["duration"] == 4500  # sequence duration 21602243/144000 s, 150 s of whole frames
+    assert [(s.name, s.record_start, s.record_duration, s.source_start) for s in shots] == [
+        ("IMG_0715", 0, 300, 0),  # primary storyline, 0-10 s
+        ("IMG_0513", 600, 300, 0),  # lane 1 over the gap at 20 s
+        ("IMG_0268", 1500, 285, 0),  # secondary storyline at 50 s: 9.5 s
+        ("IMG_0740", 1785, 152, 15),  # start 1500/3000 s; until IMG_0857 covers it at 1937
+        ("IMG_0857", 1937, 300, 0),  # lane 2, 10 s
+        ("IMG_0233", 2400, 191, 109),  # compound_clip_1 at 80 s, start 10900/3000 s into its first clip
+        ("IMG_0268", 2891, 300, 0),  # the compound's lane-1 clip at its 20 s
+        ("IMG_0233", 3300, 300, 0),  # primary storyline at 110 s
+        ("IMG_0687", 3600, 300, 376),  # start 37600/3000 s
+        ("IMG_0268", 3900, 300, 232),  # start 23200/3000 s
+        ("IMG_0233", 4200, 243, 57),  # compound_clip_1 again at 140 s, start 5700/3000 s
+    ]
+    assert {s.source_rate for s in shots} == {"30"}
+
+
+def test_media_composer_aaf_gives_its_five_clips_at_one_hour(tmp_path, domain_url, artifact_root, instance):
+    """Media Composer's export; the expected clips are the AAF adapter's own test of this file
+    (names, and every source range 01:00:00:00 for 00:00:30:00, 20:00, 30:02, 26:16, 30:00)."""
+    cut, shots = ingest_real_export(tmp_path, domain_url, artifact_root, instance, "simple.aaf")
+    assert cut.rate == "24" and cut.options["global_start_frame"] == 86400 and cut.options["drop_frame"] is False
+    assert [(s.name, s.record_start, s.record_duration, s.source_start) for s in shots] == [
+        ("tech.fux (loop)-HD.mp4", 0, 720, 86400),
+        ("t-hawk (loop)-HD.mp4", 720, 480, 86400),
+        ("out-b (loop)-HD.mp4", 1200, 722, 86400),
+        ("KOLL-HD.mp4", 1922, 640, 86400),
+        ("brokchrd (loop)-HD.mp4", 2562, 720, 86400),
+    ]
+    assert [record_timecode(s, cut) for s in shots] == [
+        "01:00:00:00", "01:00:30:00", "01:00:50:00", "01:01:20:02", "01:01:46:18"
+    ]  # fmt: skip
+
+
+def test_media_composer_drop_frame_aaf_keeps_its_drop_frame_timecode(tmp_path, domain_url, artifact_root, instance):
+    """A 29.97 drop-frame sequence at 05:00:00;00 (frame 539460: 5 x 107892). The AAF adapter keeps
+    the start but not the drop flag of the composition's timecode track; the pipeline reads it, so
+    the record timecode is 05:00:00;00, not the non-drop 04:59:42:00 of the same frame number."""
+    cut, shots = ingest_real_export(tmp_path, domain_url, artifact_root, instance, "2997fps-DFTC.aaf")
+    assert cut.rate == "30000/1001" and cut.options["global_start_frame"] == 539460
+    assert cut.options["drop_frame"] is True
+    (shot,) = shots
+    assert (shot.record_start, shot.record_duration, shot.source_rate) == (0, 2989, "30000/1001")
+    assert record_timecode(shot, cut) == "05:00:00;00"
+    # 2989 frames on: 1800 in minute 0, then 1189 into minute 1, whose numbers start at ;02.
+    assert record_timecode(shot, cut, shot.record_duration) == "05:01:39;21"
+
+
+def test_media_composer_ale_at_23_98_reads_exact_ntsc_frames(tmp_path, domain_url, artifact_root, instance):
+    """An Avid bin export with `FPS 23.98`; expected clips from the ALE adapter's own test of this
+    file (04:00:00:00 for 00:00:46:16, and 04:00:46:16 for 00:00:50:16, counting 24 a second)."""
+    cut, shots = ingest_real_export(tmp_path, domain_url, artifact_root, instance, "sample2.ale")
+    assert cut.rate == "24000/1001"  # not 23.98, nor 24
+    assert [(s.name, s.record_start, s.record_duration, s.source_start, s.source_rate) for s in shots] == [
+        ("19A-1xa", 0, 1120, 4 * 3600 * 24, "24000/1001"),
+        ("19A-2xa", 1120, 1216, 4 * 3600 * 24 + 1120, "24000/1001"),
+    ]
+
+
+def test_fcpx_timecode_is_the_projects_not_a_compound_clips(tmp_path, domain_url, artifact_root, instance):
+    """A compound clip's own sequence (tcStart 0s, non-drop), inside the resources, comes before the
+    project's in the file, as Final Cut Pro writes them (see fcpx_project.fcpxml); the cut's start
+    timecode and drop-frame are the project's: 01:00:00;00 drop-frame at 29.97."""
+    rate = Fraction(30000, 1001)
+    plate = make_indexed_movie(tmp_path / "media" / "A001C003.mov", frames=120, rate=rate, start_timecode="01:00:00;00")
+    path = fcpxml(tmp_path / "reel1.fcpxml", plate, rate, 107892, "DF")
+    compound = (
+        '<media id="r9" name="compound_clip_1"><sequence duration="1001/30000s" format="r1" tcStart="0s" '
+        'tcFormat="NDF"><spine><gap name="Gap" offset="0s" duration="1001/30000s"/></spine></sequence></media>'
+    )
+    path.write_text(path.read_text().replace("<resources>", "<resources>" + compound, 1))
+    key = publish(domain_url, artifact_root, path)
+    ingest(instance, key, make_resources(domain_url, artifact_root), selection=[cut_timeline, cut_shots])
+    cut, shots, _ = ingested(domain_url, key)
+    assert cut.options["global_start_frame"] == 107892 and cut.options["drop_frame"] is True
+    assert [record_timecode(s, cut) for s in shots] == ["01:00:00;00", "01:00:00;10"]

@@ -30,6 +30,7 @@ _DESCRIPTIVE = (ValueError, otio.exceptions.OTIOError, SyntaxError)
 FCP7_ADAPTER = "fcp_xml"
 FCPX_ADAPTER = "fcpx_xml"
 ALE_ADAPTER = "ale"
+AAF_ADAPTER = "AAF"
 OTIOZ_ADAPTER = "otioz"
 DEFAULT_EDL_RATE = Fraction(24)
 # Where the pipeline keeps what it learnt reading a timeline (drop-frame, skipped clips) in the
@@ -127,6 +128,8 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
                 drop_frame = _fcpx_drop_frame(path)
             else:
                 result = otio.adapters.read_from_file(str(path), adapter_name=adapter)
+                if adapter == AAF_ADAPTER:
+                    drop_frame = _aaf_drop_frame(path)
     except TimelineError:
         raise
     except Exception as exc:  # adapters raise anything from ValueError to AttributeError
@@ -138,6 +141,7 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
         _edl_record_start(timeline)
     if adapter == FCPX_ADAPTER:
         _fcpx_record_start(path, timeline)
+    if adapter in (FCPX_ADAPTER, AAF_ADAPTER):
         drop_frame = drop_frame and timeline_rate(timeline) in DROP_FRAME_RATES
     if adapter == FCP7_ADAPTER:
         warnings += _apply_fcp_enabled(timeline)
@@ -234,17 +238,44 @@ def _fcpx_root(path: Path) -> ElementTree.Element:
         raise TimelineError(f"{path.name} is not well-formed XML ({exc}); export it again from Final Cut Pro") from None
 
 
+def _fcpx_sequence(path: Path) -> ElementTree.Element | None:
+    """The sequence the timeline is read from: the first project's. A compound clip's sequence
+    (inside a `media` resource, listed before the project) has a timecode of its own."""
+    root = _fcpx_root(path)
+    for project in root.iter("project"):
+        sequence = project.find("sequence")
+        if sequence is not None:
+            return sequence
+    return next(root.iter("sequence"), None)
+
+
 def _fcpx_drop_frame(path: Path) -> bool:
     """Whether the project's timecode is drop-frame (`tcFormat="DF"`, as Final Cut Pro writes 29.97
     and 59.94 projects by default); its times are seconds, so only the timecode shown depends on it."""
-    sequence = next(_fcpx_root(path).iter("sequence"), None)
+    sequence = _fcpx_sequence(path)
     return sequence is not None and sequence.get("tcFormat") == "DF"
+
+
+def _aaf_drop_frame(path: Path) -> bool:
+    """Whether the composition's timecode track is drop-frame, as Media Composer marks a 29.97 DF
+    sequence. The AAF adapter reads the start timecode but leaves this flag out of the OTIO."""
+    import aaf2
+
+    with aaf2.open(str(path), "r") as aaf:
+        for mob in aaf.content.toplevel():
+            for slot in mob.slots:
+                segment = slot.segment
+                for component in getattr(segment, "components", None) or [segment]:
+                    if isinstance(component, aaf2.components.Timecode):
+                        return bool(component.drop)
+            return False  # the adapter reads the first top-level composition; so does this
+    return False
 
 
 def _fcpx_record_start(path: Path, timeline: otio.schema.Timeline) -> None:
     """The FCP X reader turns the sequence's start timecode (`tcStart`) into a leading gap on
     every track; make it the timeline's start instead, as the EDL's first record timecode is."""
-    sequence = next(_fcpx_root(path).iter("sequence"), None)
+    sequence = _fcpx_sequence(path)
     start_text = sequence.get("tcStart") if sequence is not None else None
     if not start_text or start_text == "0s":
         return
