@@ -85,6 +85,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "domain_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.domain_database)
+    # xdist hands whole files to its two workers in this order: the files that take minutes go
+    # first (longest first), so that neither worker is left alone with one at the end. A stable
+    # sort: the order within each group (fixed, or pytest-randomly's) is kept.
+    rank: dict[Path, int] = {}
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        here = 0 if "long_file" in marks else 1 if "stack" in marks else 2
+        rank[item.path] = min(rank.get(item.path, 2), here)
+    items.sort(key=lambda item: rank[item.path])
 
 
 def _migrated_postgres(url: str) -> Iterator[str]:
