@@ -36,6 +36,7 @@ class Stack:
     process: subprocess.Popen[bytes]
     home: Path
     api: httpx.Client
+    media: Path  # the stack's media root
 
     def logs(self) -> str:
         """The end of each service's log, for assertion messages."""
@@ -45,16 +46,15 @@ class Stack:
         return "\n".join(tails)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for the file (starting one takes half a minute); each test has its own cuts and
+    its own folder of plates under the media root (`media`)."""
+    base = tmp_path_factory.mktemp("stack_api")
+    home, media = base / "home", base / "media"
+    media.mkdir()
     ui_port, api_port = free_port(), free_port()
-    env = service_environment(
-        {
-            "MEDIA_PIPELINE_API_TOKEN": TOKEN,
-            "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path / "media"),  # where the tests generate plates
-        }
-    )
+    env = service_environment({"MEDIA_PIPELINE_API_TOKEN": TOKEN, "MEDIA_PIPELINE_MEDIA_ROOTS": str(media)})
     process = subprocess.Popen(
         up_command(home, ui_port, api_port),
         env=env,
@@ -65,9 +65,17 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     try:
         wait_for_up(ui_port, api_port, running(process, "media-pipeline up"))
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=AUTH, timeout=30) as api:
-            yield Stack(process, home, api)
+            yield Stack(process, home, api, media)
     finally:
         stop_up(process)
+
+
+@pytest.fixture
+def media(stack: Stack, request: pytest.FixtureRequest) -> Path:
+    """This test's plates: a folder of its own under the stack's media root."""
+    folder = stack.media / request.node.name
+    folder.mkdir()
+    return folder
 
 
 def follow(stack: Stack, job_id: str, timeout: float = 300) -> tuple[dict[str, Any], list[float]]:
@@ -100,9 +108,9 @@ def upload(stack: Stack, path: Path, **fields: str) -> dict[str, Any]:
     return response.json()
 
 
-def test_api_over_http_ingests_renders_and_serves_the_results(stack: Stack, tmp_path: Path) -> None:
+def test_api_over_http_ingests_renders_and_serves_the_results(stack: Stack, media: Path, tmp_path: Path) -> None:
     plate = make_indexed_movie(
-        tmp_path / "media" / "A001C001.mov", frames=96, rate=Fraction(24), size=(160, 90), start_timecode="01:00:00:00"
+        media / "A001C001.mov", frames=96, rate=Fraction(24), size=(160, 90), start_timecode="01:00:00:00"
     )
     timeline = write_otio(
         tmp_path / "reel1.otio",
@@ -163,14 +171,14 @@ def test_api_over_http_ingests_renders_and_serves_the_results(stack: Stack, tmp_
     assert stack.api.get(f"/v1/cuts/{failing['cut']['id']}").json()["status"] == "failed"
 
 
-def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack, tmp_path: Path) -> None:
+def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack, media: Path, tmp_path: Path) -> None:
     """Dagster's own termination path (webserver -> run launcher -> code server -> run worker)."""
     import psutil
 
     from media_pipeline_tests.test_cancel import CEILING, ffmpegs_touching, partials, seconds_until
 
     plate = make_indexed_movie(
-        tmp_path / "media" / "A001C001.mov", frames=96, rate=Fraction(24), size=(1920, 1080),
+        media / "A001C001.mov", frames=96, rate=Fraction(24), size=(1920, 1080),
         start_timecode="01:00:00:00",
     )  # fmt: skip
     timeline = write_otio(tmp_path / "reel9.otio", [clip(f"sh{n:03d}", plate, 0, 96) for n in range(6)])
@@ -201,12 +209,12 @@ def test_cancel_over_http_stops_every_ffmpeg_of_the_run_within_3_s(stack: Stack,
     assert partials(artifacts) == []
 
 
-def test_cancel_while_the_run_is_starting_stops_it_once_started(stack: Stack, tmp_path: Path) -> None:
+def test_cancel_while_the_run_is_starting_stops_it_once_started(stack: Stack, media: Path, tmp_path: Path) -> None:
     """Dagster refuses to terminate a STARTING run; the cancel is kept and carried out once it starts."""
     from media_pipeline_tests.test_cancel import ffmpegs_touching
 
     plate = make_indexed_movie(
-        tmp_path / "media" / "A001C001.mov", frames=96, rate=Fraction(24), size=(640, 360),
+        media / "A001C001.mov", frames=96, rate=Fraction(24), size=(640, 360),
         start_timecode="01:00:00:00",
     )  # fmt: skip
     timeline = write_otio(tmp_path / "reel7.otio", [clip(f"sh{n:03d}", plate, n, 90) for n in range(4)])

@@ -62,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         wait_for_up(ui_port, api_port, running(process, "media-pipeline up"))
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as api:
-            yield Stack(process, home, api)
+            yield Stack(process, home, api, tmp_path_factory.getbasetemp())
     finally:
         stop_up(process)
 
