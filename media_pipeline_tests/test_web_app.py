@@ -1,8 +1,9 @@
 """The review web app in a real browser (Debian's Chromium driven by Playwright) against a real
 `media-pipeline up`: sign in, publish, watch the ingest, see thumbnails, diff, play, cancel, and
 the API's sentences on the page for a bad token, an API error and a failed job; the media
-library (upload by file input and by drop, filters, preview, edits inline and as a job, lineage)
-and frame extractions (submit, follow, the gallery's frames and positions).
+library (upload by file input and by drop, filters, preview, edits inline and as a job, lineage),
+frame extractions (submit, follow, the gallery's frames and positions) and slideshows (assets by
+input and by drop, scenes and their 422 sentence, a render followed live and played).
 
 Screenshots of each page go to `.test-artifacts/screenshots/` at the repository root.
 """
@@ -24,8 +25,9 @@ from PIL import Image
 
 from media_pipeline.samples import make_indexed_movie, read_index
 from media_pipeline_tests.conftest import CORPUS, REPO
+from media_pipeline_tests.slideshow_media import COLOURS, make_image
 from media_pipeline_tests.test_api_support import clip, write_otio
-from media_pipeline_tests.test_stack_api import TOKEN, Stack
+from media_pipeline_tests.test_stack_api import AUTH, TOKEN, Stack
 from media_pipeline_tests.up_process import free_port, stop_up, up_command, wait_for_up
 from media_pipeline_tests.waiting import running, service_environment
 
@@ -408,3 +410,62 @@ def test_extract_frames_and_see_them_in_the_gallery(page, tmp_path: Path) -> Non
     flash.wait_for()
     assert "file:///absolute/path" in flash.inner_text(), flash.inner_text()
     screenshot(page, "extractions-refused")
+
+
+def video_plays(page) -> None:  # type: ignore[no-untyped-def]
+    """The player's video, not one marked as an earlier render's, can show its frames."""
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#player video:not([data-earlier])');"
+        " return v && v.readyState >= 2; }",
+        timeout=JOB_CEILING_MS,
+    )
+
+
+def test_slideshow_assets_scenes_render_and_play(page, stack: Stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    images = [make_image(tmp_path / f"{name}.png", colour) for name, colour in zip("abc", COLOURS, strict=False)]
+    sign_in(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Slideshows").click()
+    page.get_by_label("Slideshow id").fill("webshow")
+    page.get_by_role("button", name="Open").click()
+    page.get_by_role("heading", name="Slideshow webshow").wait_for()
+
+    page.get_by_label("Folder").select_option("images")
+    page.get_by_label("Choose files to upload").set_input_files([str(p) for p in images[:2]])
+    page.locator(".uploads li", has_text="images/a.png: new, images/b.png: new").wait_for(timeout=JOB_CEILING_MS)
+    drop(page, "#asset-drop", images[2], "image/png")
+    page.locator(".uploads li", has_text="images/c.png: new").wait_for(timeout=JOB_CEILING_MS)
+    page.locator("#asset-list [data-subdir=images]", has_text="c.png").wait_for()
+    assert "a.png" in page.locator("#asset-list [data-subdir=images]").inner_text()
+
+    scenes = page.locator("fieldset.scene")
+    scenes.nth(0).get_by_label("Images (1-3, by commas)").fill("a.png, b.png")
+    scenes.nth(0).get_by_label("Duration (s)").fill("1")
+    scenes.nth(0).get_by_label("Caption").fill("Hello")
+    page.get_by_role("button", name="Add scene").click()
+    scenes.nth(1).get_by_label("Duration (s)").fill("1")  # and no image: refused
+    page.get_by_role("button", name="Save scenes").click()
+    flash = page.locator("#flash")
+    flash.wait_for()
+    assert flash.inner_text().startswith("invalid request: scenes.1.images: "), flash.inner_text()
+    assert "images: " in scenes.nth(1).locator(".scene-error").inner_text()
+    screenshot(page, "slideshow-bad-scene")
+    scenes.nth(1).get_by_label("Images (1-3, by commas)").fill("c.png")
+    page.get_by_role("button", name="Save scenes").click()
+    page.locator("#scenes-status", has_text="Saved 2 scenes.").wait_for()
+    assert flash.is_hidden()
+
+    page.get_by_label("Frame rate").fill("25")
+    page.get_by_label("Resolution").fill("320x180")
+    page.get_by_label("CRF").fill("30")
+    page.get_by_label("Preset").select_option("ultrafast")
+    page.get_by_label("Crossfade (s)").fill("0.2")
+    page.get_by_label("Shortest scene (s)").fill("1")
+    page.get_by_label("Longest scene (s)").fill("2")
+    page.get_by_role("button", name="Render").click()
+    page.locator("table.jobs progress").first.wait_for()
+    wait_for_job(page, "slideshow render")
+    video_plays(page)
+    assert page.locator("#player video").evaluate("v => v.videoWidth") == 320
+    screenshot(page, "slideshow")
+    stored = stack.api.get("/v1/artifacts/slideshows/webshow/scenes.json", headers=AUTH).json()
+    assert [s["images"] for s in stored["scenes"]] == [["a.png", "b.png"], ["c.png"]]

@@ -9,6 +9,7 @@ import { jobPage, jobsPage } from "./pages/jobs.js";
 import { libraryPage } from "./pages/library.js";
 import { mediaPage } from "./pages/media.js";
 import { signinPage } from "./pages/signin.js";
+import { slideshowPage, slideshowsPage } from "./pages/slideshows.js";
 
 const main = document.getElementById("main");
 let current = null; // AbortController of the page on screen: leaving a page stops its streams
@@ -22,6 +23,8 @@ const routes = [
   [/^#\/media$/, (_m, ctx) => libraryPage(ctx)],
   [/^#\/extractions\/(ex_[0-9a-f]{16})$/, (m, ctx) => extractionPage(ctx, m[1])],
   [/^#\/extractions$/, (_m, ctx) => extractionsPage(ctx)],
+  [/^#\/slideshows\/([A-Za-z0-9_-]{1,64})$/, (m, ctx) => slideshowPage(ctx, m[1])],
+  [/^#\/slideshows$/, (_m, ctx) => slideshowsPage(ctx)],
 ];
 
 export async function render() {
