@@ -2,8 +2,9 @@
 `media-pipeline up`: sign in, publish, watch the ingest, see thumbnails, diff, play, cancel, and
 the API's sentences on the page for a bad token, an API error and a failed job; the media
 library (upload by file input and by drop, filters, preview, edits inline and as a job, lineage),
-frame extractions (submit, follow, the gallery's frames and positions) and slideshows (assets by
-input and by drop, scenes and their 422 sentence, a render followed live and played).
+frame extractions (submit, follow, the gallery's frames and positions), slideshows (assets by
+input and by drop, scenes and their 422 sentence, a render followed live and played) and
+compositions (segments added, reordered by drag, rendered with cache misses then hits, played).
 
 Screenshots of each page go to `.test-artifacts/screenshots/` at the repository root.
 """
@@ -469,3 +470,91 @@ def test_slideshow_assets_scenes_render_and_play(page, stack: Stack, tmp_path: P
     screenshot(page, "slideshow")
     stored = stack.api.get("/v1/artifacts/slideshows/webshow/scenes.json", headers=AUTH).json()
     assert [s["images"] for s in stored["scenes"]] == [["a.png", "b.png"], ["c.png"]]
+
+
+def segment_order(stack: Stack, composition_id: str) -> list[int]:
+    body = stack.api.get(f"/v1/compositions/{composition_id}", headers=AUTH).json()
+    return [s["id"] for s in body["segments"]]
+
+
+def timeline_is(page, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('#timeline li.segment')]"
+        ".map(li => Number(li.dataset.segment))) === JSON.stringify(ids)",
+        arg=ids,
+    )
+
+
+def segment_cells(page, column: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.locator(f"#segment-status tbody td.{column}").all_inner_texts()
+
+
+def render_composition(page, job_rows: int) -> None:  # type: ignore[no-untyped-def]
+    page.evaluate("() => document.querySelector('#player video')?.setAttribute('data-earlier', '')")
+    page.get_by_role("button", name="Render", exact=True).click()
+    page.locator("table.jobs tbody tr").nth(job_rows - 1).wait_for()
+    page.locator("table.jobs tbody tr").first.locator(".badge.succeeded").wait_for(timeout=JOB_CEILING_MS)
+    video_plays(page)
+
+
+def test_composition_timeline_reorder_render_and_cache(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Compositions").click()
+    page.get_by_label("Name").fill("web promo")
+    page.get_by_label("Resolution (WIDTHxHEIGHT)").fill("160x90")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("heading", name="web promo").wait_for()
+    composition_id = page.url.rsplit("/", 1)[1]
+
+    form = page.get_by_role("form", name="Add a segment")
+    for frames, source, prompt in [(6, "gradients", "first"), (8, "title", "second")]:
+        form.get_by_label("Generator").select_option("local")
+        form.get_by_label("Frames").fill(str(frames))
+        form.get_by_label("Prompt").fill(prompt)
+        form.get_by_label("Params (JSON)").fill(f'{{"source": "{source}"}}')
+        form.get_by_role("button", name="Add segment").click()
+        page.locator("#timeline li.segment", has_text=f"{frames} frames").wait_for()
+    first, second = segment_order(stack, composition_id)
+
+    # Bad params: the API's sentence, and the timeline unchanged.
+    segment = page.locator(f"#timeline li[data-segment='{second}']")
+    segment.get_by_label("Params (JSON)").fill('{"source": "plasma"}')
+    segment.get_by_role("button", name="Save segment 2").click()
+    page.locator("#flash", has_text="params.source").wait_for()
+    segment.get_by_label("Params (JSON)").fill('{"source": "title", "text_color": "#ffcc00"}')
+    segment.get_by_label("Prompt").fill("second, edited")
+    segment.get_by_role("button", name="Save segment 2").click()
+    page.locator("#timeline li.segment").nth(1).get_by_label("Prompt").filter(has_text="second, edited").wait_for()
+    edited = stack.api.get(f"/v1/segments/{second}", headers=AUTH).json()
+    assert (edited["prompt"], edited["params"]["text_color"]) == ("second, edited", "#ffcc00"), edited
+    assert page.locator("#flash").is_hidden()
+
+    handle = page.locator(f"#timeline li[data-segment='{second}'] .handle")
+    handle.drag_to(page.locator(f"#timeline li[data-segment='{first}']"))
+    timeline_is(page, [second, first])
+    assert segment_order(stack, composition_id) == [second, first]
+    # And back by keyboard, then again by the buttons.
+    page.get_by_role("button", name="Move segment 1 down").focus()
+    page.keyboard.press("Enter")
+    timeline_is(page, [first, second])
+    assert segment_order(stack, composition_id) == [first, second]
+    page.get_by_role("button", name="Move segment 2 up").click()
+    timeline_is(page, [second, first])
+    assert segment_order(stack, composition_id) == [second, first]
+    screenshot(page, "composition-timeline")
+    form.get_by_role("button", name="Add segment").click()  # a third, to delete
+    page.locator("#timeline li.segment").nth(2).wait_for()
+    page.get_by_role("button", name="Delete segment 3").click()
+    timeline_is(page, [second, first])
+    assert segment_order(stack, composition_id) == [second, first]
+
+    render_composition(page, 1)
+    assert segment_cells(page, "status") == ["succeeded", "succeeded"]
+    assert segment_cells(page, "cache") == ["miss", "miss"]
+    size = page.locator("#player video").evaluate("v => [v.videoWidth, v.duration]")
+    assert size[0] == 160 and abs(size[1] - (8 + 6) / 24) < 0.1, size
+    screenshot(page, "composition-render")
+    render_composition(page, 2)
+    assert segment_cells(page, "cache") == ["hit", "hit"]
+    assert segment_cells(page, "status") == ["reused", "reused"]
+    screenshot(page, "composition-cached")

@@ -3,6 +3,7 @@
 import { ApiError, request, token } from "./api.js";
 import { flash, h, replace } from "./dom.js";
 import { cutPage } from "./pages/cut.js";
+import { compositionPage, compositionsPage } from "./pages/compositions.js";
 import { cutsPage } from "./pages/cuts.js";
 import { extractionPage, extractionsPage } from "./pages/extractions.js";
 import { jobPage, jobsPage } from "./pages/jobs.js";
@@ -25,6 +26,8 @@ const routes = [
   [/^#\/extractions$/, (_m, ctx) => extractionsPage(ctx)],
   [/^#\/slideshows\/([A-Za-z0-9_-]{1,64})$/, (m, ctx) => slideshowPage(ctx, m[1])],
   [/^#\/slideshows$/, (_m, ctx) => slideshowsPage(ctx)],
+  [/^#\/compositions\/(\d+)$/, (m, ctx) => compositionPage(ctx, Number(m[1]))],
+  [/^#\/compositions$/, (_m, ctx) => compositionsPage(ctx)],
 ];
 
 export async function render() {
