@@ -29,6 +29,19 @@ class AssetsStored(BaseModel):
     files: list[StoredFile]
 
 
+class AssetFile(BaseModel):
+    subdir: str = Field(description="`images`, `voiceovers` or `music`")
+    name: str = Field(description="The name scenes and render options refer to it by")
+    sha256: str
+    size: int
+    url: str
+
+
+class AssetList(BaseModel):
+    slideshow_id: str
+    files: list[AssetFile] = Field(description="Every uploaded file, by folder then name")
+
+
 class Render(BaseModel):
     id: str = Field(description="The render's id; its Dagster partition is `<slideshow id>.<render id>`")
     slideshow_id: str

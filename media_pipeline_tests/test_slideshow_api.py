@@ -82,10 +82,15 @@ def test_ids_and_scenes_are_validated_with_field_paths(client: TestClient, setti
     fields = {tuple(e["loc"][1:]) for e in body["errors"]}
     assert {("scenes", 1, "images"), ("scenes", 1, "duration"), ("scenes", 2, "bogus")} <= fields
     assert not (settings.artifact_root / "slideshows" / "trip").exists()
+    assert_problem(client.get("/v1/slideshows/trip/scenes", headers=AUTH), 404, "not_found")
     response = client.put("/v1/projects/trip/scenes", json=scenes, headers=AUTH)
     assert response.status_code == 200 and response.json()["scenes"] == 1
     stored = json.loads((settings.artifact_root / "slideshows" / "trip" / "scenes.json").read_text())
     assert stored == {"scenes": [{"images": ["a.png"], "fit": "cover", "motion": "pan"}]}
+    # Read back in the shape it was put, for an editor to change and put again.
+    read = client.get("/v1/slideshows/trip/scenes", headers=AUTH)
+    assert read.status_code == 200 and read.json()["scenes"][0]["images"] == ["a.png"]
+    assert client.put("/v1/slideshows/trip/scenes", json=read.json(), headers=AUTH).status_code == 200
 
 
 def test_assets_are_hashed_deduplicated_and_refused_with_sentences(client: TestClient, settings: Settings) -> None:
@@ -111,6 +116,14 @@ def test_assets_are_hashed_deduplicated_and_refused_with_sentences(client: TestC
     ).json()["files"]
     assert [f["stored"] for f in again] == ["unchanged", "linked"]
     assert (folder / "images" / "copy.png").stat().st_ino == (folder / "images" / "a.png").stat().st_ino
+    listed = client.get("/v1/slideshows/trip/assets", headers=AUTH).json()["files"]
+    assert [(f["subdir"], f["name"], f["sha256"]) for f in listed] == [
+        ("images", "a.png", files[0]["sha256"]),
+        ("images", "b.png", files[1]["sha256"]),
+        ("images", "copy.png", files[0]["sha256"]),
+    ]
+    assert client.get(listed[0]["url"], headers=AUTH).content == red
+    assert client.get("/v1/slideshows/elsewhere/assets", headers=AUTH).json()["files"] == []
 
     refusals = [
         ([("files", ("ok.png", red, "image/png")), ("files", ("bad.jpg", b"\xff\xd8 nope", "image/jpeg"))], "images",

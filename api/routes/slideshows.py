@@ -21,6 +21,8 @@ from api.problems import ApiProblem, field_problem, problem_responses
 from api.routes.artifacts import download
 from api.schemas import Job
 from api.slideshow_schemas import (
+    AssetFile,
+    AssetList,
     AssetsStored,
     LegacyJobCreated,
     OutputFile,
@@ -76,6 +78,20 @@ SCENES_DOC = dict(
 )
 router.put("/slideshows/{slideshow_id}/scenes", **SCENES_DOC)(put_scenes)  # type: ignore[arg-type]
 router.put("/projects/{slideshow_id}/scenes", **SCENES_DOC, include_in_schema=True)(put_scenes)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/slideshows/{slideshow_id}/scenes",
+    response_model=SceneList,
+    summary="The slideshow's stored scenes",
+    description="What the last PUT stored, in the shape it takes (an editor reads it back to change it).",
+    responses=problem_responses(404, 503),
+)
+def get_scenes(slideshow_id: SlideshowId, artifacts: ArtifactsDep) -> SceneList:
+    stored = _read_record(artifacts, f"slideshows/{slideshow_id}/scenes.json")
+    if stored is None:
+        raise ApiProblem(404, "not_found", f"slideshow {slideshow_id} has no scenes yet; PUT them first")
+    return SceneList.model_validate(stored)
 
 
 # -- assets -----------------------------------------------------------------------------------
@@ -141,6 +157,24 @@ ASSETS_DOC = dict(
 )
 router.post("/slideshows/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
 router.post("/projects/{slideshow_id}/assets", **ASSETS_DOC)(upload_assets)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/slideshows/{slideshow_id}/assets",
+    response_model=AssetList,
+    summary="The slideshow's uploaded files",
+    description="Every file uploaded so far (from the asset manifest), by folder then name; none yet is an empty "
+    "list, as a slideshow exists once its id is used.",
+    responses=problem_responses(503),
+)
+def list_assets(slideshow_id: SlideshowId, artifacts: ArtifactsDep) -> AssetList:
+    manifest = _read_record(artifacts, f"slideshows/{slideshow_id}/{MANIFEST}") or {}
+    files = []
+    for key, entry in sorted(manifest.items()):
+        subdir, _, name = key.partition("/")
+        url = artifact_url(f"slideshows/{slideshow_id}/{key}")
+        files.append(AssetFile(subdir=subdir, name=name, sha256=entry["sha256"], size=entry["size"], url=url))
+    return AssetList(slideshow_id=slideshow_id, files=files)
 
 
 # -- renders ----------------------------------------------------------------------------------

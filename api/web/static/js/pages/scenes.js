@@ -102,10 +102,10 @@ export function scenesEditor(slideshowId, stored) {
   return form;
 }
 
-// The scenes stored before (null if none yet), read back from their artifact.
+// The scenes stored before (null if none yet).
 export async function storedScenes(slideshowId, signal) {
   try {
-    return await request(`/v1/artifacts/slideshows/${slideshowId}/scenes.json`, { signal });
+    return await request(`/v1/slideshows/${slideshowId}/scenes`, { signal });
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) return null;
     throw error;

@@ -1,7 +1,7 @@
 // Slideshows: open one by its id; its assets (upload by file input or drop), its scenes, render
 // options, renders followed live over the job event stream, and the video played in the page.
 
-import { ApiError, forgetMedia, request } from "../api.js";
+import { forgetMedia, request } from "../api.js";
 import { busy, bytes, field, flash, h, jobTable, replace, video } from "../dom.js";
 import { scenesEditor, storedScenes } from "./scenes.js";
 
@@ -29,20 +29,11 @@ export async function slideshowsPage({ main, signal, navigate }) {
   replace(recent, ids.length ? ids.map((s) => h("li", {}, h("a", { href: `#/slideshows/${s}` }, s))) : h("li", { class: "muted" }, "None yet."));
 }
 
-// The uploaded files by folder, from the slideshow's asset manifest; empty when there is none.
+// The uploaded files by folder (the API lists them by folder, then name).
 async function assetNames(slideshowId, signal) {
-  let manifest = {};
-  try {
-    manifest = await request(`/v1/artifacts/slideshows/${slideshowId}/assets.json`, { signal });
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 404)) throw error;
-  }
+  const { files } = await request(`/v1/slideshows/${slideshowId}/assets`, { signal });
   const byDir = Object.fromEntries(SUBDIRS.map((d) => [d, []]));
-  for (const [key, entry] of Object.entries(manifest)) {
-    const [dir, name] = key.split("/");
-    byDir[dir]?.push({ name, size: entry.size });
-  }
-  for (const list of Object.values(byDir)) list.sort((a, b) => a.name.localeCompare(b.name));
+  for (const file of files) byDir[file.subdir]?.push({ name: file.name, size: file.size });
   return byDir;
 }
 
