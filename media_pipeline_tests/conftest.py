@@ -85,15 +85,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "domain_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.domain_database)
-    # xdist hands whole files to its two workers in this order: the files that take minutes go
-    # first (longest first), so that neither worker is left alone with one at the end. A stable
-    # sort: the order within each group (fixed, or pytest-randomly's) is kept.
+    # xdist hands whole files to its two workers in this order (scripts/test passes
+    # --no-loadscope-reorder: by default xdist puts the files with the most tests first, which
+    # left the stack files, one to three tests each and minutes long, for the end). The files that
+    # take minutes go first, then the rest by number of tests, so that the workers end together.
+    # A stable sort: the order within a file (fixed, or pytest-randomly's) is kept.
     rank: dict[Path, int] = {}
+    tests: dict[Path, int] = {}
     for item in items:
         marks = {mark.name for mark in item.iter_markers()}
         here = 0 if "long_file" in marks else 1 if "stack" in marks else 2
         rank[item.path] = min(rank.get(item.path, 2), here)
-    items.sort(key=lambda item: rank[item.path])
+        tests[item.path] = tests.get(item.path, 0) + 1
+    items.sort(key=lambda item: (rank[item.path], -tests[item.path]))
 
 
 def _migrated_postgres(url: str) -> Iterator[str]:
