@@ -3,21 +3,18 @@ process): CRUD and validation, the generators list, renders with cache hits and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
 import media_pipeline.definitions  # noqa: F401  (exports setting defaults once, before any test's env)
-from api.dagster_gateway import InProcessGateway
-from api.main import create_app
 from media_pipeline.core.segments import count_frames
-from media_pipeline.settings import Settings, load_settings
+from media_pipeline.settings import Settings
+from media_pipeline_tests.area_api import *  # noqa: F403  (fixtures: app, client)
+from media_pipeline_tests.area_api import area_settings
 from media_pipeline_tests.test_api_support import assert_problem
 
 TOKEN = "composition-api-token-3f9a"
@@ -26,33 +23,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def settings(domain_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    (tmp_path / "artifacts").mkdir()
     (tmp_path / "media").mkdir()
-    env = {
-        "MEDIA_PIPELINE_HOME": str(tmp_path / "home"),
-        "MEDIA_PIPELINE_DATABASE_URL": domain_url,
-        "MEDIA_PIPELINE_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "MEDIA_PIPELINE_API_TOKEN": TOKEN,
-        "MEDIA_PIPELINE_FFMPEG_CONCURRENCY": "2",
+    extra = {
         "MEDIA_PIPELINE_MEDIA_ROOTS": str(tmp_path / "media"),
         "MEDIA_PIPELINE_WATCH_DIRS": "",
         "MEDIA_PIPELINE_RUNWAY_API_KEY": "",
         "MEDIA_PIPELINE_STABILITY_API_KEY": "",
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
-
-@pytest.fixture
-def app(settings: Settings, instance: dg.DagsterInstance) -> FastAPI:
-    return create_app(settings, gateway=InProcessGateway(instance))
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
-        yield test_client
+    return area_settings(monkeypatch, tmp_path, domain_url, TOKEN, extra)
 
 
 def local(frames: int | None = None, **kw: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,9 @@ from PIL import Image
 import media_pipeline.definitions  # noqa: F401  (exports setting defaults once, before any test's env)
 from api.dagster_gateway import InProcessGateway
 from api.main import create_app
-from media_pipeline.settings import Settings, load_settings
+from media_pipeline.settings import Settings
+from media_pipeline_tests.area_api import *  # noqa: F403  (fixtures: app, client)
+from media_pipeline_tests.area_api import area_settings
 from media_pipeline_tests.slideshow_media import COLOURS, make_image, make_tone, video_frames
 from media_pipeline_tests.test_api_support import assert_problem
 from media_pipeline_tests.up_process import free_port
@@ -34,32 +35,12 @@ SMALL = {"fps": 25, "minShot": 1.0, "maxShot": 2.0, "xfade": 0.2, "resolution": 
 
 @pytest.fixture
 def settings(domain_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
-    env = {
-        "MEDIA_PIPELINE_HOME": str(tmp_path / "home"),
-        "MEDIA_PIPELINE_DATABASE_URL": domain_url,
-        "MEDIA_PIPELINE_ARTIFACT_ROOT": str(artifacts),
-        "MEDIA_PIPELINE_API_TOKEN": TOKEN,
+    extra = {
         "MEDIA_PIPELINE_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
-        "MEDIA_PIPELINE_FFMPEG_CONCURRENCY": "2",
         "MEDIA_PIPELINE_SLIDESHOW_MAX_PIXELS": "1000000",
         "MEDIA_PIPELINE_MEDIA_ROOTS": "",
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
-
-@pytest.fixture
-def app(settings: Settings, instance: dg.DagsterInstance) -> FastAPI:
-    return create_app(settings, gateway=InProcessGateway(instance))
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
-        yield test_client
+    return area_settings(monkeypatch, tmp_path, domain_url, TOKEN, extra)
 
 
 def png(colour: tuple[int, int, int], size: tuple[int, int] = (320, 180)) -> bytes:
