@@ -82,9 +82,18 @@ TEST_DATABASE = os.environ.get("MEDIA_PIPELINE_TEST_DATABASE", "sqlite")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Only a test that reaches `domain_url` changes with MEDIA_PIPELINE_TEST_DATABASE; scripts/test's
     # Postgres pass selects these (`-m domain_database`) instead of repeating the rest unchanged.
+    # A test marked `media_cases` varies only media and rates over its cases: its first case is
+    # enough there, the rest are the same rows in the same tables.
+    seen_media_cases: set[tuple[Path, str]] = set()
     for item in items:
-        if "domain_url" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.domain_database)
+        if "domain_url" not in getattr(item, "fixturenames", ()):
+            continue
+        if item.get_closest_marker("media_cases") is not None:
+            function = (item.path, getattr(item, "originalname", item.name))
+            if function in seen_media_cases:
+                continue
+            seen_media_cases.add(function)
+        item.add_marker(pytest.mark.domain_database)
     # xdist hands whole files to its two workers in this order (scripts/test passes
     # --no-loadscope-reorder: by default xdist puts the files with the most tests first, which
     # left the stack files, one to three tests each and minutes long, for the end). The files that

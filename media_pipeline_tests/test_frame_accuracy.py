@@ -60,6 +60,7 @@ def build_otio(media: Path, rate: Fraction, start_tc: str, *, with_available_ran
     return timeline
 
 
+@pytest.mark.media_cases
 @pytest.mark.parametrize("rate_name", list(RATES))
 @pytest.mark.parametrize("available_range", [True, False], ids=["available_range", "embedded_timecode"])
 @pytest.mark.parametrize("frame", ["first", "middle", "last", "3"])
