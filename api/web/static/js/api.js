@@ -87,8 +87,8 @@ export const isFinal = (job) => TERMINAL.has(job.status);
 
 // Follow a job: `onJob(job)` for each new state, until it is final or `signal` aborts.
 // The job event stream (Server-Sent Events) is read with fetch, since EventSource cannot send
-// the Authorization header. Where the server has no event stream, the job is re-read once
-// a second instead.
+// the Authorization header. A dropped connection resumes from the last event seen
+// (Last-Event-ID); there is no polling loop.
 export async function followJob(id, onJob, signal) {
   let job = await request(`/v1/jobs/${id}`, { signal });
   onJob(job);
@@ -105,9 +105,6 @@ export async function followJob(id, onJob, signal) {
       if (error.name === "AbortError") return job;
       await sleep(1000, signal);
       continue;
-    }
-    if (response.status === 404 || response.status === 405) {
-      return pollJob(id, onJob, signal, job);
     }
     if (!response.ok) throw new ApiError(response.status, await problemOf(response));
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -161,16 +158,6 @@ function parseEvent(block) {
     else if (field === "event") event.type = value;
   }
   return event;
-}
-
-async function pollJob(id, onJob, signal, job) {
-  while (!isFinal(job) && !signal?.aborted) {
-    await sleep(1000, signal);
-    if (signal?.aborted) break;
-    job = await request(`/v1/jobs/${id}`, { signal });
-    onJob(job);
-  }
-  return job;
 }
 
 function sleep(ms, signal) {
