@@ -94,19 +94,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 continue
             seen_media_cases.add(function)
         item.add_marker(pytest.mark.domain_database)
-    # xdist hands whole files to its two workers in this order (scripts/test passes
-    # --no-loadscope-reorder: by default xdist puts the files with the most tests first, which
-    # left the stack files, one to three tests each and minutes long, for the end). The files that
-    # take minutes go first, then the rest by number of tests, so that the workers end together.
-    # A stable sort: the order within a file (fixed, or pytest-randomly's) is kept.
-    rank: dict[Path, int] = {}
-    tests: dict[Path, int] = {}
-    for item in items:
-        marks = {mark.name for mark in item.iter_markers()}
-        here = 0 if "long_file" in marks else 1 if "stack" in marks else 2
-        rank[item.path] = min(rank.get(item.path, 2), here)
-        tests[item.path] = tests.get(item.path, 0) + 1
-    items.sort(key=lambda item: (rank[item.path], -tests[item.path]))
 
 
 def _migrated_postgres(url: str) -> Iterator[str]:

@@ -33,8 +33,6 @@ from media_pipeline.definitions import defs
 from media_pipeline_tests.test_api_support import *  # noqa: F403  (fixtures)
 from media_pipeline_tests.test_api_support import AUTH, three_shot_cut, upload
 
-# Minutes per database: scheduled before the other files (conftest), so it never runs last alone.
-pytestmark = pytest.mark.long_file
 EXAMPLES = 20
 CHECKS = [
     not_a_server_error,
