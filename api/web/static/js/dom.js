@@ -161,3 +161,22 @@ export function bytes(n) {
   }
   return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
 }
+
+// Files chosen with `input` or dropped onto `zone` go to `send(files)`; its error is flashed.
+export function acceptFiles(zone, input, send) {
+  input.addEventListener("change", () =>
+    send([...input.files])
+      .catch((error) => flash(error.message))
+      .finally(() => (input.value = "")),
+  );
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    send([...(event.dataTransfer?.files || [])]).catch((error) => flash(error.message));
+  });
+}

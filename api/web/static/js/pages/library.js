@@ -2,7 +2,7 @@
 // upload date, each with its preview.
 
 import { request } from "../api.js";
-import { bytes, field, flash, h, image, replace, when } from "../dom.js";
+import { acceptFiles, bytes, field, flash, h, image, replace, when } from "../dom.js";
 
 const PAGE = 60;
 
@@ -50,21 +50,7 @@ function uploadZone(onUploaded) {
     for (const file of files) await uploadOne(file, log); // one at a time: each is streamed and hashed
     await onUploaded();
   }
-  input.addEventListener("change", () =>
-    send([...input.files])
-      .catch((error) => flash(error.message))
-      .finally(() => (input.value = "")),
-  );
-  zone.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    zone.classList.remove("over");
-    send([...(event.dataTransfer?.files || [])]).catch((error) => flash(error.message));
-  });
+  acceptFiles(zone, input, send);
   return zone;
 }
 

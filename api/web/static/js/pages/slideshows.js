@@ -2,7 +2,7 @@
 // options, renders followed live over the job event stream, and the video played in the page.
 
 import { forgetMedia, request } from "../api.js";
-import { busy, bytes, field, flash, h, jobTable, replace, video } from "../dom.js";
+import { acceptFiles, busy, bytes, field, flash, h, jobTable, replace, video } from "../dom.js";
 import { scenesEditor, storedScenes } from "./scenes.js";
 
 const SUBDIRS = ["images", "voiceovers", "music"];
@@ -80,21 +80,7 @@ function assetsSection(slideshowId, signal) {
     }
     await refresh();
   }
-  input.addEventListener("change", () =>
-    send([...input.files])
-      .catch((error) => flash(error.message))
-      .finally(() => (input.value = "")),
-  );
-  zone.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    zone.classList.remove("over");
-    send([...(event.dataTransfer?.files || [])]).catch((error) => flash(error.message));
-  });
+  acceptFiles(zone, input, send);
   return { section: h("section", { "aria-labelledby": "assets-title" }, h("h2", { id: "assets-title" }, "Assets"), zone, listing, datalists), refresh };
 }
 
