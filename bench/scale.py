@@ -9,7 +9,7 @@ nothing cached (the segment cache is emptied between them), each a `dagster job 
   celery x2    the same with two workers (on this machine: they share its cores)
 Prints each against in_process (target: celery with one worker <= 1.15x) and the baseline.
 
-Usage: .venv/bin/python bench/scale.py [--shots 50] [--preset veryfast] [--chunk 4]
+Usage: .venv/bin/python bench/scale.py [--shots 50] [--preset veryfast] [--chunk 8]
        [--broker pyamqp://guest:guest@127.0.0.1:5672//] [--workdir DIR]
 """
 
@@ -102,7 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shots", type=int, default=50)
     parser.add_argument("--preset", default="veryfast")
-    parser.add_argument("--chunk", type=int, default=4, help="segments per chunk step in celery mode")
+    parser.add_argument("--chunk", type=int, default=8, help="segments per chunk step in celery mode")
     parser.add_argument("--ffmpeg", type=int, default=os.cpu_count() or 2, help="ffmpeg processes per step")
     parser.add_argument("--broker", default="pyamqp://guest:guest@127.0.0.1:5672//")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "media_pipeline_bench_scale")

@@ -147,7 +147,9 @@ def run_worker(queues: str | None, concurrency: int | None, name: str | None) ->
     os.environ["MEDIA_PIPELINE_DAGSTER_POSTGRES_URL"] = dagster_postgres_url(settings.dagster_postgres_url)
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    from media_pipeline.platform.celery_worker import app, worker_argv
+    from media_pipeline.platform.celery_worker import app, preload, worker_argv
+
+    preload()
 
     argv = worker_argv(
         settings, chosen, concurrency or os.cpu_count() or 1, name or f"media_pipeline-{os.getpid()}@{settings.host_id}"

@@ -339,7 +339,7 @@ class Settings(BaseSettings):
     chunk_segments: Annotated[int | None, Accepts("empty or a positive whole number"), Field(ge=1)] = Field(
         None,
         description="Segments each chunk step of a final video encodes. Empty: all in one step with the "
-        "`in_process` executor (no slower than before), 4 with the others, so chunks spread over workers.",
+        "`in_process` executor (no slower than before), 8 with the others, so chunks spread over workers.",
     )
     host_id: str = Field(
         default_factory=socket.gethostname,

@@ -27,6 +27,15 @@ def make_worker_app(settings: Settings) -> Celery:
     return app
 
 
+def preload() -> None:
+    """Import the code location and build its repository in the worker's main process, before
+    Celery forks its pool: each pool process inherits them, where each used to spend about 1.2 s
+    of its first task on them."""
+    from media_pipeline.definitions import defs
+
+    defs.get_repository_def()
+
+
 def worker_argv(settings: Settings, queues: Sequence[str], concurrency: int, name: str) -> list[str]:
     """`celery worker` arguments: late acks come from the app's config, one task per process."""
     return [

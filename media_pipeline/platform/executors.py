@@ -84,6 +84,9 @@ class HostMultiprocessExecutor(_RecordsHost, MultiprocessExecutor):
         super().__init__(retries=retries, max_concurrent=max_concurrent)
 
 
+CELERY_TICK_SECONDS = 0.1
+
+
 def queue_for(step: ExecutionStep) -> str:
     """The Celery queue of a step (before MEDIA_PIPELINE_CELERY_QUEUE_PREFIX): its
     `dagster-celery/queue` op tag, else the default queue."""
@@ -138,8 +141,14 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition:
 
 def _celery_executor(settings: Settings) -> dg.ExecutorDefinition:
     # Imported here: Celery is needed only in this mode.
+    from dagster_celery import core_execution_loop
     from dagster_celery.core_execution_loop import core_celery_execution_loop
     from dagster_celery.executor import CeleryExecutor, _submit_task
+
+    # The loop sleeps this long between looks at its tasks, so every step that waits for another
+    # started up to a second late (the plan, the join and the end of the run: about 2 s of a 25 s
+    # final video). A look costs a poll of the result backend per step in flight.
+    core_execution_loop.TICK_SECONDS = CELERY_TICK_SECONDS
 
     prefix = settings.celery_queue_prefix
 
