@@ -12,6 +12,7 @@ rational everywhere the pipeline counts frames).
 from __future__ import annotations
 
 from fractions import Fraction
+from xml.etree import ElementTree
 
 import opentimelineio as otio
 from otio_fcpx_xml_adapter.fcpx_xml import FcpxXml
@@ -25,6 +26,12 @@ def seconds(text: str | None) -> Fraction:
 
 
 class ExactFcpxXml(FcpxXml):  # type: ignore[misc]  # the adapter ships no type hints
+    def __init__(self, root: ElementTree.Element) -> None:
+        # The adapter's own constructor parses a string; the caller has the parsed document
+        # already (it reads the project's timecode from it too), so it is not parsed twice.
+        self.fcpx_xml = root
+        self.child_parent_map = {child: parent for parent in root.iter() for child in parent}
+
     def _frame_duration(self, format_id: str | None) -> Fraction:
         total, rate = self._format_frame_duration(format_id)
         return Fraction(int(total), int(rate))
@@ -55,6 +62,7 @@ class ExactFcpxXml(FcpxXml):  # type: ignore[misc]  # the adapter ships no type 
         return reference
 
 
-def read_fcpx(text: str) -> otio.core.SerializableObject:
-    """What the adapter's `read_from_string` returns (a Timeline, or a collection of them), exact."""
-    return ExactFcpxXml(text).to_otio()
+def read_fcpx(root: ElementTree.Element) -> otio.core.SerializableObject:
+    """What the adapter's `read_from_string` returns for this document (a Timeline, or a
+    collection of them), exact."""
+    return ExactFcpxXml(root).to_otio()

@@ -106,6 +106,7 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
     adapter = adapter_for(path)
     warnings: list[str] = []
     drop_frame = False
+    sequence: ElementTree.Element | None = None  # FCP X: the project's sequence
     try:
         if adapter == EDL_ADAPTER:
             rate = options.rate or DEFAULT_EDL_RATE
@@ -123,9 +124,10 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
             if adapter == OTIOZ_ADAPTER:
                 result = _read_otioz(path)
             elif adapter == FCPX_ADAPTER:
-                _fcpx_root(path)  # a malformed file is named as such, not as the reader's crash
-                result = read_fcpx(path.read_text(encoding="utf-8"))
-                drop_frame = _fcpx_drop_frame(path)
+                root = _fcpx_root(path)  # a malformed file is named as such, not as the reader's crash
+                result = read_fcpx(root)
+                sequence = _fcpx_sequence(root)
+                drop_frame = _fcpx_drop_frame(sequence)
             else:
                 result = otio.adapters.read_from_file(str(path), adapter_name=adapter)
                 if adapter == AAF_ADAPTER:
@@ -140,7 +142,7 @@ def read_timeline(path: Path, options: ReadOptions = ReadOptions()) -> ReadResul
     if adapter == EDL_ADAPTER:
         _edl_record_start(timeline)
     if adapter == FCPX_ADAPTER:
-        _fcpx_record_start(path, timeline)
+        _fcpx_record_start(sequence, timeline)
     if adapter in (FCPX_ADAPTER, AAF_ADAPTER):
         drop_frame = drop_frame and timeline_rate(timeline) in DROP_FRAME_RATES
     if adapter == FCP7_ADAPTER:
@@ -238,10 +240,9 @@ def _fcpx_root(path: Path) -> ElementTree.Element:
         raise TimelineError(f"{path.name} is not well-formed XML ({exc}); export it again from Final Cut Pro") from None
 
 
-def _fcpx_sequence(path: Path) -> ElementTree.Element | None:
+def _fcpx_sequence(root: ElementTree.Element) -> ElementTree.Element | None:
     """The sequence the timeline is read from: the first project's. A compound clip's sequence
     (inside a `media` resource, listed before the project) has a timecode of its own."""
-    root = _fcpx_root(path)
     for project in root.iter("project"):
         sequence = project.find("sequence")
         if sequence is not None:
@@ -249,10 +250,9 @@ def _fcpx_sequence(path: Path) -> ElementTree.Element | None:
     return next(root.iter("sequence"), None)
 
 
-def _fcpx_drop_frame(path: Path) -> bool:
+def _fcpx_drop_frame(sequence: ElementTree.Element | None) -> bool:
     """Whether the project's timecode is drop-frame (`tcFormat="DF"`, as Final Cut Pro writes 29.97
     and 59.94 projects by default); its times are seconds, so only the timecode shown depends on it."""
-    sequence = _fcpx_sequence(path)
     return sequence is not None and sequence.get("tcFormat") == "DF"
 
 
@@ -272,10 +272,9 @@ def _aaf_drop_frame(path: Path) -> bool:
     return False
 
 
-def _fcpx_record_start(path: Path, timeline: otio.schema.Timeline) -> None:
+def _fcpx_record_start(sequence: ElementTree.Element | None, timeline: otio.schema.Timeline) -> None:
     """The FCP X reader turns the sequence's start timecode (`tcStart`) into a leading gap on
     every track; make it the timeline's start instead, as the EDL's first record timecode is."""
-    sequence = _fcpx_sequence(path)
     start_text = sequence.get("tcStart") if sequence is not None else None
     if not start_text or start_text == "0s":
         return
