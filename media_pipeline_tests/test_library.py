@@ -621,3 +621,34 @@ def test_on_the_s3_backend_content_is_one_object_read_with_ranges_and_edited_by_
         assert frame_indices(client.get(made["content_url"], headers=AUTH).content, tmp_path) == list(range(3, 9))
         assert client.delete(f"/v1/media/{item['id']}?force=true", headers=AUTH).status_code == 204
         assert key not in bucket_keys(endpoint, bucket)
+
+
+def test_a_concat_whose_input_is_deleted_before_it_runs_fails_with_a_sentence(api_settings, instance, tmp_path):
+    """A delete can win the race against a concat that starts at the same moment (each checked
+    before the other wrote) or be forced: either way the concat reads a deleted item. When it
+    runs, it must fail saying so, and make nothing."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    a = make_indexed_movie(tmp_path / "a.mp4", frames=4, rate=Fraction(24), size=(160, 90))
+    b = make_indexed_movie(tmp_path / "b.mp4", frames=4, rate=Fraction(24), size=(160, 90), first_index=50)
+    with TestClient(create_app(api_settings, gateway=QueueingGateway(instance))) as client:
+        first, second = (upload(client, path.read_bytes(), path.name).json()["id"] for path in (a, b))
+        concat = client.post("/v1/media/concat", json={"items": [first, second]}, headers=AUTH).json()
+        assert concat["status"] == "queued", concat
+        assert client.delete(f"/v1/media/{second}?force=true", headers=AUTH).status_code == 204
+        before = client.get("/v1/media", headers=AUTH).json()["items"]
+
+        run = instance.get_run_by_id(concat["run_id"])
+        job = ReconstructableRepository.for_module("media_pipeline.definitions", "defs").get_reconstructable_job(
+            run.job_name
+        )
+        execute_run(job, run, instance)
+
+        failed = client.get(f"/v1/jobs/{concat['id']}", headers=AUTH).json()
+        assert failed["status"] == "failed", failed
+        assert f"there is no media with id {second} (it was deleted)" in failed["error"], failed["error"]
+        assert client.get("/v1/media", headers=AUTH).json()["items"] == before  # no new item
