@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from media_pipeline.core.rates import seconds_to_frames
+from media_pipeline.core.resolution import parse_resolution
 from media_pipeline.core.timecode import RateError, parse_rate, rate_text
 
 MAX_SEGMENT_SECONDS = 600
@@ -112,10 +113,13 @@ def check_rate(value: str) -> str:
     return rate_text(rate)
 
 
+# The `still` generator supersamples its pictures up to 4096 pixels wide; past that a clip would
+# be drawn at less than its output size.
+LARGEST = (4096, 4096)
+
+
 def check_resolution(value: str) -> str:
-    width, height = (int(v) for v in value.split("x"))
-    if width % 2 or height % 2 or not (16 <= width <= 4096 and 16 <= height <= 4096):
-        raise ValueError(f"resolution must be even and between 16x16 and 4096x4096, not {value}")
+    parse_resolution(value, LARGEST)
     return value
 
 

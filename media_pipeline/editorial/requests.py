@@ -8,13 +8,13 @@ so a launchpad run and an API request are held to the same rules.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 from pydantic_core import PydanticCustomError
 
 from media_pipeline.core.ffmpeg import X264Preset
+from media_pipeline.core.resolution import parse_resolution
 
 FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
 
@@ -42,23 +42,6 @@ class ThumbnailRequest(BaseModel):
                 "frame_choice",
                 "must be 'first', 'middle', 'last' or a whole number of frames (0 or more) from the shot's first frame",
             ) from None
-
-
-MAX_WIDTH, MAX_HEIGHT, MIN_SIZE = 7680, 4320, 16
-_RESOLUTION = re.compile(r"^(\d{1,5})x(\d{1,5})$")
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """ "WxH" as (width, height): even numbers from 16x16 up to 7680x4320 (H.264 4:2:0 needs even sizes)."""
-    match = _RESOLUTION.match(text)
-    if match is None:
-        raise ValueError(f"must be WIDTHxHEIGHT in pixels, like 1920x1080, not {text!r}")
-    width, height = int(match[1]), int(match[2])
-    if not (MIN_SIZE <= width <= MAX_WIDTH and MIN_SIZE <= height <= MAX_HEIGHT):
-        raise ValueError(f"must be between {MIN_SIZE}x{MIN_SIZE} and {MAX_WIDTH}x{MAX_HEIGHT}, not {text}")
-    if width % 2 or height % 2:
-        raise ValueError(f"width and height must be even (H.264 halves the colour resolution), not {text}")
-    return width, height
 
 
 class FinalVideoRequest(BaseModel):

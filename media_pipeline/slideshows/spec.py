@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from media_pipeline.core.ffmpeg import X264Preset, exact_rate
+from media_pipeline.core.resolution import parse_resolution
 
 # A file name inside one of the slideshow's asset folders: no folders, no hidden files.
 AssetName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_][A-Za-z0-9 ._()+-]*$")]
@@ -20,6 +21,9 @@ SLIDESHOW_ID = r"^[A-Za-z0-9_-]{1,64}$"
 SUBDIRS = ("images", "voiceovers", "music")
 # Whole frames of up to an hour at any rate stay small integers; a longer scene is a typo.
 MAX_SECONDS = 3600.0
+# UHD, smaller than an editorial output's 8K: each panned scene is drawn on a canvas larger than
+# the output (PAN_MARGIN on every side), per image, before its crossfades.
+LARGEST = (3840, 2160)
 
 
 class _Model(BaseModel):
@@ -93,9 +97,7 @@ class RenderOptions(_Model):
     @classmethod
     def _size(cls, value: str | None) -> str | None:
         if value is not None:
-            width, height = (int(v) for v in value.split("x"))
-            if width % 2 or height % 2 or not (16 <= width <= 3840 and 16 <= height <= 2160):
-                raise ValueError(f"resolution must be even and between 16x16 and 3840x2160, not {value}")
+            parse_resolution(value, LARGEST)
         return value
 
 

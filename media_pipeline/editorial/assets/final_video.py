@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from media_pipeline.core.ffmpeg import X264_PRESETS, exact_rate, probe, rate_arg
+from media_pipeline.core.resolution import check_size
 from media_pipeline.core.timecode import to_timecode
 from media_pipeline.db.models import Shot
 from media_pipeline.editorial.assets.cuts import (
@@ -63,8 +64,10 @@ class FinalVideoConfig(dg.Config):
 
     def options(self, timeline_rate: Fraction) -> EncodeOptions:
         problems = []
-        if not (16 <= self.width <= 7680 and 16 <= self.height <= 4320) or self.width % 2 or self.height % 2:
-            problems.append(f"resolution must be even and between 16x16 and 7680x4320, not {self.width}x{self.height}")
+        try:
+            check_size(self.width, self.height)
+        except ValueError as exc:
+            problems.append(str(exc))
         if not 0 <= self.crf <= 51:
             problems.append(f"crf must be between 0 and 51, not {self.crf}")
         if self.preset not in X264_PRESETS:
