@@ -32,7 +32,7 @@ from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
 from media_pipeline.extraction.partitions import extraction_batches
 from media_pipeline.extraction.request import ExtractionRequest
 from media_pipeline.extraction.resources import ExtractionSources
-from media_pipeline.resources import ArtifactStore, FFmpegResource
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 from media_pipeline.samples import make_indexed_movie
 
 RATE = Fraction(25)
@@ -96,6 +96,7 @@ def pipeline(paths: list[Path], workdir: Path, workers: int, run_number: int) ->
                 "artifacts": ArtifactStore(root=str(artifacts)),
                 "ffmpeg": FFmpegResource(concurrency=workers),
                 "extraction_sources": ExtractionSources(media_roots=str(paths[0].parent)),
+                "database": DatabaseResource(url=f"sqlite:///{artifacts / 'domain.db'}"),
             },
             run_config=FRAME_EXTRACTION.config_for(request),
         )

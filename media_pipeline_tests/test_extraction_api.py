@@ -118,3 +118,33 @@ def test_the_original_api_shapes(client, media):
     bad = client.post("/process", json={"items": [{"platform": "YouTube!", "code": "x"}]}, headers=KEY)
     assert bad.status_code == 422 and bad.headers["content-type"].startswith(PROBLEM)
     assert client.get("/status/00000000-0000-0000-0000-000000000000", headers=KEY).status_code == 404
+
+
+def test_items_named_by_media_id_read_the_library(client, media):
+    """A `media_id` item reads the library's stored bytes; an image or an unknown id fails with a
+    sentence, and the others in the batch go on."""
+    video = (media / "a.mp4").read_bytes()
+    uploaded = client.post("/v1/media?filename=clip.mp4", content=video, headers=KEY)
+    assert uploaded.status_code == 201, uploaded.text
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), "red").save(buffer, "PNG")
+    picture = client.post("/v1/media?filename=red.png", content=buffer.getvalue(), headers=KEY)
+    assert picture.status_code == 201, picture.text
+    video_id, image_id = uploaded.json()["id"], picture.json()["id"]
+    body = {
+        "items": [{"media_id": video_id}, {"media_id": image_id}, {"media_id": 987654}],
+        "frames": {"mode": "frames", "frames": [3, 17]},
+    }
+    answer = client.post("/v1/extractions", json=body, headers=KEY)
+    assert answer.status_code == 202, answer.text
+    view = client.get(f"/v1/extractions/{answer.json()['extraction']['id']}", headers=KEY).json()
+    items = view["items"]
+    assert [i["status"] for i in items] == ["succeeded", "failed", "failed"], items
+    assert items[0]["provenance"] == {"kind": "media", "media_id": video_id}
+    assert items[0]["sha256"] == uploaded.json()["sha256"]
+    assert [f["index"] for f in items[0]["frames"]] == [3, 17]
+    for frame in items[0]["frames"]:
+        with Image.open(io.BytesIO(client.get(frame["url"], headers=KEY).content)) as image:
+            assert read_index(image) == frame["index"]
+    assert items[1]["error"] == f"media {image_id} is an image; frames are extracted from videos"
+    assert "there is no media with id 987654 in the library" in items[2]["error"]

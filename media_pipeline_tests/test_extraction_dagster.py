@@ -17,7 +17,7 @@ from media_pipeline.extraction.partitions import extraction_batches
 from media_pipeline.extraction.request import ExtractionRequest
 from media_pipeline.extraction.resources import ExtractionSources
 from media_pipeline.platform.progress import ProgressEvent, decode
-from media_pipeline.resources import ArtifactStore, FFmpegResource
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 from media_pipeline.samples import make_indexed_movie, read_index
 
 
@@ -26,6 +26,7 @@ def resources(artifact_root: Path, media_root: Path, item_timeout: int = 600) ->
         "artifacts": ArtifactStore(root=str(artifact_root)),
         "ffmpeg": FFmpegResource(concurrency=2),
         "extraction_sources": ExtractionSources(media_roots=str(media_root), item_timeout=item_timeout),
+        "database": DatabaseResource(url=f"sqlite:///{artifact_root / 'domain.db'}"),
     }
 
 
@@ -81,7 +82,7 @@ def test_a_batch_with_bad_items_succeeds_for_the_good_ones(instance, artifact_ro
     assert [i["status"] for i in items] == ["succeeded", "failed", "succeeded", "failed", "failed"]
     assert "corrupt.mp4 is not a readable video file" in items[1]["error"]
     assert "MEDIA_PIPELINE_MEDIA_ROOTS" in items[3]["error"]
-    assert "media library is not available" in items[4]["error"]
+    assert "there is no media with id 4 in the library" in items[4]["error"]
     for failed in (items[1], items[3], items[4]):
         assert str(tmp_path) not in failed["error"]
 

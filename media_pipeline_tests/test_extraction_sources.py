@@ -143,7 +143,7 @@ def test_files_only_under_the_media_roots(tmp_path):
 
 
 def test_media_library_and_platforms_fail_with_a_sentence(tmp_path):
-    with pytest.raises(SourceRefused, match="media library is not available"):
+    with pytest.raises(SourceRefused, match="this run has no media library to read from"):
         fetch(item(media_id=12), tmp_path, SourcePolicy())
     if importlib.util.find_spec("yt_dlp") is not None:
         pytest.skip("yt-dlp is installed here; this checks the sentence given without it")

@@ -391,7 +391,7 @@ def test_extraction_frames_and_manifests_are_stored_in_s3(
     from media_pipeline.extraction.partitions import extraction_batches
     from media_pipeline.extraction.request import ExtractionRequest
     from media_pipeline.extraction.resources import ExtractionSources
-    from media_pipeline.resources import FFmpegResource
+    from media_pipeline.resources import DatabaseResource, FFmpegResource
 
     store = s3_store(tmp_path / "artifacts", s3_endpoint, s3_bucket)
     request = ExtractionRequest.model_validate(
@@ -407,6 +407,7 @@ def test_extraction_frames_and_manifests_are_stored_in_s3(
             "artifacts": store,
             "ffmpeg": FFmpegResource(concurrency=1),
             "extraction_sources": ExtractionSources(media_roots=str(indexed_movie_24.parent)),
+            "database": DatabaseResource(url=f"sqlite:///{tmp_path / 'domain.db'}"),
         },
         run_config={"ops": {"extraction_frames": {"config": {"request": request.model_dump_json()}}}},
     )

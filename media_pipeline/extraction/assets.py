@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,18 @@ from pydantic import Field, ValidationError
 from media_pipeline.core import frames
 from media_pipeline.core.ffmpeg import FFmpegError
 from media_pipeline.core.frames import StreamInfo
+from media_pipeline.db.models import MediaItem
 from media_pipeline.extraction.crops import CropError
 from media_pipeline.extraction.extract import ItemPlan, extract_item, stream_record, write_json
 from media_pipeline.extraction.partitions import extraction_batches
 from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
 from media_pipeline.extraction.resources import ExtractionSources
 from media_pipeline.extraction.selection import planned_frames
-from media_pipeline.extraction.sources import FetchedSource, SourceRefused, describe, fetch
+from media_pipeline.extraction.sources import FetchedSource, LibraryFile, SourceRefused, describe, fetch
+from media_pipeline.library.store import LibraryStore
 from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
 from media_pipeline.platform.progress import ProgressReporter
-from media_pipeline.resources import ArtifactStore, FFmpegResource
+from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
 CHECK = "every_planned_frame_written"
 PROGRESS_INTERVAL = 1.0  # seconds between an item's progress events
@@ -123,6 +126,20 @@ def preview_strip(paths: list[Path], height: int = 120) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![preview](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})")
 
 
+def library_files(database: DatabaseResource, artifacts: ArtifactStore) -> Callable[[int], LibraryFile | None]:
+    """Media library items by id, as local files from the library's store (S3 too)."""
+
+    def lookup(media_id: int) -> LibraryFile | None:
+        with database.session() as session:
+            item = session.get(MediaItem, media_id)
+            if item is None:
+                return None
+            key, sha256, kind = item.storage_key, item.sha256, item.type
+        return LibraryFile(LibraryStore(artifacts).local_path(key), sha256, kind)
+
+    return lookup
+
+
 @dg.asset(
     partitions_def=extraction_batches,
     group_name="extraction",
@@ -138,6 +155,7 @@ def extraction_frames(
     artifacts: ArtifactStore,
     ffmpeg: FFmpegResource,
     extraction_sources: ExtractionSources,
+    database: DatabaseResource,
 ) -> dg.MaterializeResult:
     batch = context.partition_key
     try:
@@ -146,7 +164,7 @@ def extraction_frames(
         raise dg.Failure(description=f"the extraction request is not valid: {exc}", allow_retries=False) from exc
     folder = batch_dir(artifacts, batch)
     write_json(folder / "request.json", request.model_dump(mode="json"))
-    policy = extraction_sources.policy()
+    policy = extraction_sources.policy(library=library_files(database, artifacts))
     progress = ProgressReporter.for_context(context, unit="frames")
     lock = threading.Lock()
     states = [

@@ -1,11 +1,12 @@
 """The extraction area's settings as a Dagster resource: where sources may come from, limits."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
-from media_pipeline.extraction.sources import SourcePolicy
+from media_pipeline.extraction.sources import LibraryFile, SourcePolicy
 
 
 class ExtractionSources(dg.ConfigurableResource):
@@ -17,11 +18,12 @@ class ExtractionSources(dg.ConfigurableResource):
     fetch_timeout: int = 300
     item_timeout: int = 600
 
-    def policy(self) -> SourcePolicy:
+    def policy(self, library: Callable[[int], LibraryFile | None] | None = None) -> SourcePolicy:
         roots = tuple(Path(os.path.realpath(p)) for p in self.media_roots.split(os.pathsep) if p.strip())
         return SourcePolicy(
             media_roots=roots,
             allow_private=self.allow_private,
             max_bytes=self.max_bytes,
             timeout=self.fetch_timeout,
+            library=library,
         )

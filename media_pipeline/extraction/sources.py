@@ -33,11 +33,22 @@ class SourceRefused(Exception):
 
 
 @dataclass(frozen=True)
+class LibraryFile:
+    """A media library item as a local file (fetched from the store if need be)."""
+
+    path: Path
+    sha256: str
+    type: str  # "image" or "video"
+
+
+@dataclass(frozen=True)
 class SourcePolicy:
     media_roots: tuple[Path, ...] = ()
     allow_private: bool = False
     max_bytes: int = 2 * 1024**3
     timeout: float = 300.0
+    # The media library's items by id (None: no such item); None: no library in this deployment.
+    library: Callable[[int], LibraryFile | None] | None = None
 
 
 @dataclass
@@ -226,10 +237,23 @@ def _save(
 
 
 def fetch_media_id(item: ExtractionItem, workdir: Path, policy: SourcePolicy) -> FetchedSource:
-    raise SourceRefused(
-        f"media_id {item.media_id}: the media library is not available in this deployment yet; "
-        "send the video as a file:// path under the media folders or as an http(s) URL"
-    )
+    """A video of the media library, by id: its stored bytes, never a path the client named."""
+    media_id = item.media_id
+    if policy.library is None:
+        raise SourceRefused(
+            f"media_id {media_id}: this run has no media library to read from; "
+            "send the video as a file:// path under the media folders or as an http(s) URL"
+        )
+    found = policy.library(media_id) if media_id is not None else None
+    if found is None:
+        raise SourceRefused(
+            f"there is no media with id {media_id} in the library; upload it with POST /v1/media and give "
+            "the id it answers"
+        )
+    if found.type != "video":
+        raise SourceRefused(f"media {media_id} is {'an' if found.type[0] in 'aeiou' else 'a'} {found.type}; "
+                            "frames are extracted from videos")  # fmt: skip
+    return FetchedSource(found.path, found.sha256, {"kind": "media", "media_id": media_id})
 
 
 def fetch_platform(item: ExtractionItem, workdir: Path, policy: SourcePolicy) -> FetchedSource:
