@@ -156,6 +156,11 @@ def test_item_shapes_are_validated():
         item(source="file:///a.mp4", media_id=3)
     with pytest.raises(ValueError, match="needs a code"):
         item(platform="youtube")
+    # A URL as a platform code would reach yt-dlp's generic extractor, past the download checks.
+    for code in ("http://127.0.0.1:8080/private.mp4", "https://169.254.169.254/latest"):
+        with pytest.raises(ValueError, match="takes the video's id on youtube, not a URL"):
+            item(platform="youtube", code=code)
+    assert item(platform="url", code="https://example.com/v.mp4").code == "https://example.com/v.mp4"
     with pytest.raises(ValueError, match="file:///absolute/path or an http"):
         item(source="/etc/passwd")
     assert Path(item(source="file:///a.mp4").source or "").name == "a.mp4"

@@ -151,6 +151,13 @@ class ExtractionItem(_Strict):
         if self.platform is not None:
             if not self.code:
                 raise ValueError(f"platform {self.platform!r} needs a code (the video's id, a path or a URL)")
+            if self.platform not in ("file", "url") and "://" in self.code:
+                # yt-dlp would fetch any address it is handed (its generic extractor), past the
+                # checks a download gets: loopback, private networks, redirects to them.
+                raise ValueError(
+                    f"platform {self.platform!r} takes the video's id on {self.platform}, not a URL; send a URL as "
+                    '{"platform": "url", "code": URL} or as source, where downloads are checked'
+                )
         elif self.code is not None:
             raise ValueError("code goes with platform; give platform too")
         if self.source is not None and not self.source.startswith(("file://", "http://", "https://")):

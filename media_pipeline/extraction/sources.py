@@ -276,9 +276,9 @@ def fetch_platform(item: ExtractionItem, workdir: Path, policy: SourcePolicy) ->
         "noprogress": True,
         "noplaylist": True,
     }
-    url = item.code if "://" in (item.code or "") else f"{item.platform}:{item.code}"
-    if item.platform == "youtube" and "://" not in (item.code or ""):
-        url = f"https://www.youtube.com/watch?v={item.code}"
+    # A code is an id on the platform, never a URL (ExtractionItem refuses those).
+    code = urllib.parse.quote(item.code or "", safe="")
+    url = f"https://www.youtube.com/watch?v={code}" if item.platform == "youtube" else f"{item.platform}:{item.code}"
     try:
         with yt_dlp.YoutubeDL(options) as downloader:
             info = downloader.extract_info(url, download=True)
