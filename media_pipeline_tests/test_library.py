@@ -5,10 +5,13 @@ whose frames show their index, concat, workflows, best frames."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -234,7 +237,10 @@ class QueueingGateway(InProcessGateway):
         return run.run_id
 
 
-def test_an_unfinished_job_holds_every_item_it_will_read(api_settings, instance, tmp_path):
+@contextlib.contextmanager
+def queued_concat(api_settings, instance, tmp_path: Path) -> Iterator[tuple[Any, int, int, dict]]:
+    """An API whose runs wait, two uploaded videos and a queued concat of them: (client, first,
+    second, the concat's job)."""
     from fastapi.testclient import TestClient
 
     from api.main import create_app
@@ -245,6 +251,11 @@ def test_an_unfinished_job_holds_every_item_it_will_read(api_settings, instance,
         first, second = (upload(client, path.read_bytes(), path.name).json()["id"] for path in (a, b))
         concat = client.post("/v1/media/concat", json={"items": [first, second]}, headers=AUTH).json()
         assert concat["status"] == "queued", concat
+        yield client, first, second, concat
+
+
+def test_an_unfinished_job_holds_every_item_it_will_read(api_settings, instance, tmp_path):
+    with queued_concat(api_settings, instance, tmp_path) as (client, first, second, concat):
         picture = upload(client, png_bytes(gradient())).json()["id"]
         workflow = client.post("/v1/workflows", json=WORKFLOW, headers=AUTH).json()
         run = client.post(f"{workflow['url']}/runs", json={"media_id": picture}, headers=AUTH).json()["job"]
@@ -629,16 +640,8 @@ def test_a_concat_whose_input_is_deleted_before_it_runs_fails_with_a_sentence(ap
     runs, it must fail saying so, and make nothing."""
     from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.execution.api import execute_run
-    from fastapi.testclient import TestClient
 
-    from api.main import create_app
-
-    a = make_indexed_movie(tmp_path / "a.mp4", frames=4, rate=Fraction(24), size=(160, 90))
-    b = make_indexed_movie(tmp_path / "b.mp4", frames=4, rate=Fraction(24), size=(160, 90), first_index=50)
-    with TestClient(create_app(api_settings, gateway=QueueingGateway(instance))) as client:
-        first, second = (upload(client, path.read_bytes(), path.name).json()["id"] for path in (a, b))
-        concat = client.post("/v1/media/concat", json={"items": [first, second]}, headers=AUTH).json()
-        assert concat["status"] == "queued", concat
+    with queued_concat(api_settings, instance, tmp_path) as (client, _first, second, concat):
         assert client.delete(f"/v1/media/{second}?force=true", headers=AUTH).status_code == 204
         before = client.get("/v1/media", headers=AUTH).json()["items"]
 
