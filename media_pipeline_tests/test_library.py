@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -655,3 +656,32 @@ def test_a_concat_whose_input_is_deleted_before_it_runs_fails_with_a_sentence(ap
         assert failed["status"] == "failed", failed
         assert f"there is no media with id {second} (it was deleted)" in failed["error"], failed["error"]
         assert client.get("/v1/media", headers=AUTH).json()["items"] == before  # no new item
+
+
+def test_a_concat_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_settings, instance, tmp_path):
+    """Postgres: the delete's row lock holds a concat of that item until the delete commits; the
+    concat then answers 422, where it used to queue a job reading the deleted item."""
+    if not api_settings.database_url.startswith("postgresql"):
+        pytest.skip("row locks are Postgres's; SQLite serialises its writers instead")
+    import sqlalchemy as sa
+
+    from media_pipeline import db
+    from media_pipeline.db.models import MediaItem
+
+    with queued_concat(api_settings, instance, tmp_path) as (client, first, second, _concat):
+        answers: list = []
+        with db.engine_for(api_settings.database_url).connect() as deleting:
+            deleting.execute(sa.select(MediaItem.id).where(MediaItem.id == second).with_for_update())
+            concat = threading.Thread(
+                target=lambda: answers.append(
+                    client.post("/v1/media/concat", json={"items": [first, second]}, headers=AUTH)
+                )
+            )
+            concat.start()
+            concat.join(timeout=2)
+            assert concat.is_alive() and not answers, "the concat did not wait for the delete under way"
+            deleting.execute(sa.delete(MediaItem).where(MediaItem.id == second))
+            deleting.commit()
+        concat.join(timeout=60)
+        problem = assert_problem(answers[0], 422, "validation_error")
+        assert f"there is no media with id {second}" in problem["detail"]

@@ -69,8 +69,9 @@ UPLOAD_DESCRIPTION = (
 _BY_ID = sa.select(MediaItem).where(MediaItem.id == sa.bindparam("media_id"))
 
 
-def _get(session: SessionDep, media_id: int) -> MediaItem:
-    item = session.scalars(_BY_ID, {"media_id": media_id}).one_or_none()
+def _get(session: SessionDep, media_id: int, *, lock: bool = False) -> MediaItem:
+    query = _BY_ID.with_for_update() if lock else _BY_ID
+    item = session.scalars(query, {"media_id": media_id}).one_or_none()
     if item is None:
         raise not_found("media", media_id)
     return item
@@ -234,7 +235,9 @@ def concat_media(
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     for number, media_id in enumerate(body.items):
-        item = session.get(MediaItem, media_id)
+        # Shared-locked until the job is committed: a delete of an item waits for it, then sees the
+        # job that will read the item (409), and a delete already under way is waited for.
+        item = session.get(MediaItem, media_id, with_for_update={"read": True})
         if item is None:
             raise field_problem(f"items.{number}", f"there is no media with id {media_id}")
         if item.type != "video":
@@ -327,7 +330,9 @@ def delete_media(
         bool, Query(description="Delete even if derivatives, unfinished jobs or compositions use it")
     ] = False,
 ) -> Response:
-    item = _get(session, media_id)
+    # Locked until the delete commits (Postgres; SQLite has no row locks): a concat of this item
+    # that starts meanwhile waits, then finds it gone, instead of queueing a job on a deleted item.
+    item = _get(session, media_id, lock=True)
     used = usage(session, media_id)
     used = replace(used, jobs=_still_unfinished(gateway, used.jobs))
     compositions = composition_store.compositions_using(session, media_id)
