@@ -106,7 +106,7 @@ def main() -> None:
         full = materialize(instance, work, "1.full", config(args.segments, frames))
         again = materialize(instance, work, "1.changed", config(args.segments, frames, changed=args.segments // 2))
 
-    cache = render.cache_for(work)
+    cache = render.cache_for(ArtifactStore(root=str(work)))
     plan = render.Plan.from_json((work / "compositions/1/renders/full/plan.json").read_text())
     shutil.rmtree(cache.root / "pieces")  # the clips stay cached: this times conform + join alone
     started = time.perf_counter()

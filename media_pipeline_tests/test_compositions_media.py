@@ -155,7 +155,7 @@ def test_plans_refuse_inputs_that_are_gone_or_of_the_wrong_type(tmp_path: Path) 
     image = stored(tmp_path, quadrants(tmp_path / "q.png"), 1)
     movie = stored(tmp_path, make_indexed_movie(tmp_path / "idx.mp4", frames=10), 2)
     media = {1: image, 2: movie}
-    cache = render.cache_for(tmp_path)
+    cache = render.cache_for(ArtifactStore(root=str(tmp_path)))
     cases = [
         (segment(1, "still", 5, (9,)), "inputs.0: there is no media with id 9 in the library"),
         (segment(1, "still", 5, (2,)), "inputs.0: generator still takes an image; media 2 is a video"),

@@ -27,6 +27,7 @@ from media_pipeline.compositions.generators.local import LocalGenerator
 from media_pipeline.compositions.generators.providers import RunwayGenerator, StabilityGenerator, retry_after
 from media_pipeline.compositions.render import CompositionSpec, RenderError, SegmentSpec
 from media_pipeline.core.segments import count_frames
+from media_pipeline.resources import ArtifactStore
 from media_pipeline.settings import load_settings
 from media_pipeline_tests.composition_media import library, stored
 
@@ -207,7 +208,7 @@ def spec(root: Path, generator: str, prompt: str = "a slow push in", frames: int
 
 
 def run(root: Path, spec_: CompositionSpec, gens: dict[str, Generator], hooks: Hooks) -> render.Plan:
-    cache = render.cache_for(root)
+    cache = render.cache_for(ArtifactStore(root=str(root)))
     plan = render.plan(spec_, gens, cache, still(root))
     for pool in {s.pool for s in plan.segments}:
         render.generate(plan, pool, gens, cache, root / "work", hooks, library(root).local_path,
@@ -234,10 +235,12 @@ def test_runway_through_throttling_retry_after_and_5xx_then_a_slow_download(
     assert item["task_id"] == "task-1" and item["cache"] == "miss"
     download = next(r for r in provider.requests if r["path"].startswith("/files/"))
     assert "Authorization" in download["headers"]  # same host as the API: the key goes along
-    clip = render.cache_for(tmp_path).clip(plan.segments[0].key)
+    clip = render.cache_for(ArtifactStore(root=str(tmp_path))).clip(plan.segments[0].key)
     assert clip.read_bytes() == provider.clip  # copied into our storage at once
 
-    composed = render.compose(plan, render.cache_for(tmp_path), tmp_path / "staging", tmp_path / "out.mp4", hooks)
+    composed = render.compose(
+        plan, render.cache_for(ArtifactStore(root=str(tmp_path))), tmp_path / "staging", tmp_path / "out.mp4", hooks
+    )
     assert count_frames(composed.video) == 30  # 2 s at 24 fps conformed to 30 frames at 29.97
     again = run(tmp_path, spec(tmp_path, "runway"), gens, Hooks())
     assert again.segments[0].decision == "cached"
@@ -259,7 +262,7 @@ def test_a_cancelled_render_cancels_the_providers_task(
     provider: Provider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gens = generators(provider, monkeypatch)
-    cache = render.cache_for(tmp_path)
+    cache = render.cache_for(ArtifactStore(root=str(tmp_path)))
     plan = render.plan(spec(tmp_path, "runway", prompt="forever"), gens, cache, still(tmp_path))
 
     class Interrupted(BaseException):
@@ -310,7 +313,7 @@ def test_stability_polls_202_through_a_5xx_and_writes_the_clip_as_it_arrives(
     submit = next(r for r in provider.requests if r["method"] == "POST")
     assert submit["path"] == "/v2beta/image-to-video" and b'name="image"' in submit["body"]
     assert plan.segments[0].ask_size == [1024, 576]
-    assert render.cache_for(tmp_path).clip(plan.segments[0].key).read_bytes() == provider.clip
+    assert render.cache_for(ArtifactStore(root=str(tmp_path))).clip(plan.segments[0].key).read_bytes() == provider.clip
     assert hooks.items["segment_1"]["task_id"] == "task-1"
 
 
@@ -332,7 +335,9 @@ def test_stability_failure_and_a_missing_key(
         run(tmp_path, spec(tmp_path, "stability"), gens, hooks)
     without = generators(provider, monkeypatch, MEDIA_PIPELINE_STABILITY_API_KEY="")
     with pytest.raises(RenderError, match="needs MEDIA_PIPELINE_STABILITY_API_KEY"):
-        render.plan(spec(tmp_path, "stability"), without, render.cache_for(tmp_path), still(tmp_path))
+        render.plan(
+            spec(tmp_path, "stability"), without, render.cache_for(ArtifactStore(root=str(tmp_path))), still(tmp_path)
+        )
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

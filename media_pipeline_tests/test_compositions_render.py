@@ -17,7 +17,10 @@ from media_pipeline.compositions.generators.base import GenerationRequest, Gener
 from media_pipeline.compositions.generators.local import LocalGenerator
 from media_pipeline.compositions.render import CompositionSpec, RenderError, SegmentSpec
 from media_pipeline.core.segments import count_frames
+from media_pipeline.resources import ArtifactStore
 from media_pipeline_tests.composition_media import library
+from media_pipeline_tests.s3_server import *  # noqa: F403  (fixtures)
+from media_pipeline_tests.s3_server import s3_store
 
 RATE = Fraction(30000, 1001)
 
@@ -58,8 +61,9 @@ def run(
     root: Path,
     render_id: str,
     media: dict[int, InputMedia] | None = None,
+    store: ArtifactStore | None = None,
 ) -> tuple[render.Plan, Path]:
-    cache = render.cache_for(root)
+    cache = render.cache_for(store or ArtifactStore(root=str(root)))
     previous = root / "plan.json"
     plan = render.plan(
         spec, gens, cache, media or {}, render.Plan.from_json(previous.read_text()) if previous.exists() else None
@@ -167,7 +171,10 @@ def test_conform_gives_exact_frames_and_continuous_pts_across_joins(tmp_path: Pa
     assert plan.total_frames == 10 + 15 + 7 + 9 - 4 - 3
     assert count_frames(video) == plan.total_frames
     for piece in render.pieces(plan):
-        assert count_frames(render.cache_for(tmp_path).piece(piece.key(plan.look))) == piece.frames
+        assert (
+            count_frames(render.cache_for(ArtifactStore(root=str(tmp_path))).piece(piece.key(plan.look)))
+            == piece.frames
+        )
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (160, 90)
@@ -204,3 +211,18 @@ def test_impossible_plans_are_refused_with_sentences(tmp_path: Path) -> None:
         run(spec(segment(1, 4, transition={"type": "crossfade", "frames": 5}), segment(2, 9)), gens, tmp_path, "r")
     with pytest.raises(RenderError, match="no generator 'nope'"):
         run(spec(segment(1, 4, generator="nope")), gens, tmp_path, "r")
+
+
+def test_with_s3_storage_a_second_machine_finds_every_clip_and_piece_cached(tmp_path, s3_endpoint, s3_bucket):
+    """The generation cache lives in the artifact store: a clip one machine paid a provider for is
+    a hit on every other machine of the deployment, fetched from the bucket."""
+    the_spec = spec(segment(1, 12), segment(2, 9, transition={"type": "crossfade", "frames": 3}), segment(3, 10))
+    first, second = Counting(), Counting()
+    machine_a, machine_b = tmp_path / "a", tmp_path / "b"
+    _, video_a = run(the_spec, {"counting": first}, machine_a, "r1", store=s3_store(machine_a, s3_endpoint, s3_bucket))
+    assert len(first.calls) == 3
+    plan, video_b = run(
+        the_spec, {"counting": second}, machine_b, "r1", store=s3_store(machine_b, s3_endpoint, s3_bucket)
+    )
+    assert second.calls == [] and [s.decision for s in plan.segments] == ["cached"] * 3
+    assert frame_md5(video_b) == frame_md5(video_a)

@@ -83,7 +83,7 @@ def composition_plan(
         with database.session() as session:
             media = inputs.resolve(session, wanted)
     try:
-        plan = render.plan(spec, generators, render.cache_for(artifacts.root_path), media, previous)
+        plan = render.plan(spec, generators, render.cache_for(artifacts), media, previous)
     except RenderError as exc:
         raise _failure(exc) from exc
     progress.plan(len(plan.segments), {s.item: f"segment {s.index + 1} ({s.generator})" for s in plan.segments})
@@ -138,7 +138,7 @@ def clips_asset(pool: str) -> dg.AssetsDefinition:
         concurrency = ffmpeg.concurrency if pool == "ffmpeg" else PROVIDER_CONCURRENCY
         try:
             results = render.generate(
-                plan, pool, generators, render.cache_for(artifacts.root_path), staging / "work", _Hooks(progress),
+                plan, pool, generators, render.cache_for(artifacts), staging / "work", _Hooks(progress),
                 LibraryStore(artifacts).local_path, concurrency=concurrency, timeout=settings.generator_timeout,
             )  # fmt: skip
         except (RenderError, FFmpegError) as exc:
@@ -182,7 +182,7 @@ def video_asset(clip_assets: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
         plan = Plan.from_json((staging / "plan.json").read_text())
         progress = ProgressReporter.for_context(context, unit="segments")
         progress.plan(len(plan.segments))
-        cache = render.cache_for(artifacts.root_path)
+        cache = render.cache_for(artifacts)
         output = folder / "output" / f"{render_id}.mp4"
         try:
             composed = render.compose(plan, cache, staging, output, _Hooks(progress), concurrency=ffmpeg.concurrency,

@@ -11,9 +11,10 @@ everything that decides what the generator makes:
 
 So: nothing changed, nothing is generated; an edited prompt, params, seed, length or input
 generates that segment alone; a generator's version bump regenerates every segment it made.
-Entries are `cache/clips/<k[:2]>/<k>.mp4` with `<k>.json` beside it (the key's payload, the
-provider's task id, when). A clip appears under its name only once complete (atomic rename),
-so a crash never leaves a half clip that looks cached.
+Entries are `compositions/cache/clips/<k[:2]>/<k>.mp4` in the artifact store (S3 too) with
+`<k>.json` beside it (the key's payload, the provider's task id, when). A clip appears under its
+name only once complete (atomic rename, stored before its record), so a crash never leaves a half
+clip that looks cached.
 
 The conformed pieces the final video is joined from are cached the same way
 (`cache/pieces/`), keyed by the clip's key and the composition's look and frame range.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.core.files import atomic_path
+from media_pipeline.resources import ArtifactStore
 
 
 def canonical(payload: Any) -> bytes:
@@ -42,30 +44,54 @@ def key_of(payload: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class GenerationCache:
-    root: Path  # <artifact root>/compositions/cache
+    """The cache in the artifact store: with the S3 backend every machine sees every clip (a
+    provider's clip is paid for once), with the local folder the machines that share it."""
 
-    def clip(self, key: str) -> Path:
-        return self.root / "clips" / key[:2] / f"{key}.mp4"
+    store: ArtifactStore
+    prefix: str = "compositions/cache"
 
-    def record(self, key: str) -> Path:
-        return self.clip(key).with_suffix(".json")
+    def _key(self, kind: str, key: str, suffix: str) -> str:
+        return f"{self.prefix}/{kind}/{key[:2]}/{key}{suffix}"
 
     def has(self, key: str) -> bool:
-        return self.clip(key).is_file() and self.record(key).is_file()
+        # The record is stored last: a clip without it is not an entry yet.
+        return self.store.exists(self._key("clips", key, ".json")) and self.store.exists(
+            self._key("clips", key, ".mp4")
+        )
+
+    def clip(self, key: str) -> Path:
+        """The cached clip as a local file (fetched from the store if this machine lacks it)."""
+        return self.store.localize(self._key("clips", key, ".mp4"))
 
     def info(self, key: str) -> dict[str, Any]:
-        return dict(json.loads(self.record(key).read_text())) if self.record(key).is_file() else {}
+        record = self._key("clips", key, ".json")
+        return dict(json.loads(self.store.localize(record).read_text())) if self.store.exists(record) else {}
 
     def put(self, key: str, payload: dict[str, Any], clip: Path, task_id: str) -> Path:
-        """Move the finished `clip` into the cache under `key` (the record written last: an
-        entry is only a hit once both exist)."""
-        target = self.clip(key)
+        """Move the finished `clip` into the cache under `key` and store it, the record last: an
+        entry is only a hit once both exist."""
+        clip_key, record_key = self._key("clips", key, ".mp4"), self._key("clips", key, ".json")
+        target = self.store.path(clip_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(clip, target)
         record = {"key": key, "payload": payload, "task_id": task_id, "created": dt.datetime.now(dt.UTC).isoformat()}
-        with atomic_path(self.record(key)) as tmp:
+        with atomic_path(self.store.path(record_key)) as tmp:
             tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+        self.store.publish(clip_key, record_key)
         return target
 
+    def has_piece(self, key: str) -> bool:
+        return self.store.exists(self._key("pieces", key, ".mp4"))
+
+    def piece_target(self, key: str) -> Path:
+        """Where a conformed piece is written in the working copy, before `stored_piece`."""
+        target = self.store.path(self._key("pieces", key, ".mp4"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def stored_piece(self, key: str) -> None:
+        self.store.publish(self._key("pieces", key, ".mp4"))
+
     def piece(self, key: str) -> Path:
-        return self.root / "pieces" / key[:2] / f"{key}.mp4"
+        """The conformed piece as a local file (fetched from the store if need be)."""
+        return self.store.localize(self._key("pieces", key, ".mp4"))

@@ -49,6 +49,7 @@ from media_pipeline.core.files import atomic_path
 from media_pipeline.core.probe import probe
 from media_pipeline.core.segments import Look, count_frames, encoder_args, join
 from media_pipeline.core.timecode import parse_rate, rate_text
+from media_pipeline.resources import ArtifactStore
 
 PIECE_VERSION = 1  # bump when conformed pictures change for the same clip (invalidates pieces)
 Decision = Literal["cached", "generate"]
@@ -165,8 +166,8 @@ def render_dir(artifact_root: Path, composition_id: int, render_id: str) -> Path
     return artifact_root / "compositions" / str(composition_id) / "renders" / render_id
 
 
-def cache_for(artifact_root: Path) -> GenerationCache:
-    return GenerationCache(artifact_root / "compositions" / "cache")
+def cache_for(artifacts: ArtifactStore) -> GenerationCache:
+    return GenerationCache(artifacts)
 
 
 # -- PLAN -------------------------------------------------------------------------------------
@@ -484,10 +485,11 @@ def compose(
             per_segment.setdefault(piece.incoming.id, []).append(piece)
 
     def build(piece: Piece) -> bool:
-        path = cache.piece(piece.key(look))
-        if path.is_file():
+        key = piece.key(look)
+        if cache.has_piece(key):
             return False
-        encode_piece(piece, look, cache, path)
+        encode_piece(piece, look, cache, cache.piece_target(key))
+        cache.stored_piece(key)
         return True
 
     done: dict[int, int] = {}
