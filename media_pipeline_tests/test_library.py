@@ -658,9 +658,11 @@ def test_a_concat_whose_input_is_deleted_before_it_runs_fails_with_a_sentence(ap
         assert client.get("/v1/media", headers=AUTH).json()["items"] == before  # no new item
 
 
-def test_a_concat_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_settings, instance, tmp_path):
-    """Postgres: the delete's row lock holds a concat of that item until the delete commits; the
-    concat then answers 422, where it used to queue a job reading the deleted item."""
+@pytest.mark.parametrize("starting", ["concat", "best_frames"])
+def test_a_job_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_settings, instance, tmp_path, starting):
+    """Postgres: the delete's row lock holds a request that would queue a job on that item until the
+    delete commits; the request then answers 404/422, where it used to queue a job reading the
+    deleted item."""
     if not api_settings.database_url.startswith("postgresql"):
         pytest.skip("row locks are Postgres's; SQLite serialises its writers instead")
     import sqlalchemy as sa
@@ -669,19 +671,24 @@ def test_a_concat_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_
     from media_pipeline.db.models import MediaItem
 
     with queued_concat(api_settings, instance, tmp_path) as (client, first, second, _concat):
+        if starting == "concat":
+            request = ("/v1/media/concat", {"items": [first, second]})
+        else:
+            request = (f"/v1/media/{second}/best-frames", {"count": 2})
         answers: list = []
         with db.engine_for(api_settings.database_url).connect() as deleting:
             deleting.execute(sa.select(MediaItem.id).where(MediaItem.id == second).with_for_update())
-            concat = threading.Thread(
-                target=lambda: answers.append(
-                    client.post("/v1/media/concat", json={"items": [first, second]}, headers=AUTH)
-                )
+            thread = threading.Thread(
+                target=lambda: answers.append(client.post(request[0], json=request[1], headers=AUTH))
             )
-            concat.start()
-            concat.join(timeout=2)
-            assert concat.is_alive() and not answers, "the concat did not wait for the delete under way"
+            thread.start()
+            thread.join(timeout=2)
+            assert thread.is_alive() and not answers, "the request did not wait for the delete under way"
             deleting.execute(sa.delete(MediaItem).where(MediaItem.id == second))
             deleting.commit()
-        concat.join(timeout=60)
-        problem = assert_problem(answers[0], 422, "validation_error")
-        assert f"there is no media with id {second}" in problem["detail"]
+        thread.join(timeout=60)
+        if starting == "concat":
+            problem = assert_problem(answers[0], 422, "validation_error")
+            assert f"there is no media with id {second}" in problem["detail"]
+        else:
+            assert_problem(answers[0], 404, "not_found")

@@ -69,8 +69,11 @@ UPLOAD_DESCRIPTION = (
 _BY_ID = sa.select(MediaItem).where(MediaItem.id == sa.bindparam("media_id"))
 
 
-def _get(session: SessionDep, media_id: int, *, lock: bool = False) -> MediaItem:
-    query = _BY_ID.with_for_update() if lock else _BY_ID
+def _get(session: SessionDep, media_id: int, *, lock: Literal["share", "update"] | None = None) -> MediaItem:
+    """The item, or a 404. `lock` (Postgres; SQLite has no row locks) holds its row until the
+    session commits: `update` for a delete, `share` for a job that will read the item, so that
+    the two take turns instead of a job being queued on an item deleted meanwhile."""
+    query = _BY_ID if lock is None else _BY_ID.with_for_update(read=lock == "share")
     item = session.scalars(query, {"media_id": media_id}).one_or_none()
     if item is None:
         raise not_found("media", media_id)
@@ -235,8 +238,7 @@ def concat_media(
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     for number, media_id in enumerate(body.items):
-        # Shared-locked until the job is committed: a delete of an item waits for it, then sees the
-        # job that will read the item (409), and a delete already under way is waited for.
+        # Share-locked until the job is committed (see _get).
         item = session.get(MediaItem, media_id, with_for_update={"read": True})
         if item is None:
             raise field_problem(f"items.{number}", f"there is no media with id {media_id}")
@@ -330,9 +332,7 @@ def delete_media(
         bool, Query(description="Delete even if derivatives, unfinished jobs or compositions use it")
     ] = False,
 ) -> Response:
-    # Locked until the delete commits (Postgres; SQLite has no row locks): a concat of this item
-    # that starts meanwhile waits, then finds it gone, instead of queueing a job on a deleted item.
-    item = _get(session, media_id, lock=True)
+    item = _get(session, media_id, lock="update")
     used = usage(session, media_id)
     used = replace(used, jobs=_still_unfinished(gateway, used.jobs))
     compositions = composition_store.compositions_using(session, media_id)
@@ -480,7 +480,7 @@ def best_frames(
     gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
-    item = _get(session, media_id)
+    item = _get(session, media_id, lock="share")
     if item.type != "video":
         raise field_problem(
             "media_id", f"media {media_id} is an image; best frames are chosen from videos", location="path"

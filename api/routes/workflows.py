@@ -98,7 +98,8 @@ def run_workflow(
     idempotency_key: IdempotencyKey = None,
 ) -> WorkflowRunOut:
     workflow = _get(session, workflow_id)
-    item = session.get(MediaItem, body.media_id)
+    # Share-locked until the job is committed, so that a delete of the item and this run take turns.
+    item = session.get(MediaItem, body.media_id, with_for_update={"read": True})
     if item is None:
         raise field_problem("media_id", f"there is no media with id {body.media_id}")
     wanted = input_type(workflow.definition)
