@@ -20,6 +20,7 @@ from anyone who can reach the Dagster UI, and must not point steps at another br
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +142,7 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition:
 
 def _celery_executor(settings: Settings) -> dg.ExecutorDefinition:
     # Imported here: Celery is needed only in this mode.
+    from celery.exceptions import DuplicateTaskNameWarning
     from dagster_celery import core_execution_loop
     from dagster_celery.core_execution_loop import core_celery_execution_loop
     from dagster_celery.executor import CeleryExecutor, _submit_task
@@ -155,7 +157,11 @@ def _celery_executor(settings: Settings) -> dg.ExecutorDefinition:
     def submit(app: Any, plan_context: Any, step: ExecutionStep, queue: str, priority: int, known: Any) -> Any:
         # The queue dagster-celery read from the op tag, with this deployment's prefix (the run
         # log's "Submitting celery task" line names it without).
-        return _submit_task(app, plan_context, step, prefix + queue_for(step), priority, known)
+        with warnings.catch_warnings():
+            # dagster-celery registers its one step task again for each step it submits; Celery
+            # warns that the name is taken, by that same task, which is what runs.
+            warnings.simplefilter("ignore", DuplicateTaskNameWarning)
+            return _submit_task(app, plan_context, step, prefix + queue_for(step), priority, known)
 
     class HostCeleryExecutor(_RecordsHost, CeleryExecutor):
         def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[Any]:
