@@ -95,7 +95,7 @@ def test_frames_crossfades_voice_onset_and_scene_files(tmp_path: Path) -> None:
     # The voice starts at the sample where scene 2's first frame (54) begins: 54 * 48000 / rate.
     onset = frame_to_sample(54, rate)
     assert onset == 86486
-    lossless = pcm(folder / "work" / "mix" / "r1.wav", tmp_path)
+    lossless = pcm(soundtrack_of(folder), tmp_path)
     peak = max(abs(s) for s in lossless)
     # A 1 kHz sine from phase 0 first exceeds a quarter of its peak 2 samples in (sin(2*pi*2/48) = 0.26).
     assert first_above(lossless, peak // 4) == onset + 2
@@ -148,6 +148,36 @@ def test_ducking_is_at_least_10_db_measured_on_the_output(tmp_path: Path) -> Non
     under = rms_db(plain_video, start=Fraction(33, 10), end=Fraction(39, 10), band=music_band)
     between = rms_db(plain_video, start=Fraction(47, 10), end=Fraction(57, 10), band=music_band)
     assert abs(between - under) < 3.0
+
+
+def soundtrack_of(folder: Path) -> Path:
+    """The lossless soundtrack of the slideshow's one render (work/soundtracks/<key>/)."""
+    (found,) = (folder / "work" / "soundtracks").glob("*/soundtrack.wav")
+    return found
+
+
+def test_a_caption_change_reuses_the_soundtrack_and_a_voice_change_does_not(tmp_path: Path) -> None:
+    scenes = [{"images": ["i0.png"], "voiceover": "v.wav", "duration": 1.5, "caption": "one"}] * 2
+    folder = slideshow(tmp_path, scenes)
+    images(folder, 1)
+    make_tone(folder / "voiceovers" / "v.wav", frequency=1000, seconds=1.0, volume_db=-10)
+    make_tone(folder / "music" / "bed.wav", frequency=150, seconds=1.7, volume_db=-6)
+    spec = replace(SPEC, music="bed.wav", ducking=True)
+    first = render(folder, spec, Recorder(), render_id="r1")
+    assert not first.reused_soundtrack
+    before = pcm(soundtrack_of(folder), tmp_path)
+
+    (folder / "scenes.json").write_text(json.dumps({"scenes": [scenes[0], {**scenes[1], "caption": "two"}]}))
+    hooks = Recorder()
+    second = render(folder, spec, hooks, render_id="r2")
+    assert second.reused_soundtrack and any("soundtrack reused" in m for _, m in hooks.logs)
+    assert pcm(soundtrack_of(folder), tmp_path) == before  # still the one soundtrack
+    assert second.ducking_depth == first.ducking_depth and second.checks["ducking_depth"][0]
+
+    make_tone(folder / "voiceovers" / "v.wav", frequency=700, seconds=1.0, volume_db=-10)
+    third = render(folder, spec, Recorder(), render_id="r3")
+    assert not third.reused_soundtrack
+    assert len(list((folder / "work" / "soundtracks").glob("*/soundtrack.wav"))) == 2
 
 
 def test_changing_one_scene_re_encodes_only_it_and_its_crossfades(tmp_path: Path) -> None:
@@ -268,7 +298,7 @@ def test_voice_longer_than_its_scene_is_faded_with_a_warning(tmp_path: Path) -> 
     result = render(folder, SPEC, hooks, render_id="r1")
     assert result.plan.scenes[0].clamped and result.plan.scenes[0].frames == 75  # maxShot 3.0
     assert any(level == "warning" and "faded out at the scene's end" in m for level, m in hooks.logs)
-    lossless = pcm(folder / "work" / "mix" / "r1.wav", tmp_path)
+    lossless = pcm(soundtrack_of(folder), tmp_path)
     assert len(lossless) == 3 * 48000
     assert max(abs(s) for s in lossless[-200:]) < max(abs(s) for s in lossless[48000:48200]) / 10
 

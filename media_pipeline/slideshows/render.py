@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class RenderResult:
     reused_scenes: list[int]
     encoded_segments: int
     reused_segments: int
+    reused_soundtrack: bool = False
     warnings: list[str] = field(default_factory=list)
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
 
@@ -111,6 +113,7 @@ class RenderResult:
             "reused_scenes": self.reused_scenes,
             "encoded_segments": self.encoded_segments,
             "reused_segments": self.reused_segments,
+            "reused_soundtrack": self.reused_soundtrack,
             "warnings": self.warnings,
             "checks": {name: {"passed": ok, "detail": detail} for name, (ok, detail) in self.checks.items()},
         }
@@ -273,16 +276,12 @@ def render(
     encoded, reused_segments, reused_scenes = _build(work, look, segments, hooks, concurrency)
 
     hooks.stage("CONCAT")
-    raw = work / "mix" / f"{render_id}.raw.wav"
-    ducks = spec.ducking and music is not None and any(voices)
-    beds = (work / "mix" / f"{render_id}.bed.wav", work / "mix" / f"{render_id}.dry.wav") if ducks else None
-    warnings, audible = mix.mix(plan, voices, music, ducking=spec.ducking, output=raw, beds=beds)
-    for warning in warnings:
+    audio = _soundtrack(work, plan, voices, music, spec)
+    for warning in audio.warnings:
         hooks.log("warning", warning)
-    soundtrack = raw
-    if audible:
-        soundtrack = work / "mix" / f"{render_id}.wav"
-        mix.normalise(raw, soundtrack, target=spec.loudness, samples=plan.total_samples)
+    if audio.reused:
+        hooks.log("info", "soundtrack reused: the voices, music and timing are those of an earlier render")
+    soundtrack, beds = audio.path, audio.beds
     staging = work / "final" / render_id
     staging.mkdir(parents=True, exist_ok=True)
     video = staging / spec.output_name
@@ -312,7 +311,8 @@ def render(
     result.scene_files = scene_files
     result.reused_scenes = reused_scenes
     result.encoded_segments, result.reused_segments = encoded, reused_segments
-    result.warnings = warnings
+    result.reused_soundtrack = audio.reused
+    result.warnings = audio.warnings
     failed = [detail for ok, detail in result.checks.values() if not ok]
     if failed:
         raise RenderError([f"the render failed its checks and was not published ({'; '.join(failed)})"])
@@ -340,6 +340,67 @@ def _voice(
             hooks.log("info", f"scene {number}: speech reused from the cache")
         return decoded_audio(speech, work, f"scene {number}'s speech")
     return None
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    path: Path  # 48 kHz stereo float WAV of exactly the video's samples, loudness-normalised if audible
+    beds: tuple[Path, Path] | None  # the music ducked and dry, when ducking applies (measured later)
+    warnings: list[str]
+    reused: bool
+
+
+def soundtrack_key(plan: FramePlan, voices: list[mix.VoiceClip | None], music: Path | None, spec: RenderSpec) -> str:
+    """What decides the soundtrack: the timing, each voice and the music (decoded files named by
+    their content's sha-256), ducking, the loudness target, and mix.py itself, so that a change to
+    the mix's graph or constants never reuses an old soundtrack. Captions, pictures and the
+    encoder do not enter: changing those reuses it."""
+    payload = {
+        "mix": hashlib.sha256(Path(mix.__file__).read_bytes()).hexdigest(),
+        "rate": f"{plan.rate.numerator}/{plan.rate.denominator}",
+        "scenes": [[scene.start, scene.frames] for scene in plan.scenes],
+        "xfade": plan.xfade_frames,
+        "voices": [None if v is None else [v.path.name, v.samples] for v in voices],
+        "music": None if music is None else music.name,
+        "ducking": spec.ducking,
+        "loudness": spec.loudness,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _soundtrack(
+    work: Path, plan: FramePlan, voices: list[mix.VoiceClip | None], music: Path | None, spec: RenderSpec
+) -> Soundtrack:
+    """The mixed and normalised soundtrack, from the cache when an earlier render made the same
+    one (a folder per key, renamed into place whole)."""
+    key = soundtrack_key(plan, voices, music, spec)
+    folder = work / "soundtracks" / key
+    ducks = spec.ducking and music is not None and any(voices)
+
+    def paths(root: Path) -> tuple[Path, tuple[Path, Path] | None]:
+        return root / "soundtrack.wav", ((root / "bed.wav", root / "dry.wav") if ducks else None)
+
+    record = folder / "soundtrack.json"
+    if record.is_file():
+        path, beds = paths(folder)
+        return Soundtrack(path, beds, list(json.loads(record.read_text())["warnings"]), reused=True)
+    scratch = folder.with_name(f".{key}.{os.getpid()}.partial")
+    scratch.mkdir(parents=True, exist_ok=True)
+    path, beds = paths(scratch)
+    raw = scratch / "raw.wav"
+    warnings, audible = mix.mix(plan, voices, music, ducking=spec.ducking, output=raw, beds=beds)
+    if audible:
+        mix.normalise(raw, path, target=spec.loudness, samples=plan.total_samples)
+        raw.unlink()
+    else:
+        os.replace(raw, path)
+    (scratch / "soundtrack.json").write_text(json.dumps({"key": key, "warnings": warnings}))
+    try:
+        os.replace(scratch, folder)
+    except OSError:  # another render made the same soundtrack meanwhile: keep theirs
+        shutil.rmtree(scratch, ignore_errors=True)
+    path, beds = paths(folder)
+    return Soundtrack(path, beds, warnings, reused=False)
 
 
 def segment_path(work: Path, segment: Segment, look: Look) -> Path:
