@@ -256,6 +256,54 @@ def test_tts_with_an_engine_on_path_is_synthesised_and_cached(tmp_path: Path, mo
     assert any("reused from the cache" in message for _, message in hooks.logs)
 
 
+def fake_piper(bin_dir: Path, log: Path) -> None:
+    """A `piper` on PATH with piper's command line (`--model M --output_file F`, text on stdin)
+    that writes a 1.2 s 330 Hz WAV, refusing a model file that does not exist as piper does."""
+    bin_dir.mkdir()
+    script = bin_dir / "piper"
+    script.write_text(
+        "#!/usr/bin/env python3\n"
+        "import argparse, math, os, struct, sys, wave\n"
+        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+        "if '--version' in sys.argv:\n"
+        "    print('1.2.0-fake'); sys.exit(0)\n"
+        "parser = argparse.ArgumentParser(); parser.add_argument('--model', '-m', required=True)\n"
+        "parser.add_argument('--output_file', '-f', required=True); args = parser.parse_args()\n"
+        "if not os.path.isfile(args.model):\n"
+        "    sys.exit(f'Model not found: {args.model}')\n"
+        "text = sys.stdin.read()\n"
+        "open(" + repr(str(log)) + ", 'a').write('text: ' + text + '\\n')\n"
+        "with wave.open(args.output_file, 'wb') as w:\n"
+        "    w.setnchannels(1); w.setsampwidth(2); w.setframerate(22050)\n"
+        "    w.writeframes(b''.join(struct.pack('<h', int(8000 * math.sin(2 * math.pi * 330 * i / 22050)))"
+        " for i in range(26460)))\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+def test_piper_speaks_with_the_voice_model_and_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "calls.log"
+    fake_piper(tmp_path / "bin", log)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    model = tmp_path / "en_US-lessac-medium.onnx"
+    model.write_bytes(b"onnx")
+    folder = slideshow(tmp_path, [{"images": ["i0.png"], "text": "Welcome to the show"}, {"images": ["i1.png"]}])
+    images(folder, 2)
+    spec = replace(SPEC, tts_engine="piper", tts_voice=str(model))
+    result = render(folder, spec, Recorder(), render_id="r1")
+    first = result.plan.scenes[0]
+    assert (first.source, first.wanted) == ("voiceover", 30)  # 1.2 s of speech at 25 fps
+    calls = log.read_text().splitlines()
+    assert f"--model {model} --output_file" in calls[-2] and calls[-1] == "text: Welcome to the show"
+    before = len(calls)
+    render(folder, spec, Recorder(), render_id="r2")
+    assert len(log.read_text().splitlines()) == before  # cached: piper not run again
+
+    # A voice model that is not there: the scene fails with piper's own words and what to check.
+    with pytest.raises(RenderError, match=r"piper could not speak the text .*Model not found"):
+        render(folder, replace(spec, tts_voice=str(tmp_path / "missing.onnx")), Recorder(), render_id="r3")
+
+
 def test_tts_engine_missing_fails_validate_saying_how_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
