@@ -658,7 +658,7 @@ def test_a_concat_whose_input_is_deleted_before_it_runs_fails_with_a_sentence(ap
         assert client.get("/v1/media", headers=AUTH).json()["items"] == before  # no new item
 
 
-@pytest.mark.parametrize("starting", ["concat", "best_frames"])
+@pytest.mark.parametrize("starting", ["concat", "best_frames", "workflow_run"])
 def test_a_job_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_settings, instance, tmp_path, starting):
     """Postgres: the delete's row lock holds a request that would queue a job on that item until the
     delete commits; the request then answers 404/422, where it used to queue a job reading the
@@ -673,8 +673,12 @@ def test_a_job_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_set
     with queued_concat(api_settings, instance, tmp_path) as (client, first, second, _concat):
         if starting == "concat":
             request = ("/v1/media/concat", {"items": [first, second]})
-        else:
+        elif starting == "best_frames":
             request = (f"/v1/media/{second}/best-frames", {"count": 2})
+        else:
+            trim = {"name": "cutdown", "steps": [{"id": "a", "ops": [{"op": "trim", "start_frame": 1}]}]}
+            workflow = client.post("/v1/workflows", json=trim, headers=AUTH).json()
+            request = (f"{workflow['url']}/runs", {"media_id": second})
         answers: list = []
         with db.engine_for(api_settings.database_url).connect() as deleting:
             deleting.execute(sa.select(MediaItem.id).where(MediaItem.id == second).with_for_update())
@@ -687,8 +691,8 @@ def test_a_job_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_set
             deleting.execute(sa.delete(MediaItem).where(MediaItem.id == second))
             deleting.commit()
         thread.join(timeout=60)
-        if starting == "concat":
+        if starting == "best_frames":
+            assert_problem(answers[0], 404, "not_found")
+        else:
             problem = assert_problem(answers[0], 422, "validation_error")
             assert f"there is no media with id {second}" in problem["detail"]
-        else:
-            assert_problem(answers[0], 404, "not_found")
