@@ -188,6 +188,9 @@ def test_review_a_cut_from_upload_to_final_video(page, stack: Stack, tmp_path: P
     statuses = diff.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.status)")
     assert sorted(statuses) == sorted(["no_change", "cut_change", "omitted", "new"]), statuses
     assert "head trimmed 2 frames" in diff.inner_text()
+    # The thumbnails are lazy images: Chromium loads them only once they are near the viewport,
+    # and how far below the fold the diff lands depends on the layout; look at it as a user would.
+    diff.scroll_into_view_if_needed()
     page.wait_for_function("() => [...document.querySelectorAll('table.diff img')].every(i => i.naturalWidth > 0)")
     screenshot(page, "diff")
 
