@@ -218,24 +218,31 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
         assert rgb.getpixel((10, 10))[2] > 150 and rgb.getpixel((10, 10))[0] < 100
 
 
-def fake_espeak(bin_dir: Path, log: Path) -> None:
-    """An `espeak-ng` on PATH that writes a 0.8 s 440 Hz WAV with Python's wave module."""
+def fake_engine(bin_dir: Path, name: str, log: Path, version: str, parse: str, hertz: int, samples: int) -> None:
+    """A text-to-speech executable `name` on PATH: logs its arguments, answers `--version`, runs
+    `parse` (which sets `out`, the WAV to write) and writes `samples` of a `hertz` tone at 22.05 kHz."""
     bin_dir.mkdir()
-    script = bin_dir / "espeak-ng"
+    script = bin_dir / name
     script.write_text(
         "#!/usr/bin/env python3\n"
-        "import math, struct, sys, wave\n"
-        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+        "import argparse, math, os, struct, sys, wave\n"
+        f"LOG = {str(log)!r}\n"
+        "open(LOG, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
         "if '--version' in sys.argv:\n"
-        "    print('eSpeak NG text-to-speech: 1.51-fake'); sys.exit(0)\n"
-        "out = sys.argv[sys.argv.index('-w') + 1]\n"
-        "text = sys.stdin.read()\n"
+        f"    print({version!r}); sys.exit(0)\n"
+        f"{parse}"
         "with wave.open(out, 'wb') as w:\n"
         "    w.setnchannels(1); w.setsampwidth(2); w.setframerate(22050)\n"
-        "    w.writeframes(b''.join(struct.pack('<h', int(8000 * math.sin(2 * math.pi * 440 * i / 22050)))"
-        " for i in range(17640)))\n"
+        f"    w.writeframes(b''.join(struct.pack('<h', int(8000 * math.sin(2 * math.pi * {hertz} * i / 22050)))"
+        f" for i in range({samples})))\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+def fake_espeak(bin_dir: Path, log: Path) -> None:
+    """An `espeak-ng` on PATH that writes a 0.8 s 440 Hz WAV with Python's wave module."""
+    parse = "out = sys.argv[sys.argv.index('-w') + 1]\ntext = sys.stdin.read()\n"
+    fake_engine(bin_dir, "espeak-ng", log, "eSpeak NG text-to-speech: 1.51-fake", parse, 440, 17640)
 
 
 def test_tts_with_an_engine_on_path_is_synthesised_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,26 +266,15 @@ def test_tts_with_an_engine_on_path_is_synthesised_and_cached(tmp_path: Path, mo
 def fake_piper(bin_dir: Path, log: Path) -> None:
     """A `piper` on PATH with piper's command line (`--model M --output_file F`, text on stdin)
     that writes a 1.2 s 330 Hz WAV, refusing a model file that does not exist as piper does."""
-    bin_dir.mkdir()
-    script = bin_dir / "piper"
-    script.write_text(
-        "#!/usr/bin/env python3\n"
-        "import argparse, math, os, struct, sys, wave\n"
-        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
-        "if '--version' in sys.argv:\n"
-        "    print('1.2.0-fake'); sys.exit(0)\n"
+    parse = (
         "parser = argparse.ArgumentParser(); parser.add_argument('--model', '-m', required=True)\n"
         "parser.add_argument('--output_file', '-f', required=True); args = parser.parse_args()\n"
         "if not os.path.isfile(args.model):\n"
         "    sys.exit(f'Model not found: {args.model}')\n"
-        "text = sys.stdin.read()\n"
-        "open(" + repr(str(log)) + ", 'a').write('text: ' + text + '\\n')\n"
-        "with wave.open(args.output_file, 'wb') as w:\n"
-        "    w.setnchannels(1); w.setsampwidth(2); w.setframerate(22050)\n"
-        "    w.writeframes(b''.join(struct.pack('<h', int(8000 * math.sin(2 * math.pi * 330 * i / 22050)))"
-        " for i in range(26460)))\n"
+        "open(LOG, 'a').write('text: ' + sys.stdin.read() + '\\n')\n"
+        "out = args.output_file\n"
     )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    fake_engine(bin_dir, "piper", log, "1.2.0-fake", parse, 330, 26460)
 
 
 def test_piper_speaks_with_the_voice_model_and_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
