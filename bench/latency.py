@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -64,8 +65,37 @@ def percentile(values: list[float], q: float) -> float:
 
 def report(name: str, values: list[float]) -> None:
     print(
-        f"  {name:<28} p50 {statistics.median(values):6.2f}s   p95 {percentile(values, 0.95):6.2f}s   n={len(values)}"
+        f"  {name:<44} p50 {statistics.median(values):6.2f}s   p95 {percentile(values, 0.95):6.2f}s   n={len(values)}"
     )
+
+
+PHASES = (
+    ("queued", "RUN_ENQUEUED", "RUN_STARTING"),
+    ("launching", "RUN_STARTING", "RUN_START"),
+    ("running", "RUN_START", "RUN_SUCCESS"),
+)
+
+
+def print_phases(dagster_home: Path, run_ids: dict[str, list[str]]) -> None:
+    """Where the runs of each group spent their time, from their own event logs, so a slower
+    figure above is attributed: waiting for the queue daemon, starting a run worker, the work."""
+    import dagster as dg
+
+    print("phases of those runs, from their event logs:")
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for group, ids in run_ids.items():
+            phases: dict[str, list[float]] = defaultdict(list)
+            for run_id in ids:
+                stamps = {
+                    entry.dagster_event.event_type.name: entry.timestamp
+                    for entry in instance.all_logs(run_id)
+                    if entry.dagster_event is not None
+                }
+                for phase, start, end in PHASES:
+                    if start in stamps and end in stamps:
+                        phases[phase].append(stamps[end] - stamps[start])
+            for phase, values in phases.items():
+                report(f"  {group}: {phase}", values)
 
 
 def main() -> None:
@@ -119,7 +149,9 @@ def main() -> None:
 
             status = wait(finished, 300, "a thumbnail job")
             assert status == "succeeded", status
-            return time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            run_ids[group].append(client.get(f"/v1/jobs/{job['id']}").json()["run_id"])
+            return elapsed
 
         def noop(_: int) -> float:
             from dagster_graphql import DagsterGraphQLClient
@@ -128,6 +160,7 @@ def main() -> None:
             started = time.perf_counter()
             run_id = graphql.submit_job_execution("health_check")
             wait(lambda: graphql.get_run_status(run_id).value in ("SUCCESS", "FAILURE"), 300, "a no-op run")
+            run_ids[group].append(run_id)
             return time.perf_counter() - started
 
         def bare(_: int) -> float:
@@ -138,10 +171,13 @@ def main() -> None:
             return time.perf_counter() - started
 
         results: dict[str, list[float]] = {}
+        run_ids: dict[str, list[str]] = defaultdict(list)  # Dagster runs of each group, for print_phases
         for name, fn in (("no-op run", noop), ("single-shot thumbnail job", thumbnail), ("bare ffmpeg", bare)):
-            results[f"{name}, one after another"] = [fn(i) for i in range(args.runs)]
+            group = f"{name}, one after another"
+            results[group] = [fn(i) for i in range(args.runs)]
+            group = f"{name}, {args.runs} at once"
             with ThreadPoolExecutor(args.runs) as pool:
-                results[f"{name}, {args.runs} at once"] = list(pool.map(fn, range(args.runs)))
+                results[group] = list(pool.map(fn, range(args.runs)))
         results["thumbnail job POST -> running, all"] = to_running
         print(f"machine: {os.cpu_count()} cores; stack: media-pipeline up (SQLite, queued run coordinator)")
         for name, values in results.items():
@@ -150,6 +186,7 @@ def main() -> None:
             results["no-op run, one after another"]
         )
         print(f"thumbnail p50 / no-op p50 (one after another): {ratio:.2f}x  (target <= 1.5x)")
+        print_phases(work / "home" / "dagster", run_ids)
     finally:
         client.close()
         os.killpg(stack.pid, signal.SIGINT)

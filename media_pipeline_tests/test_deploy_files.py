@@ -749,7 +749,11 @@ def test_instance_config_in_the_image_is_valid(tmp_path: Path) -> None:
     shutil.copyfile(INSTANCE_CONFIG, tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))
     assert "postgres" in config["storage"]
-    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    # Dagster's queued run coordinator, reading its queue twice a second (the image holds the package).
+    assert config["run_coordinator"] == {
+        "module": "media_pipeline.platform.run_coordinator",
+        "class": "PromptQueuedRunCoordinator",
+    }
     # No run_launcher: the DefaultRunLauncher, whose runs execute inside the `code` container.
     assert "run_launcher" not in config
 
