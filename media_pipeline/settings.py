@@ -35,7 +35,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from media_pipeline.core.ffmpeg import X264_PRESETS, X264Preset
+from media_pipeline.core.ffmpeg import X264_CRF_MAX, X264_CRF_MIN, X264_PRESETS, X264Preset
 from media_pipeline.core.timecode import RateError, parse_rate
 
 ENV_PREFIX = "MEDIA_PIPELINE_"
@@ -126,7 +126,9 @@ PostgresUrl = Annotated[
 Preset = Annotated[X264Preset, Accepts("an x264 preset: " + ", ".join(X264_PRESETS))]
 Resolution = Annotated[str, Accepts("WIDTHxHEIGHT such as 1920x1080"), Field(pattern=r"^\d{2,5}x\d{2,5}$")]
 Loudness = Annotated[float, Accepts("LUFS between -70 and -5"), Field(ge=-70, le=-5)]
-Crf = Annotated[int, Accepts("an H.264 CRF from 0 to 51"), Field(ge=0, le=51)]
+Crf = Annotated[
+    int, Accepts(f"an H.264 CRF from {X264_CRF_MIN} to {X264_CRF_MAX}"), Field(ge=X264_CRF_MIN, le=X264_CRF_MAX)
+]
 StorageBackend = Annotated[
     Literal["local", "s3"],
     Accepts("local or s3"),

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from media_pipeline.compositions.render import CompositionSpec, SegmentSpec
+from media_pipeline.core.ffmpeg import X264_CRF_MAX, X264_CRF_MIN
 from media_pipeline.core.timecode import parse_rate
 
 
@@ -36,7 +37,7 @@ class CompositionRenderConfig(dg.Config):
     height: int = 1080
     segments: list[SegmentConfig] = Field(default_factory=list)
     soundtrack: int | None = Field(default=None, description="Media library id of the soundtrack; unset: silent")
-    crf: int = Field(default=18, ge=0, le=51)
+    crf: int = Field(default=18, ge=X264_CRF_MIN, le=X264_CRF_MAX)
     preset: str = "veryfast"
 
     def spec(self) -> CompositionSpec:

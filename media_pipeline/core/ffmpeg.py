@@ -76,6 +76,15 @@ R = TypeVar("R")
 # libx264's presets, fastest first: every area's encode options take one of these.
 X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
+# libx264's constant rate factor for 8-bit video: lower is better and larger.
+X264_CRF_MIN, X264_CRF_MAX = 0, 51
+
+
+def crf_problem(crf: int) -> str | None:
+    """The sentence for a CRF libx264 refuses, or None."""
+    if X264_CRF_MIN <= crf <= X264_CRF_MAX:
+        return None
+    return f"crf must be between {X264_CRF_MIN} and {X264_CRF_MAX}, not {crf}"
 
 
 @dataclass(frozen=True)

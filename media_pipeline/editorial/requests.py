@@ -13,8 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 from pydantic_core import PydanticCustomError
 
-from media_pipeline.core.ffmpeg import X264Preset
+from media_pipeline.core.ffmpeg import X264_CRF_MAX, X264_CRF_MIN, X264Preset
 from media_pipeline.core.resolution import parse_resolution
+
+# The thumbnail widths a request or a Launchpad run may ask for (the step checks the same bounds).
+THUMBNAIL_WIDTHS = (16, 4096)
 
 FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
 
@@ -29,7 +32,12 @@ class ThumbnailRequest(BaseModel):
         default="middle",
         description="`first`, `middle` (first + duration // 2), `last`, or a frame offset from the shot's first frame",
     )
-    width: int = Field(default=480, ge=16, le=4096, description="Pixels; the height follows the display aspect")
+    width: int = Field(
+        default=480,
+        ge=THUMBNAIL_WIDTHS[0],
+        le=THUMBNAIL_WIDTHS[1],
+        description="Pixels; the height follows the display aspect",
+    )
     force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
 
     @field_validator("frame", mode="wrap")
@@ -54,7 +62,12 @@ class FinalVideoRequest(BaseModel):
         "scaled to fit and letterboxed",
         examples=["1920x1080", "1280x720", "3840x2160"],
     )
-    crf: int = Field(default=18, ge=0, le=51, description="x264 constant rate factor; lower is better and larger")
+    crf: int = Field(
+        default=18,
+        ge=X264_CRF_MIN,
+        le=X264_CRF_MAX,
+        description="x264 constant rate factor; lower is better and larger",
+    )
     preset: X264Preset = Field(
         default="medium", description="x264 preset: faster encodes are larger at the same quality"
     )

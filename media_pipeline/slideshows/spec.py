@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from media_pipeline.core.ffmpeg import X264Preset, exact_rate
+from media_pipeline.core.ffmpeg import X264_CRF_MAX, X264_CRF_MIN, X264Preset, exact_rate
 from media_pipeline.core.resolution import parse_resolution
 
 # A file name inside one of the slideshow's asset folders: no folders, no hidden files.
@@ -77,7 +77,7 @@ class RenderOptions(_Model):
     min_shot: float | None = Field(default=None, gt=0, le=MAX_SECONDS, description="Shortest scene, seconds")
     max_shot: float | None = Field(default=None, gt=0, le=MAX_SECONDS, description="Longest scene, seconds")
     xfade: float | None = Field(default=None, ge=0, le=60, description="Overlap of consecutive scenes, seconds")
-    crf: int | None = Field(default=None, ge=0, le=51)
+    crf: int | None = Field(default=None, ge=X264_CRF_MIN, le=X264_CRF_MAX)
     preset: X264Preset | None = None
     resolution: str | None = Field(default=None, pattern=r"^\d{2,4}x\d{2,4}$", description="WIDTHxHEIGHT, even")
     tts: Tts | None = None

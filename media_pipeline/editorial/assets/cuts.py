@@ -31,6 +31,7 @@ from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render,
 from media_pipeline.editorial.ingest import store_shots, store_timeline
 from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.partitions import cut_versions
+from media_pipeline.editorial.requests import THUMBNAIL_WIDTHS
 from media_pipeline.editorial.safe_read import TimelineLimits
 from media_pipeline.editorial.thumbnails import (
     FrameChoiceError,
@@ -346,8 +347,9 @@ def shot_thumbnails(
         # A bad option fails this run only: the cut's status is its ingest's, and a re-render
         # (from the launchpad, say) says nothing about whether the cut was ingested.
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    if config.width < 16 or config.width > 4096:
-        raise dg.Failure(description=f"width must be between 16 and 4096 pixels, not {config.width}")
+    narrowest, widest = THUMBNAIL_WIDTHS
+    if not narrowest <= config.width <= widest:
+        raise dg.Failure(description=f"width must be between {narrowest} and {widest} pixels, not {config.width}")
     run_id = context.run.run_id
     todo: list[tuple[ThumbnailPlan, str, Path]] = []
     reused: list[ThumbnailPlan] = []

@@ -15,7 +15,7 @@ import opentimelineio as otio
 import sqlalchemy as sa
 from pydantic import Field
 
-from media_pipeline.core.ffmpeg import X264_PRESETS, exact_rate, probe, rate_arg
+from media_pipeline.core.ffmpeg import X264_PRESETS, crf_problem, exact_rate, probe, rate_arg
 from media_pipeline.core.resolution import check_size
 from media_pipeline.core.timecode import to_timecode
 from media_pipeline.db.models import Shot
@@ -68,8 +68,8 @@ class FinalVideoConfig(dg.Config):
             check_size(self.width, self.height)
         except ValueError as exc:
             problems.append(str(exc))
-        if not 0 <= self.crf <= 51:
-            problems.append(f"crf must be between 0 and 51, not {self.crf}")
+        if crf := crf_problem(self.crf):
+            problems.append(crf)
         if self.preset not in X264_PRESETS:
             problems.append(f"preset must be one of {', '.join(X264_PRESETS)}, not {self.preset!r}")
         try:

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 from pydantic import ConfigDict, Field
 
-from media_pipeline.core.ffmpeg import X264_PRESETS
+from media_pipeline.core.ffmpeg import X264_PRESETS, crf_problem
 from media_pipeline.editorial.assets.cuts import (
     RenderRecorder,
     ShotSelection,
@@ -63,8 +63,8 @@ class ProxyConfig(ShotSelection):
             problems.append(("handles", f"handles must be 0 or more, not {self.handles}"))
         if self.gop < 1:
             problems.append(("gop", f"gop must be 1 or more, not {self.gop}"))
-        if not 0 <= self.crf <= 51:
-            problems.append(("crf", f"crf must be between 0 and 51, not {self.crf}"))
+        if crf := crf_problem(self.crf):
+            problems.append(("crf", crf))
         if self.preset not in X264_PRESETS:
             problems.append(("preset", f"preset must be one of {', '.join(X264_PRESETS)}, not {self.preset!r}"))
         if not 1 <= self.filmstrip_frames <= 64:
