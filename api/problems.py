@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from media_pipeline.core.storage import StorageError
+from media_pipeline.platform.job_kinds import RequestConfig
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:media-pipeline:problem:"
@@ -59,6 +60,25 @@ def field_problem(field: str, message: str, *, location: str = "body", code: str
         f"{field}: {message}",
         errors=[{"field": field, "loc": [location, field], "message": message, "type": code}],
     )
+
+
+def reject_problems(request: Any, location: tuple[str, ...] = ("body",)) -> None:
+    """A 422 naming each field a request's `problems()` finds (a `RequestConfig`: the value checks
+    its step makes too), raised before anything is looked up or created. Any other request has
+    been checked whole by pydantic already."""
+    if not isinstance(request, RequestConfig):
+        return
+    problems = request.problems()
+    if problems:
+        raise ApiProblem(
+            422,
+            "validation_error",
+            "invalid request: " + "; ".join(f"{field}: {message}" for field, message in problems),
+            errors=[
+                {"field": field, "loc": [*location, field], "message": message, "type": "value_error"}
+                for field, message in problems
+            ],
+        )
 
 
 def problem_body(status: int, code: str, detail: str, instance: str | None = None, **extensions: Any) -> dict[str, Any]:

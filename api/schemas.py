@@ -8,7 +8,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob, ThumbnailRequest
+from media_pipeline.editorial.requests import FinalVideoConfig, ThumbnailConfig, ThumbnailOptions
 
 T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
@@ -288,19 +288,19 @@ CALLBACK_DESCRIPTION = (
 CallbackUrl = Annotated[str | None, Field(max_length=2048, description=CALLBACK_DESCRIPTION)]
 
 
-class ThumbnailBody(ThumbnailRequest):
+class ThumbnailBody(ThumbnailOptions):
     """A shot's thumbnail render, and where to POST the finished job."""
 
     callback_url: CallbackUrl = None
 
 
-class CutThumbnailsBody(ThumbnailJob):
+class CutThumbnailsBody(ThumbnailConfig):
     """A cut's thumbnail render (all shots or those named), and where to POST the finished job."""
 
     callback_url: CallbackUrl = None
 
 
-class FinalVideoBody(FinalVideoRequest):
+class FinalVideoBody(FinalVideoConfig):
     """A final video render, and where to POST the finished job."""
 
     callback_url: CallbackUrl = None

@@ -11,8 +11,8 @@ from api.problems import field_problem
 from api.schemas import Job
 from media_pipeline.db.models import CutVersion, Shot
 from media_pipeline.editorial import job_kinds
-from media_pipeline.editorial.requests import ThumbnailJob, ThumbnailRequest
-from media_pipeline.editorial.thumbnails import FrameChoiceError, frame_offset
+from media_pipeline.editorial.requests import ThumbnailConfig, ThumbnailOptions
+from media_pipeline.editorial.thumbnails import FrameChoiceError, frame_offset, parse_frame_choice
 
 
 def start_thumbnails(
@@ -21,18 +21,19 @@ def start_thumbnails(
     response: Response,
     cut: CutVersion,
     shot: Shot | None,
-    body: ThumbnailRequest,
+    body: ThumbnailOptions,
     idempotency_key: str | None,
     callback_url: str | None = None,
 ) -> Job:
-    if shot is not None and isinstance(body.frame, int):
+    choice = parse_frame_choice(body.frame)  # checked by the route (reject_problems)
+    if shot is not None and isinstance(choice, int):
         # For a whole cut an offset past some shots' ends renders a slate on those; for the one
         # shot asked about it is simply a wrong request.
         try:
-            frame_offset(body.frame, shot.source_duration)
+            frame_offset(choice, shot.source_duration)
         except FrameChoiceError as exc:
             raise field_problem("frame", str(exc)) from exc
-    request = body if isinstance(body, ThumbnailJob) else ThumbnailJob(**body.model_dump())
+    request = body if isinstance(body, ThumbnailConfig) else ThumbnailConfig(**body.model_dump())
     kind = job_kinds.shot_thumbnail if shot is not None else job_kinds.thumbnails
     return start_job(
         session,

@@ -155,7 +155,7 @@ def test_thumbnail_routes_launch_render_thumbnails(client: TestClient, plate: Pa
     assert whole.status_code == 202, whole.text
     job = whole.json()
     assert job["kind"] == "thumbnails" and job["status"] == "succeeded"
-    assert job["params"] == {"frame": "first", "width": 64, "force": False, "shot_ids": []}
+    assert job["params"] == {"frame": "first", "width": 64, "force": False, "shot_ids": [], "shot_names": []}
     assert sum(1 for o in job["outputs"] if o["kind"] == "thumbnail") == 3
 
     target = shots[2]
@@ -383,7 +383,9 @@ def test_final_video_renders_the_cut_and_serves_it_in_ranges(
         job = response.json()
         assert response.headers["location"] == f"/v1/jobs/{job['id']}"
         assert job["kind"] == "final_video" and job["subject_id"] == str(cut["id"]) and job["run_id"]
-        assert job["params"] == {"width": 160, "height": 90, "crf": 30, "preset": "ultrafast", "audio": False}
+        # The params are the request as sent, which is also the step's config.
+        params = {"resolution": "160x90", "fps": "", "crf": 30, "preset": "ultrafast", "audio": False}
+        assert job["params"] == params
         again = client.post(path, json=body, headers=headers)
         assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
         assert again.json()["id"] == job["id"]
@@ -420,7 +422,7 @@ def test_final_video_options_are_checked_before_anything_runs(client: TestClient
     cut = upload(client, three_shot_cut(tmp_path, plate)).json()["cut"]
     path = f"/v1/cuts/{cut['id']}/final-video"
     for body, field, words in [
-        ({"crf": 99}, "crf", "less than or equal to 51"),
+        ({"crf": 99}, "crf", "between 0 and 51"),
         ({"resolution": "1921x1080"}, "resolution", "must be even"),
         ({"resolution": "8192x4320"}, "resolution", "between 16x16 and 7680x4320"),
         ({"resolution": "hd"}, "resolution", "WIDTHxHEIGHT"),

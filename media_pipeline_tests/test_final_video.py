@@ -93,7 +93,7 @@ def expected(frame: int) -> tuple[str, int | None]:
     return "frame", B_BASE + 288 + (frame - 72)
 
 
-CONFIG = {"width": W, "height": H, "crf": 12, "preset": "ultrafast"}
+CONFIG = {"resolution": f"{W}x{H}", "crf": 12, "preset": "ultrafast"}
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_invalid_encode_options_fail_with_a_sentence(tmp_path, domain_url, artif
         make_resources(domain_url, artifact_root),
         raise_on_error=False,
         selection=[cut_timeline, cut_shots, final_video],
-        run_config={"ops": {"final_video": {"config": {"width": 641, "crf": 99, "preset": "quick"}}}},
+        run_config={"ops": {"final_video": {"config": {"resolution": "641x360", "crf": 99, "preset": "quick"}}}},
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -6,7 +6,7 @@ import pytest
 
 from media_pipeline.compositions.spec import CompositionUpdate
 from media_pipeline.core.resolution import parse_resolution
-from media_pipeline.editorial.requests import FinalVideoRequest
+from media_pipeline.editorial.requests import FinalVideoConfig
 from media_pipeline.slideshows.spec import RenderOptions
 
 
@@ -24,10 +24,16 @@ def test_a_wrong_size_is_named_with_what_is_accepted(text: str, sentence: str) -
         parse_resolution(text)
 
 
+def final_video_check(resolution: str) -> None:
+    # The editorial request is its step's config: its values are checked by problems(), not on construction.
+    for _, sentence in FinalVideoConfig(resolution=resolution).problems():
+        raise ValueError(sentence)
+
+
 def test_each_area_answers_with_the_same_sentence_and_its_own_largest_size() -> None:
     assert parse_resolution("7680x4320") == (7680, 4320)
     cases = [
-        (lambda: FinalVideoRequest(resolution="7682x4320"), "between 16x16 and 7680x4320, not 7682x4320"),
+        (lambda: final_video_check("7682x4320"), "between 16x16 and 7680x4320, not 7682x4320"),
         (lambda: RenderOptions(resolution="3842x2160"), "between 16x16 and 3840x2160, not 3842x2160"),
         (lambda: CompositionUpdate(name="c", resolution="4098x2160"), "between 16x16 and 4096x4096, not 4098x2160"),
         (lambda: RenderOptions(resolution="1921x1080"), "even in width and height"),

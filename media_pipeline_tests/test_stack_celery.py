@@ -157,7 +157,7 @@ def launch(
 ) -> subprocess.Popen[bytes]:
     """`dagster job execute`: the orchestrator, sending each step to the workers."""
     config = tmp_path / f"config_{crf}.yaml"
-    encode = {"width": 320, "height": 180, "crf": crf, "preset": "ultrafast", "audio": False}
+    encode = {"resolution": "320x180", "crf": crf, "preset": "ultrafast", "audio": False}
     config.write_text(yaml.safe_dump({"ops": {"final_video": {"config": encode}}} if crf else {}))
     command = [str(BIN / "dagster"), "job", "execute", "-m", "media_pipeline.definitions", "-j", job,
                "-c", str(config), "--tags", json.dumps({"dagster/partition": key})]  # fmt: skip

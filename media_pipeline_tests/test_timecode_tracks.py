@@ -73,7 +73,7 @@ def test_proxies_and_final_video_carry_the_timecode_the_edl_names(tmp_path, doma
         run_config={
             "ops": {
                 "shot_proxies": {"config": {"width": 160, "burn_ins": []}},
-                "final_video": {"config": {"width": 160, "height": 90, "preset": "ultrafast", "audio": False}},
+                "final_video": {"config": {"resolution": "160x90", "preset": "ultrafast", "audio": False}},
             }
         },
     )

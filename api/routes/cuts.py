@@ -19,7 +19,7 @@ from api.diff import diff_view
 from api.job_service import add_job, commit_new, job_view, launch_or_undo, replay, request_hash, start_job
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
-from api.problems import ApiProblem, field_problem, not_found, problem_responses
+from api.problems import ApiProblem, field_problem, not_found, problem_responses, reject_problems
 from api.schemas import (
     CALLBACK_DESCRIPTION,
     MAX_ID,
@@ -47,7 +47,7 @@ from media_pipeline.editorial.cut_diff import DEFAULT_HANDLES
 from media_pipeline.editorial.export import ExportError, ExportFormat, ExportMedia, export_cut
 from media_pipeline.editorial.media import MediaRootError, confine_roots
 from media_pipeline.editorial.publish import publish_cut
-from media_pipeline.editorial.requests import FinalVideoRequest, ThumbnailJob
+from media_pipeline.editorial.requests import FinalVideoConfig, ThumbnailConfig
 from media_pipeline.editorial.safe_read import TimelineLimits, read_untrusted
 from media_pipeline.editorial.timeline import ReadOptions, TimelineError, readable_suffixes, user_rate
 from media_pipeline.resources import ArtifactStore
@@ -370,10 +370,11 @@ def render_thumbnails(
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     body = body or CutThumbnailsBody()
+    reject_problems(body)
     callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
     return start_thumbnails(
-        session, gateway, response, cut, None, without_callback(body, ThumbnailJob), idempotency_key, callback_url
+        session, gateway, response, cut, None, without_callback(body, ThumbnailConfig), idempotency_key, callback_url
     )
 
 
@@ -417,6 +418,7 @@ def final_video(
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     body = body or FinalVideoBody()
+    reject_problems(body)
     callback_url = callbacks.accepted(settings, body.callback_url)
     cut = get_cut(session, cut_id)
     return start_job(
@@ -425,7 +427,7 @@ def final_video(
         response,
         kind=job_kinds.final_video.name,
         subject_id=cut.id,
-        request=without_callback(body, FinalVideoRequest),
+        request=without_callback(body, FinalVideoConfig),
         idempotency_key=idempotency_key,
         callback_url=callback_url,
     )
@@ -464,19 +466,9 @@ def render_proxies(
     body: ProxyConfig | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
-    cut = get_cut(session, cut_id)
     body = body or ProxyConfig()
-    problems = body.problems()
-    if problems:
-        raise ApiProblem(
-            422,
-            "validation_error",
-            "invalid request: " + "; ".join(f"{field}: {message}" for field, message in problems),
-            errors=[
-                {"field": field, "loc": ["body", field], "message": message, "type": "value_error"}
-                for field, message in problems
-            ],
-        )
+    reject_problems(body)
+    cut = get_cut(session, cut_id)
     return start_job(
         session,
         gateway,

@@ -22,7 +22,7 @@ from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.job_service import as_utc, job_view, job_views, kind_named, start_job, with_status
 from api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.params import IdempotencyKey, TextQuery
-from api.problems import ApiProblem, field_problem, not_found, problem_responses
+from api.problems import ApiProblem, field_problem, not_found, problem_responses, reject_problems
 from api.schemas import CALLBACK_DESCRIPTION, MAX_ID, Job, JobStatus, JobSummary, Page
 from media_pipeline.db.models import Job as JobRow
 from media_pipeline.db.models import Shot as ShotRow
@@ -90,6 +90,7 @@ def create_job(
         raise RequestValidationError(
             [{**error, "loc": ("body", "params", *error["loc"])} for error in exc.errors(include_url=False)]
         ) from None
+    reject_problems(request, location=("body", "params"))
     return start_job(
         session,
         gateway,

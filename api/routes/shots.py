@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session, selectinload
 from api import callbacks
 from api.deps import GatewayDep, SessionDep, SettingsDep
 from api.params import IdempotencyKey
-from api.problems import not_found, problem_responses
+from api.problems import not_found, problem_responses, reject_problems
 from api.schemas import MAX_ID, Job, Shot, ThumbnailBody, without_callback
 from api.thumbnails import start_thumbnails
 from api.views import shots_out
 from media_pipeline.db.models import CutVersion
 from media_pipeline.db.models import Shot as ShotRow
-from media_pipeline.editorial.requests import ThumbnailRequest
+from media_pipeline.editorial.requests import ThumbnailOptions
 
 router = APIRouter(prefix="/shots", tags=["shots"])
 
@@ -61,7 +61,8 @@ def render_thumbnail(
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     body = body or ThumbnailBody()
+    reject_problems(body)
     callback_url = callbacks.accepted(settings, body.callback_url)
     shot = get_shot(session, shot_id)
-    request = without_callback(body, ThumbnailRequest)
+    request = without_callback(body, ThumbnailOptions)
     return start_thumbnails(session, gateway, response, shot.cut_version, shot, request, idempotency_key, callback_url)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from media_pipeline.db.models import CutStatus, CutVersion, Shot
 from media_pipeline.editorial.assets.proxies import ProxyConfig
 from media_pipeline.editorial.partitions import cut_versions
-from media_pipeline.editorial.requests import FinalVideoRequest, IngestRequest, ThumbnailJob
+from media_pipeline.editorial.requests import FinalVideoConfig, IngestRequest, ThumbnailConfig
 from media_pipeline.platform.job_kinds import JobKind, Prepared, RunFacts, Subject, SubjectError, register
 
 AREA = "editorial"
@@ -64,7 +64,7 @@ def prepare_cut_render(session: Session, subject_id: str, request: Any) -> Prepa
     return Prepared(cut.partition_key, request)
 
 
-def prepare_shot_render(session: Session, subject_id: str, request: ThumbnailJob) -> Prepared:
+def prepare_shot_render(session: Session, subject_id: str, request: ThumbnailConfig) -> Prepared:
     shot = session.get(Shot, int(subject_id)) if subject_id.isdigit() else None
     if shot is None:
         raise SubjectError(f"there is no shot {subject_id}; list a cut's shots with GET /v1/cuts/{{id}}/shots",
@@ -95,16 +95,6 @@ def ingest_ended(session: Session, run: RunFacts) -> None:
         )
     else:
         cut.error = run.error or "the ingest failed; open its run in the Dagster UI"
-
-
-def thumbnail_config(request: ThumbnailJob) -> dict[str, Any]:
-    # The asset's config spells an offset as text ("12"): Dagster config has no int-or-string type.
-    return {**request.model_dump(mode="json"), "frame": str(request.frame)}
-
-
-def final_video_config(request: FinalVideoRequest) -> dict[str, Any]:
-    width, height = request.size()
-    return {"width": width, "height": height, "crf": request.crf, "preset": request.preset, "audio": request.audio}
 
 
 INGEST_WEIGHTS = {
@@ -147,12 +137,12 @@ ingest_cut = editorial_kind(
     prepare=prepare_ingest,
 )
 # A cut's thumbnails and one shot's are the same step, configured the same way.
-THUMBNAIL_STEP: dict[str, Any] = {"config_step": "shot_thumbnails", "step_config": thumbnail_config}
+THUMBNAIL_STEP: dict[str, Any] = {"config_step": "shot_thumbnails"}
 
 thumbnails = editorial_kind(
     "thumbnails",
     "render_thumbnails",
-    ThumbnailJob,
+    ThumbnailConfig,
     **THUMBNAIL_STEP,
     description="Re-render the cut's thumbnails (all shots or some) and its contact sheet",
     step_weights={"shot_thumbnails": 0.85, "contact_sheet": 0.15},
@@ -160,7 +150,7 @@ thumbnails = editorial_kind(
 shot_thumbnail = editorial_kind(
     "shot_thumbnail",
     "render_shot_thumbnail",
-    ThumbnailJob,
+    ThumbnailConfig,
     subject_type="shot",
     **THUMBNAIL_STEP,
     description="Re-render one shot's thumbnail only (no contact sheet)",
@@ -171,10 +161,9 @@ shot_thumbnail = editorial_kind(
 final_video = editorial_kind(
     "final_video",
     "render_final_video",
-    FinalVideoRequest,
+    FinalVideoConfig,
     progress_unit="frames",
     config_step="final_video",
-    step_config=final_video_config,
     description="Conform the cut into one H.264 video",
     step_weights={"final_video": 1.0},
 )

@@ -1,101 +1,134 @@
-"""What a client asks of the editorial area's jobs: the bodies of its POST routes.
+"""What a client asks of the editorial area's jobs, which is also the config of the step that does it.
 
-Each model is validated once, by pydantic, before anything is created; the job kinds
-(`job_kinds.py`) turn a validated request into the run config of the step that does the work.
-The limits (widths, resolutions, presets) are the same ones the assets check in their own config,
-so a launchpad run and an API request are held to the same rules.
+Each model is both the body of a POST route and its step's Dagster config (`RequestConfig`), so a
+run launched from the Dagster UI and a request over HTTP are described and checked the same way:
+types by pydantic (strict, no unknown options), values by the model's `problems()`, answered as a
+422 naming each field by the API and as the run's failure by the step.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from fractions import Fraction
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
-from pydantic_core import PydanticCustomError
+import dagster as dg
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from media_pipeline.core.ffmpeg import X264_CRF_MAX, X264_CRF_MIN, X264Preset
+from media_pipeline.core.ffmpeg import X264_PRESETS, crf_problem, exact_rate
 from media_pipeline.core.resolution import parse_resolution
+from media_pipeline.editorial.conform import EncodeOptions
+from media_pipeline.editorial.thumbnails import NAMED_FRAMES
+from media_pipeline.platform.job_kinds import RequestConfig
 
-# The thumbnail widths a request or a Launchpad run may ask for (the step checks the same bounds).
+# The thumbnail widths a request or a Launchpad run may ask for.
 THUMBNAIL_WIDTHS = (16, 4096)
+# A frame offset as the config spells it ("12"): ASCII digits only, as in the OpenAPI pattern.
+FRAME_OFFSET = re.compile(r"[0-9]+")
 
-FrameChoice = Literal["first", "middle", "last"] | Annotated[int, Field(ge=0, strict=True)]
+
+def _frame_schema(schema: dict[str, Any]) -> None:
+    # The config holds text (Dagster config has no int-or-string type); a client may send either.
+    frame = schema["properties"]["frame"]
+    frame.pop("type", None)
+    frame["anyOf"] = [
+        {"type": "string", "enum": list(NAMED_FRAMES)},
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": f"^{FRAME_OFFSET.pattern}$"},
+    ]
 
 
-class ThumbnailRequest(BaseModel):
-    """Options of one thumbnail render."""
+class ShotSelection(dg.Config):
+    shot_ids: list[int] = Field(
+        default=[], description="Only these shots (ids from `/v1/cuts/{id}/shots`); empty: every shot"
+    )
+    shot_names: list[str] = Field(default=[], description="Only shots with these names; empty: every shot")
 
-    # Strict: "480" is not a width, and an unknown option is a typo worth reporting.
-    model_config = ConfigDict(extra="forbid", strict=True)
 
-    frame: FrameChoice = Field(
+class ThumbnailOptions(RequestConfig):
+    """Options of a thumbnail render (the body of a single shot's)."""
+
+    model_config = ConfigDict(json_schema_extra=_frame_schema)
+
+    frame: str = Field(
         default="middle",
-        description="`first`, `middle` (first + duration // 2), `last`, or a frame offset from the shot's first frame",
+        description="`first`, `middle` (first + duration // 2), `last`, or a frame offset from the shot's first frame "
+        "(a whole number, 0 or more)",
     )
     width: int = Field(
         default=480,
-        ge=THUMBNAIL_WIDTHS[0],
-        le=THUMBNAIL_WIDTHS[1],
-        description="Pixels; the height follows the display aspect",
+        description=f"Pixels, {THUMBNAIL_WIDTHS[0]} to {THUMBNAIL_WIDTHS[1]}; the height follows the display aspect",
     )
     force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
 
-    @field_validator("frame", mode="wrap")
+    @field_validator("frame", mode="before")
     @classmethod
-    def _frame_choice(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(value)
-        except ValidationError:
-            raise PydanticCustomError(
-                "frame_choice",
-                "must be 'first', 'middle', 'last' or a whole number of frames (0 or more) from the shot's first frame",
-            ) from None
+    def _offset_as_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    def problems(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.frame not in NAMED_FRAMES and not FRAME_OFFSET.fullmatch(self.frame):
+            problems.append(
+                ("frame", f"frame must be 'first', 'middle', 'last' or a whole number of frames (0 or more) from the "
+                          f"shot's first frame, not {self.frame!r}")
+            )  # fmt: skip
+        narrowest, widest = THUMBNAIL_WIDTHS
+        if not narrowest <= self.width <= widest:
+            problems.append(("width", f"width must be between {narrowest} and {widest} pixels, not {self.width}"))
+        return problems
 
 
-class FinalVideoRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class ThumbnailConfig(ThumbnailOptions, ShotSelection):
+    """A thumbnail render for every shot of the cut, or the shots named: the `shot_thumbnails` config."""
+
+
+class FinalVideoConfig(RequestConfig):
+    """The final video's options: the `final_video` config."""
 
     resolution: str = Field(
         default="1920x1080",
-        pattern=r"^\d{1,5}x\d{1,5}$",
         description="Output `WIDTHxHEIGHT` in pixels: even numbers from 16x16 up to 7680x4320. The picture is "
         "scaled to fit and letterboxed",
         examples=["1920x1080", "1280x720", "3840x2160"],
     )
-    crf: int = Field(
-        default=18,
-        ge=X264_CRF_MIN,
-        le=X264_CRF_MAX,
-        description="x264 constant rate factor; lower is better and larger",
+    fps: str = Field(default="", description="Output frame rate, e.g. `24000/1001` or `25`; empty: the timeline's")
+    crf: int = Field(default=18, description="x264 constant rate factor, 0-51; lower is better and larger")
+    preset: str = Field(
+        default="medium",
+        description="x264 preset: faster encodes are larger at the same quality",
+        json_schema_extra={"enum": list(X264_PRESETS)},
     )
-    preset: X264Preset = Field(
-        default="medium", description="x264 preset: faster encodes are larger at the same quality"
-    )
-    audio: bool = Field(default=True, description="Include the cut's audio")
+    audio: bool = Field(default=True, description="Conform the cut's audio tracks (else no audio stream)")
 
-    @field_validator("resolution", mode="wrap")
-    @classmethod
-    def _resolution(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        # One sentence for every way a resolution can be wrong, instead of a regex in the answer.
+    def problems(self) -> list[tuple[str, str]]:
+        problems = []
         try:
-            text = handler(value)
-            parse_resolution(text)
-        except ValidationError:
-            raise PydanticCustomError("resolution", "must be WIDTHxHEIGHT in pixels, like 1920x1080") from None
+            parse_resolution(self.resolution)
         except ValueError as exc:
-            raise PydanticCustomError("resolution", str(exc)) from None
-        return text
+            problems.append(("resolution", str(exc)))
+        if self.fps and self._fps() is None:
+            problems.append(("fps", f"fps must be a number or a ratio like 24000/1001, not {self.fps!r}"))
+        if crf := crf_problem(self.crf):
+            problems.append(("crf", crf))
+        if self.preset not in X264_PRESETS:
+            problems.append(("preset", f"preset must be one of {', '.join(X264_PRESETS)}, not {self.preset!r}"))
+        return problems
 
-    def size(self) -> tuple[int, int]:
-        return parse_resolution(self.resolution)
+    def _fps(self) -> Fraction | None:
+        try:
+            rate = exact_rate(self.fps)
+        except (ValueError, ZeroDivisionError):
+            return None
+        return rate if rate > 0 else None
 
-
-class ThumbnailJob(ThumbnailRequest):
-    """A thumbnail request as its run carries it out: for every shot of the cut, or the shots named."""
-
-    shot_ids: list[Annotated[int, Field(ge=1)]] = Field(
-        default=[], description="Only these shots (ids from `/v1/cuts/{id}/shots`); empty: every shot"
-    )
+    def options(self, timeline_rate: Fraction) -> EncodeOptions:
+        """The encode options, the timeline's rate unless `fps` names another; dg.Failure if any is wrong."""
+        self.check()
+        width, height = parse_resolution(self.resolution)
+        return EncodeOptions(width, height, self._fps() or timeline_rate, self.crf, self.preset, self.audio)
 
 
 class IngestRequest(BaseModel):

@@ -1,8 +1,8 @@
 """The job contract: each product area registers the kinds of job it offers.
 
 A job kind says which Dagster job does the work, how its runs are partitioned, what a request
-looks like (the request model is also the run's config model, so every limit is validated once,
-by the same pydantic model, whether the request came over HTTP or from the Dagster launchpad),
+looks like (the request model is also the run's config model, so every limit is checked by the
+same model, whether the request came over HTTP or from the Dagster launchpad; see RequestConfig),
 what the job is about (its subject) and in what unit its progress is counted.
 
 Generic code (the job service, the job routes, the Dagster gateway, the run status sensor) reads
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from media_pipeline.areas import AREAS
@@ -82,6 +82,28 @@ class Prepared:
 
     partition_key: str | None
     request: BaseModel
+
+
+class RequestConfig(dg.Config):
+    """A job kind's request that is also its step's run config: one model, one set of checks.
+
+    Types are pydantic's (strict: "480" is not a width, and an unknown option is a typo worth
+    reporting), checked in both places. Values are checked by `problems()` rather than by pydantic
+    constraints: Dagster builds a step's config object before the step runs, so a constraint would
+    fail a Launchpad run with a validation traceback, where `check()` fails it with the sentences
+    the API answers as a 422 (`api.problems.reject_problems`).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, sentence) for each option out of range."""
+        return []
+
+    def check(self) -> None:
+        """In a step: fail the run, without retries, with every problem at once."""
+        if problems := self.problems():
+            raise dg.Failure(description="; ".join(sentence for _, sentence in problems), allow_retries=False)
 
 
 def _dump(request: BaseModel) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 from PIL import Image
-from pydantic import Field
 from sqlalchemy.orm import Session
 
 from media_pipeline.core.files import atomic_path
@@ -31,7 +30,7 @@ from media_pipeline.db.models import CutStatus, CutVersion, MediaStatus, Render,
 from media_pipeline.editorial.ingest import store_shots, store_timeline
 from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.partitions import cut_versions
-from media_pipeline.editorial.requests import THUMBNAIL_WIDTHS
+from media_pipeline.editorial.requests import ShotSelection, ThumbnailConfig
 from media_pipeline.editorial.safe_read import TimelineLimits
 from media_pipeline.editorial.thumbnails import (
     FrameChoiceError,
@@ -51,20 +50,6 @@ from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegReso
 from media_pipeline.settings import load_settings
 
 GROUP = "editorial"
-
-
-class ShotSelection(dg.Config):
-    shot_ids: list[int] = Field(default=[], description="Only these shots (domain ids); empty: every shot")
-    shot_names: list[str] = Field(default=[], description="Only shots with these names; empty: every shot")
-
-
-class ThumbnailConfig(ShotSelection):
-    frame: str = Field(
-        default="middle",
-        description="'first', 'middle' (first + duration // 2), 'last', or a frame offset from the shot's first frame",
-    )
-    width: int = Field(default=480, description="Thumbnail width in pixels; height follows the display aspect")
-    force: bool = Field(default=False, description="Render even where an identical thumbnail can be reused")
 
 
 def load_cut(session: Session, partition_key: str) -> CutVersion:
@@ -341,15 +326,10 @@ def shot_thumbnails(
 ) -> dg.MaterializeResult:
     key = context.partition_key
     cut_dir = artifacts.cut_dir(key)
-    try:
-        choice = parse_frame_choice(config.frame)
-    except FrameChoiceError as exc:
-        # A bad option fails this run only: the cut's status is its ingest's, and a re-render
-        # (from the launchpad, say) says nothing about whether the cut was ingested.
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    narrowest, widest = THUMBNAIL_WIDTHS
-    if not narrowest <= config.width <= widest:
-        raise dg.Failure(description=f"width must be between {narrowest} and {widest} pixels, not {config.width}")
+    # A bad option fails this run only: the cut's status is its ingest's, and a re-render (from
+    # the launchpad, say) says nothing about whether the cut was ingested.
+    config.check()
+    choice = parse_frame_choice(config.frame)
     run_id = context.run.run_id
     todo: list[tuple[ThumbnailPlan, str, Path]] = []
     reused: list[ThumbnailPlan] = []

@@ -13,10 +13,8 @@ from typing import Any
 import dagster as dg
 import opentimelineio as otio
 import sqlalchemy as sa
-from pydantic import Field
 
-from media_pipeline.core.ffmpeg import X264_PRESETS, crf_problem, exact_rate, probe, rate_arg
-from media_pipeline.core.resolution import check_size
+from media_pipeline.core.ffmpeg import probe, rate_arg
 from media_pipeline.core.timecode import to_timecode
 from media_pipeline.db.models import Shot
 from media_pipeline.editorial.assets.cuts import (
@@ -38,6 +36,7 @@ from media_pipeline.editorial.conform import (
 )
 from media_pipeline.editorial.media import MediaResolver
 from media_pipeline.editorial.partitions import cut_versions
+from media_pipeline.editorial.requests import FinalVideoConfig
 from media_pipeline.editorial.thumbnails import grab_frame
 from media_pipeline.editorial.timecodes import cut_drop_frame, cut_rate, record_origin
 from media_pipeline.platform.executors import FFMPEG_STEP_TAGS
@@ -52,34 +51,6 @@ PROGRESS_STEP = "final_video"
 # together: on bench/scale, chunks of 4 cost 1.30x the in-process render with one Celery worker,
 # chunks of 8 1.13x, while a 50-shot cut still makes 7 chunks to spread.
 CHUNK_SEGMENTS = 8
-
-
-class FinalVideoConfig(dg.Config):
-    width: int = Field(default=1920, description="Output width; media is scaled to fit and letterboxed")
-    height: int = Field(default=1080, description="Output height")
-    fps: str = Field(default="", description="Output frame rate, e.g. '24000/1001'; empty: the timeline's")
-    crf: int = Field(default=18, description="H.264 constant rate factor, 0-51 (lower is better)")
-    preset: str = Field(default="medium", description="x264 preset, ultrafast ... veryslow")
-    audio: bool = Field(default=True, description="Conform the timeline's audio tracks (else no audio stream)")
-
-    def options(self, timeline_rate: Fraction) -> EncodeOptions:
-        problems = []
-        try:
-            check_size(self.width, self.height)
-        except ValueError as exc:
-            problems.append(str(exc))
-        if crf := crf_problem(self.crf):
-            problems.append(crf)
-        if self.preset not in X264_PRESETS:
-            problems.append(f"preset must be one of {', '.join(X264_PRESETS)}, not {self.preset!r}")
-        try:
-            fps = exact_rate(self.fps) if self.fps else timeline_rate
-        except (ValueError, ZeroDivisionError):
-            problems.append(f"fps must be a number or a ratio like 24000/1001, not {self.fps!r}")
-            fps = timeline_rate
-        if problems:
-            raise dg.Failure(description="; ".join(problems), allow_retries=False)
-        return EncodeOptions(self.width, self.height, fps, self.crf, self.preset, self.audio)
 
 
 def segment_path(artifacts: ArtifactStore, key: str) -> Path:

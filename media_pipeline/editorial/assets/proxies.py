@@ -5,12 +5,11 @@ from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
 import dagster as dg
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from media_pipeline.core.ffmpeg import X264_PRESETS, crf_problem
 from media_pipeline.editorial.assets.cuts import (
     RenderRecorder,
-    ShotSelection,
     ffmpeg_render,
     link_or_copy,
     load_cut,
@@ -27,18 +26,18 @@ from media_pipeline.editorial.proxies import (
     render_filmstrip,
     render_proxy,
 )
+from media_pipeline.editorial.requests import ShotSelection
 from media_pipeline.editorial.timecodes import source_drop_frame
+from media_pipeline.platform.job_kinds import RequestConfig
 from media_pipeline.platform.progress import ProgressReporter
 from media_pipeline.resources import ArtifactStore, DatabaseResource, FFmpegResource
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class ProxyConfig(ShotSelection):
+class ProxyConfig(RequestConfig, ShotSelection):
     """The shot_proxies config, and the body of `POST /v1/cuts/{id}/proxies` (strict: "480" is not a
     width, and an unknown option is a typo worth reporting)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     width: int = Field(default=1280, description="Proxy width; height follows the media's display aspect")
     crf: int = Field(default=23, description="H.264 constant rate factor")
@@ -74,9 +73,7 @@ class ProxyConfig(ShotSelection):
         return problems
 
     def options(self) -> ProxyOptions:
-        problems = self.problems()
-        if problems:
-            raise dg.Failure(description="; ".join(message for _, message in problems), allow_retries=False)
+        self.check()
         return ProxyOptions(self.width, self.crf, self.preset, self.gop, self.handles, tuple(self.burn_ins),
                             self.filmstrip_frames)  # fmt: skip
 
