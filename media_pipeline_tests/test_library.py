@@ -658,11 +658,11 @@ def test_a_concat_whose_input_is_deleted_before_it_runs_fails_with_a_sentence(ap
         assert client.get("/v1/media", headers=AUTH).json()["items"] == before  # no new item
 
 
-@pytest.mark.parametrize("starting", ["concat", "best_frames", "workflow_run"])
+@pytest.mark.parametrize("starting", ["concat", "best_frames", "workflow_run", "video_edit", "inline_image_edit"])
 def test_a_job_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_settings, instance, tmp_path, starting):
-    """Postgres: the delete's row lock holds a request that would queue a job on that item until the
-    delete commits; the request then answers 404/422, where it used to queue a job reading the
-    deleted item."""
+    """Postgres: the delete's row lock holds a request that would queue a job on that item (or edit
+    it inline) until the delete commits; the request then answers 404/422, where it used to queue
+    a job reading the deleted item (or, inline, record a derivative of it)."""
     if not api_settings.database_url.startswith("postgresql"):
         pytest.skip("row locks are Postgres's; SQLite serialises its writers instead")
     import sqlalchemy as sa
@@ -671,7 +671,13 @@ def test_a_job_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_set
     from media_pipeline.db.models import MediaItem
 
     with queued_concat(api_settings, instance, tmp_path) as (client, first, second, _concat):
-        if starting == "concat":
+        target = second
+        if starting == "inline_image_edit":
+            target = upload(client, png_bytes(gradient())).json()["id"]
+            request = (f"/v1/media/{target}/edits", {"ops": [{"op": "resize", "width": 8}]})
+        elif starting == "video_edit":
+            request = (f"/v1/media/{second}/edits", {"ops": [{"op": "trim", "start_frame": 1}]})
+        elif starting == "concat":
             request = ("/v1/media/concat", {"items": [first, second]})
         elif starting == "best_frames":
             request = (f"/v1/media/{second}/best-frames", {"count": 2})
@@ -681,17 +687,17 @@ def test_a_job_waits_for_a_delete_of_its_item_under_way_and_then_refuses(api_set
             request = (f"{workflow['url']}/runs", {"media_id": second})
         answers: list = []
         with db.engine_for(api_settings.database_url).connect() as deleting:
-            deleting.execute(sa.select(MediaItem.id).where(MediaItem.id == second).with_for_update())
+            deleting.execute(sa.select(MediaItem.id).where(MediaItem.id == target).with_for_update())
             thread = threading.Thread(
                 target=lambda: answers.append(client.post(request[0], json=request[1], headers=AUTH))
             )
             thread.start()
             thread.join(timeout=2)
             assert thread.is_alive() and not answers, "the request did not wait for the delete under way"
-            deleting.execute(sa.delete(MediaItem).where(MediaItem.id == second))
+            deleting.execute(sa.delete(MediaItem).where(MediaItem.id == target))
             deleting.commit()
         thread.join(timeout=60)
-        if starting == "best_frames":
+        if starting in ("best_frames", "video_edit", "inline_image_edit"):
             assert_problem(answers[0], 404, "not_found")
         else:
             problem = assert_problem(answers[0], 422, "validation_error")

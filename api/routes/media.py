@@ -430,7 +430,9 @@ async def edit_media(
 
 def _edit(media_id: int, recipe: Recipe, response: Response, background: BackgroundTasks, session: Any,
           settings: Any, artifacts: Any, gateway: Any, idempotency_key: str | None) -> EditAnswer:  # fmt: skip
-    item = _get(session, media_id)
+    # Share-locked until the derivative (inline) or the job is committed: a delete under way is
+    # waited for, and then the edit answers 404 instead of reading a deleted item.
+    item = _get(session, media_id, lock="share")
     store = store_for(artifacts)
     try:
         if item.type == "image" and edits.pixels(item) <= settings.library_inline_pixels:
