@@ -3,15 +3,13 @@
 A batch is a partition of `extraction_batches`; what was asked (`request.json`), which job runs
 it (`job.json`) and what each item produced (`items/<item>/manifest.json`) are files in the
 artifact store under `extractions/<batch>/`, so no table is needed. Live state (progress, items
-still running, logs) comes from the structured progress events of the batch's run.
+still running, logs) is the batch's job's, as `GET /v1/jobs/{id}` shows it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from fastapi import Response
 from sqlalchemy.orm import Session
 
 from api import runs
-from api.dagster_gateway import DagsterGateway, GatewayError
+from api.dagster_gateway import DagsterGateway
 from api.extraction_schemas import (
     Extraction,
     ExtractionFrame,
@@ -31,10 +29,10 @@ from api.job_service import (
     add_job,
     as_utc,
     commit_new,
+    job_view,
     launch_or_undo,
     replay,
     request_hash,
-    unavailable_for_read,
 )
 from api.problems import not_found
 from media_pipeline.db.models import Job
@@ -43,7 +41,6 @@ from media_pipeline.extraction.job_kinds import FRAME_EXTRACTION
 from media_pipeline.extraction.partitions import new_batch_id
 from media_pipeline.extraction.request import ExtractionItem, ExtractionRequest
 from media_pipeline.extraction.sources import describe
-from media_pipeline.platform.progress import decode
 from media_pipeline.platform.urls import artifact_url
 from media_pipeline.resources import ArtifactStore
 
@@ -107,62 +104,6 @@ def start_extraction(
 # -- reading ----------------------------------------------------------------------------------
 
 
-@dataclass
-class LiveState:
-    status: str  # queued | running | succeeded | failed | cancelled (the job's)
-    done: int = 0
-    total: int = 0
-    item_status: dict[str, str] = field(default_factory=dict)
-    item_error: dict[str, str] = field(default_factory=dict)
-    logs: list[ExtractionLog] = field(default_factory=list)
-    error: str | None = None
-    updated_at: dt.datetime | None = None
-
-    @property
-    def progress(self) -> float:
-        if self.status == "succeeded":
-            return 1.0
-        if not self.total:
-            return 0.0
-        # Never 100 % before Dagster says the run is over.
-        return round(min(self.done / self.total, 0.99), 4)
-
-
-def live_state(gateway: DagsterGateway, job: Job) -> LiveState:
-    if job.run_id is None:
-        return LiveState(status=job.status if job.status in runs.TERMINAL else "queued")
-    try:
-        run = gateway.run_status(job.run_id)
-        if run is None:
-            return LiveState(status="failed", error="Dagster has no record of this job's run any more; submit it again")
-        events = gateway.run_logs(job.run_id)
-    except GatewayError as exc:
-        raise unavailable_for_read(exc) from exc
-    state = LiveState(status=runs.job_status(run.status), updated_at=run.updated_at)
-    # Each record holds a batch of events; an item's end carries the step's count too.
-    for event in (event for entry in events for event in decode(entry.user_message)):
-        if event.done is not None:
-            state.done = max(state.done, event.done)  # threads may log out of order
-        if event.type == "plan" and event.total is not None:
-            state.total = event.total
-        elif event.type == "item" and event.item and event.status:
-            state.item_status[event.item] = event.status
-            if event.error:
-                state.item_error[event.item] = event.error
-        elif event.type == "log" and event.msg:
-            state.logs.append(
-                ExtractionLog(
-                    ts=dt.datetime.fromtimestamp(event.ts, dt.UTC),
-                    level=event.level or "info",
-                    msg=event.msg,
-                    item=event.item,
-                )
-            )
-    if state.status == "failed":
-        state.error = runs.failure_sentence(events, job.run_id)
-    return state
-
-
 def _read_json(artifacts: ArtifactStore, key: str) -> dict[str, Any] | None:
     # From the store (fetched into this machine's working copy once): the runs that write the
     # manifests may be elsewhere. Each file is written once, complete, so a local copy stays true.
@@ -199,7 +140,10 @@ def _frames(manifest: dict[str, Any]) -> list[ExtractionFrame]:
 def extraction_view(session: Session, gateway: DagsterGateway, artifacts: ArtifactStore, job: Job) -> Extraction:
     batch = batch_of_job(job)
     folder = f"extractions/{batch}"
-    state = live_state(gateway, job)
+    # The job as GET /v1/jobs/{id} shows it (its progress read with a cursor, its items and logs),
+    # so the two never disagree; what each finished item made is in its manifest.
+    state = job_view(session, gateway, job)
+    running = {item.id: item for item in state.items}
     request = _read_json(artifacts, f"{folder}/request.json") or {"items": []}
     items: list[ExtractionItemOut] = []
     for number, raw in enumerate(request.get("items", [])):
@@ -221,8 +165,8 @@ def extraction_view(session: Session, gateway: DagsterGateway, artifacts: Artifa
                 )
             )
             continue
-        status = state.item_status.get(key, "queued")
-        error = state.item_error.get(key)
+        seen = running.get(key)
+        status, error = (seen.status, seen.error) if seen is not None else ("queued", None)
         if state.status in runs.TERMINAL and status not in ("succeeded", "failed"):
             status = "failed"
             error = error or f"the run ended ({state.status}) before this item was finished" + (
@@ -233,13 +177,13 @@ def extraction_view(session: Session, gateway: DagsterGateway, artifacts: Artifa
     failed = sum(item.status == "failed" for item in items)
     status = ("partial" if failed else "succeeded") if state.status == "succeeded" else state.status
     progress = state.progress
-    updated = max(as_utc(job.updated_at), state.updated_at or as_utc(job.updated_at))
+    updated = state.updated_at
     manifest_key = f"{folder}/manifest.json"
     return Extraction(
         id=batch,
         status=status,  # type: ignore[arg-type]
         progress=progress,
-        percent=int(progress * 100),
+        percent=state.percent,
         error=state.error,
         items=items,
         counts={
@@ -249,7 +193,7 @@ def extraction_view(session: Session, gateway: DagsterGateway, artifacts: Artifa
             "frames": sum(len(item.frames) for item in items),
         },
         manifest_url=artifact_url(manifest_key) if artifacts.exists(manifest_key) else None,
-        logs=state.logs[-200:],
+        logs=[ExtractionLog(ts=log.ts, level=log.level, msg=log.msg, item=log.item) for log in state.logs],
         job=ExtractionJob(
             id=job.id,
             kind=KIND,

@@ -177,8 +177,10 @@ def extraction_frames(
     ]
 
     def log(level: str, msg: str, state: ItemState | None = None) -> None:
+        # The structured line is the job's (GET /v1/jobs/{id}, the extraction's logs); the plain
+        # copy, at DEBUG, is for reading the run in the Dagster UI, and not shown twice to clients.
         progress.log(level, msg, item=state.key if state else None)  # type: ignore[arg-type]
-        getattr(context.log, level)(f"{state.key}: {msg}" if state else msg)
+        context.log.debug(f"{level.upper()} {state.key}: {msg}" if state else f"{level.upper()} {msg}")
 
     def finish(state: ItemState, status: str, error: str | None = None) -> None:
         state.status, state.error, state.finished_at = status, error, _now()
@@ -190,7 +192,9 @@ def extraction_frames(
 
     def fail(state: ItemState, exc: BaseException, *, report: bool = True) -> None:
         sentence = _sentence(exc)
-        context.log.warning(f"{state.key} ({describe(state.item)}) failed: {exc!r}")
+        # The exception as raised, for operators (the Dagster UI); ffmpeg's words may name server
+        # paths, so clients get the sentence only, at DEBUG the job API leaves this line out.
+        context.log.debug(f"{state.key} ({describe(state.item)}) failed: {exc!r}")
         with lock:
             remainder = state.planned - state.advanced
             state.advanced = state.planned
