@@ -39,6 +39,29 @@ def test_migrate_is_idempotent(db_url):
     db.migrate(db_url)
 
 
+def test_head_revision_is_alembics_head():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == db.HEAD_REVISION, "bump db.HEAD_REVISION"
+
+
+def test_a_database_at_the_head_revision_is_not_migrated_again(db_url, monkeypatch):
+    from alembic import command
+
+    db.migrate(db_url)
+    db._migrated.clear()
+
+    def upgrade(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("alembic ran on a database already at the head revision")
+
+    monkeypatch.setattr(command, "upgrade", upgrade)
+    db.migrate(db_url)
+    assert db.is_migrated(db_url)
+
+
 def test_publish_numbers_versions_and_dedupes_by_content(db_url, artifact_root, tmp_path):
     db.migrate(db_url)
     source = tmp_path / "edit.otio"
