@@ -430,14 +430,16 @@ async def edit_media(
 
 def _edit(media_id: int, recipe: Recipe, response: Response, background: BackgroundTasks, session: Any,
           settings: Any, artifacts: Any, gateway: Any, idempotency_key: str | None) -> EditAnswer:  # fmt: skip
-    # Share-locked until the derivative (inline) or the job is committed: a delete under way is
-    # waited for, and then the edit answers 404 instead of reading a deleted item.
-    item = _get(session, media_id, lock="share")
+    item = _get(session, media_id)
     store = store_for(artifacts)
     try:
         if item.type == "image" and edits.pixels(item) <= settings.library_inline_pixels:
             with metrics.inline_edit_timer():
-                edited = edits.edit(session, store, item, recipe.ops, limits_for(settings))
+                try:
+                    # A new derivative share-locks its source (edits._hold); a cached one takes no lock.
+                    edited = edits.edit(session, store, item, recipe.ops, limits_for(settings))
+                except edits.SourceDeleted:
+                    raise not_found("media", media_id) from None
             if not edited.cached:
                 # After the answer is sent: the derivative is already stored and recorded; the
                 # Dagster event (a write to its event log, 50-100 ms on SQLite) is its lineage view.
@@ -451,6 +453,9 @@ def _edit(media_id: int, recipe: Recipe, response: Response, background: Backgro
         edits.canonical_recipe(item, store, recipe.ops)  # 422 now, not in the run
     except OpRefused as exc:
         raise field_problem(exc.field, str(exc)) from None
+    # Share-locked until the job is committed (see _get): a delete under way is waited for, and
+    # then the edit answers 404 instead of queueing a job on a deleted item.
+    _get(session, media_id, lock="share")
     job = start_job(
         session,
         gateway,

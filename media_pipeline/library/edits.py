@@ -38,6 +38,14 @@ from media_pipeline.library.store import LibraryStore
 WORK = "library/work"
 
 
+class SourceDeleted(LookupError):
+    """The item to edit was deleted while the edit was starting; nothing was made of it."""
+
+    def __init__(self, media_id: int) -> None:
+        super().__init__(f"media {media_id} was deleted before its edit started; nothing was made of it")
+        self.media_id = media_id
+
+
 @dataclass(frozen=True)
 class Edited:
     item: MediaItem
@@ -157,7 +165,8 @@ def edit(
     recipe_hash = recipe_sha256(recipe)
     hit = _hit(session, source.sha256, recipe_hash)
     if hit is not None:
-        return hit
+        return hit  # a cached edit takes no lock: it makes nothing a delete could orphan
+    _hold(session, source)
     resolved = parse_ops(recipe)
     if source.type == "image":
         output = _render_image(session, store, source, resolved, limits)
@@ -173,6 +182,15 @@ def edit(
         inputs=[source.id],
         run_id=run_id,
     )
+
+
+def _hold(session: Session, source: MediaItem) -> None:
+    """Share-lock the source's row (Postgres) until the derivative is committed: a delete under
+    way is waited for, and then the edit stops with SourceDeleted instead of recording a
+    derivative of a deleted item."""
+    query = sa.select(MediaItem.id).where(MediaItem.id == source.id).with_for_update(read=True)
+    if session.scalar(query) is None:
+        raise SourceDeleted(source.id)
 
 
 def _render_image(
